@@ -1,0 +1,713 @@
+//! Walk a stage with its environment: expand words, apply metadata instructions to the image
+//! configuration, and turn filesystem instructions into [`Step`]s for the solver
+//! (the frontend half of BuildKit's `dockerfile2llb`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::mounts::{parse_mount, Mount};
+use super::{ArgDecl, CommandKind, CommandLine, Healthcheck, InlineFile, Stage};
+use crate::error::{Location, ParseError, ParseErrorKind};
+use crate::shell::{Env, Lexer};
+
+/// Build arguments usable without an `ARG` (passed to RUN, never recorded in history).
+pub const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+];
+
+/// The image configuration a stage builds up (the Dockerfile-visible part of an OCI config).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageState {
+    /// `ENV`, in order, unique keys.
+    pub env: Vec<(String, String)>,
+    /// `WORKDIR` (empty = unset, i.e. `/`).
+    pub workdir: String,
+    /// `USER`.
+    pub user: String,
+    /// `SHELL` (default `/bin/sh -c`).
+    pub shell: Option<Vec<String>>,
+    /// `CMD`.
+    pub cmd: Option<Vec<String>>,
+    /// `ENTRYPOINT`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `LABEL`s.
+    pub labels: BTreeMap<String, String>,
+    /// `EXPOSE`d ports (`80/tcp`).
+    pub exposed_ports: BTreeSet<String>,
+    /// `VOLUME`s.
+    pub volumes: BTreeSet<String>,
+    /// `STOPSIGNAL`.
+    pub stop_signal: Option<String>,
+    /// `HEALTHCHECK`.
+    pub healthcheck: Option<HealthState>,
+    /// `ONBUILD` triggers.
+    pub onbuild: Vec<String>,
+    /// `MAINTAINER` (the author field).
+    pub author: Option<String>,
+}
+
+/// A resolved HEALTHCHECK, durations in nanoseconds as in the image config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct HealthState {
+    pub test: Vec<String>,
+    pub interval: Option<u64>,
+    pub timeout: Option<u64>,
+    pub start_period: Option<u64>,
+    pub start_interval: Option<u64>,
+    pub retries: Option<i64>,
+}
+
+impl ImageState {
+    /// The shell for shell-form commands.
+    pub fn shell(&self) -> Vec<String> {
+        self.shell
+            .clone()
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    fn set_env(&mut self, k: &str, v: &str) {
+        match self.env.iter_mut().find(|(ek, _)| ek == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => self.env.push((k.to_string(), v.to_string())),
+        }
+    }
+}
+
+/// Where COPY reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopySource {
+    /// The build context.
+    Context,
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image reference.
+    Image(String),
+}
+
+/// One filesystem-changing step of a stage, fully expanded.
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// RUN in a container.
+    Run {
+        /// argv.
+        argv: Vec<String>,
+        /// Environment (image env plus build args in scope).
+        env: Vec<(String, String)>,
+        /// Mounts, targets absolute.
+        mounts: Vec<Mount>,
+        /// `--network` (`default`, `none`, `host`).
+        network: Option<String>,
+    },
+    /// COPY/ADD.
+    Copy {
+        /// Where from.
+        source: CopySource,
+        /// Source paths (expanded).
+        sources: Vec<String>,
+        /// Heredoc files (expanded where asked).
+        inline: Vec<InlineFile>,
+        /// Destination (absolute; a trailing `/` kept: "copy into").
+        dest: String,
+        /// `--chown` (expanded).
+        chown: Option<String>,
+        /// `--chmod`.
+        chmod: Option<String>,
+        /// ADD (auto-extract local archives).
+        add: bool,
+        /// ADD `--unpack`.
+        unpack: Option<bool>,
+        /// `--parents`.
+        parents: bool,
+        /// `--exclude` patterns.
+        exclude: Vec<String>,
+        /// `--link`.
+        link: bool,
+    },
+    /// Create the WORKDIR (with parents) if missing.
+    Mkdir {
+        /// The absolute path.
+        path: String,
+    },
+}
+
+/// A step with its history text and Dockerfile location.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// What to do.
+    pub kind: StepKind,
+    /// The history `created_by`.
+    pub created_by: String,
+    /// Where it is in the Dockerfile.
+    pub location: Location,
+    /// The configuration in force at this step (what RUN sees; what the image has after it).
+    pub state: ImageState,
+}
+
+/// An instruction after dispatch: a filesystem step or a config-only change.
+#[derive(Debug, Clone)]
+pub enum Dispatched {
+    /// Changes the filesystem.
+    Step(Step),
+    /// Only changes the configuration.
+    Meta {
+        /// The history `created_by`.
+        created_by: String,
+        /// Where.
+        location: Location,
+    },
+}
+
+/// What a stage dispatch needs from outside.
+pub struct DispatchInput<'a> {
+    /// `--build-arg` values.
+    pub build_args: &'a BTreeMap<String, String>,
+    /// Global ARGs with their values resolved (from [`global_arg_values`]).
+    pub global_args: &'a BTreeMap<String, Option<String>>,
+    /// Names of stages by index (lower-cased), to resolve `--from`.
+    pub stage_names: &'a [Option<String>],
+    /// The escape character.
+    pub escape: char,
+    /// Record build args in RUN history entries (docker's behaviour).
+    pub history_build_args: bool,
+}
+
+/// The result of dispatching a stage.
+#[derive(Debug, Clone)]
+pub struct DispatchedStage {
+    /// Steps and metadata changes in order.
+    pub items: Vec<Dispatched>,
+    /// The final configuration.
+    pub state: ImageState,
+    /// Build args this stage consumed.
+    pub used_args: BTreeSet<String>,
+}
+
+/// The automatic platform args (BuildKit's `TARGETPLATFORM`, `BUILDPLATFORM`, …) for this host.
+pub fn platform_args() -> BTreeMap<String, String> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let mut m = BTreeMap::new();
+    for p in ["TARGET", "BUILD"] {
+        m.insert(format!("{p}PLATFORM"), format!("linux/{arch}"));
+        m.insert(format!("{p}OS"), "linux".into());
+        m.insert(format!("{p}ARCH"), arch.into());
+        m.insert(format!("{p}VARIANT"), String::new());
+    }
+    m
+}
+
+/// Values of the global ARGs (before the first FROM), for FROM lines and stage redeclarations.
+pub fn global_arg_values(
+    decls: &[ArgDecl],
+    build_args: &BTreeMap<String, String>,
+    escape: char,
+) -> Result<BTreeMap<String, Option<String>>, ParseError> {
+    let mut vals: BTreeMap<String, Option<String>> = platform_args()
+        .into_iter()
+        .map(|(k, v)| (k, Some(v)))
+        .collect();
+    let lx = Lexer::new(escape);
+    for d in decls {
+        let value = match (build_args.get(&d.name), &d.default) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(def)) => {
+                let env: Vec<(String, String)> = vals
+                    .iter()
+                    .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                    .collect();
+                Some(lx.expand(def, &env).map_err(|e| ParseError::new(e.into(), Location::default()))?)
+            }
+            (None, None) => None,
+        };
+        vals.insert(d.name.clone(), value);
+    }
+    Ok(vals)
+}
+
+/// Expand a FROM reference with the global args.
+pub fn expand_from(
+    stage: &Stage,
+    globals: &BTreeMap<String, Option<String>>,
+    escape: char,
+) -> Result<String, ParseError> {
+    let env: Vec<(String, String)> = globals
+        .iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+        .collect();
+    Lexer::new(escape)
+        .expand(&stage.base, &env)
+        .map_err(|e| ParseError::new(e.into(), stage.location))
+}
+
+struct Scope<'a> {
+    state: &'a ImageState,
+    args: &'a [(String, String)],
+}
+
+impl Env for Scope<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.state
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .or_else(|| self.args.iter().rev().find(|(k, _)| k == name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Dispatch one stage starting from its base image's configuration.
+pub fn dispatch_stage(
+    stage: &Stage,
+    base: ImageState,
+    input: &DispatchInput<'_>,
+) -> Result<DispatchedStage, ParseError> {
+    let lx = Lexer::new(input.escape);
+    let mut state = base;
+    let mut args: Vec<(String, String)> = Vec::new();
+    let mut used = BTreeSet::new();
+    let mut items = Vec::new();
+    for cmd in &stage.commands {
+        let loc = cmd.location;
+        let fail = |e: crate::shell::ExpandError| ParseError::new(ParseErrorKind::Expansion(e), loc);
+        let expand = |w: &str, state: &ImageState, args: &[(String, String)]| -> Result<String, ParseError> {
+            lx.expand(w, &Scope { state, args }).map_err(fail)
+        };
+        let meta = |created_by: String| Dispatched::Meta { created_by, location: loc };
+        let abs = |p: &str, state: &ImageState| -> String {
+            if p.starts_with('/') {
+                p.to_string()
+            } else {
+                let wd = if state.workdir.is_empty() { "/" } else { &state.workdir };
+                format!("{}/{}", wd.trim_end_matches('/'), p)
+            }
+        };
+        let item = match &cmd.kind {
+            CommandKind::Arg(decls) => {
+                let mut shown = Vec::new();
+                for d in decls {
+                    let value = match (input.build_args.get(&d.name), &d.default) {
+                        (Some(v), _) => {
+                            used.insert(d.name.clone());
+                            Some(v.clone())
+                        }
+                        (None, Some(def)) => Some(expand(def, &state, &args)?),
+                        (None, None) => input.global_args.get(&d.name).cloned().flatten(),
+                    };
+                    if let Some(v) = value {
+                        shown.push(format!("{}={}", d.name, d.default.as_deref().unwrap_or(&v)));
+                        args.retain(|(k, _)| k != &d.name);
+                        args.push((d.name.clone(), v));
+                    } else {
+                        shown.push(d.name.clone());
+                    }
+                }
+                meta(format!("ARG {}", shown.join(" ")))
+            }
+            CommandKind::Env(pairs) => {
+                let mut shown = Vec::new();
+                let before = state.clone();
+                for (k, v) in pairs {
+                    // All values of one ENV see the environment from before it (docker's rule).
+                    let v = expand(v, &before, &args)?;
+                    let k = expand(k, &before, &args)?;
+                    shown.push(format!("{k}={v}"));
+                    state.set_env(&k, &v);
+                }
+                meta(format!("ENV {}", shown.join(" ")))
+            }
+            CommandKind::Label(pairs) => {
+                let mut shown = Vec::new();
+                for (k, v) in pairs {
+                    let k = expand(k, &state, &args)?;
+                    let v = expand(v, &state, &args)?;
+                    shown.push(format!("{k}={v}"));
+                    state.labels.insert(k, v);
+                }
+                meta(format!("LABEL {}", shown.join(" ")))
+            }
+            CommandKind::Workdir(w) => {
+                let w = expand(w, &state, &args)?;
+                let path = clean_abs(&abs(&w, &state));
+                state.workdir = path.clone();
+                if path == "/" {
+                    meta(format!("WORKDIR {path}"))
+                } else {
+                    Dispatched::Step(Step {
+                        kind: StepKind::Mkdir { path: path.clone() },
+                        created_by: format!("WORKDIR {path}"),
+                        location: loc,
+                        state: state.clone(),
+                    })
+                }
+            }
+            CommandKind::User(u) => {
+                state.user = expand(u, &state, &args)?;
+                meta(format!("USER {}", state.user))
+            }
+            CommandKind::Stopsignal(s) => {
+                let s = expand(s, &state, &args)?;
+                state.stop_signal = Some(s.clone());
+                meta(format!("STOPSIGNAL {s}"))
+            }
+            CommandKind::Maintainer(m) => {
+                state.author = Some(m.clone());
+                meta(format!("MAINTAINER {m}"))
+            }
+            CommandKind::Expose(ports) => {
+                let mut shown = Vec::new();
+                for p in ports {
+                    for p in lx.words(p, &Scope { state: &state, args: &args }).map_err(fail)? {
+                        let p = if p.contains('/') { p.to_ascii_lowercase() } else { format!("{p}/tcp") };
+                        shown.push(p.clone());
+                        state.exposed_ports.insert(p);
+                    }
+                }
+                meta(format!("EXPOSE {}", shown.join(" ")))
+            }
+            CommandKind::Volume(vols) => {
+                let mut shown = Vec::new();
+                for v in vols {
+                    let v = expand(v, &state, &args)?;
+                    shown.push(v.clone());
+                    state.volumes.insert(v);
+                }
+                meta(format!("VOLUME [{}]", shown.join(" ")))
+            }
+            CommandKind::Shell(sh) => {
+                state.shell = Some(sh.clone());
+                meta(format!("SHELL [{}]", sh.join(" ")))
+            }
+            CommandKind::Cmd(c) => {
+                let argv = argv_of(c, &state);
+                state.cmd = Some(argv.clone());
+                meta(format!("CMD {}", go_list(&argv)))
+            }
+            CommandKind::Entrypoint(c) => {
+                let argv = argv_of(c, &state);
+                state.entrypoint = Some(argv.clone());
+                // An ENTRYPOINT resets an inherited CMD (docker's rule).
+                state.cmd = None;
+                meta(format!("ENTRYPOINT {}", go_list(&argv)))
+            }
+            CommandKind::Healthcheck(h) => {
+                state.healthcheck = Some(match h {
+                    Healthcheck::None => HealthState { test: vec!["NONE".into()], ..Default::default() },
+                    Healthcheck::Cmd { test, interval, timeout, start_period, start_interval, retries } => {
+                        let dur = |d: &Option<String>| -> Result<Option<u64>, ParseError> {
+                            d.as_deref()
+                                .map(|s| parse_duration(s).ok_or_else(|| ParseError::new(ParseErrorKind::InvalidFlag(format!("invalid duration {s:?}")), loc)))
+                                .transpose()
+                        };
+                        HealthState {
+                            test: test.clone(),
+                            interval: dur(interval)?,
+                            timeout: dur(timeout)?,
+                            start_period: dur(start_period)?,
+                            start_interval: dur(start_interval)?,
+                            retries: *retries,
+                        }
+                    }
+                });
+                meta(format!("HEALTHCHECK {}", go_list(&state.healthcheck.as_ref().map(|h| h.test.clone()).unwrap_or_default())))
+            }
+            CommandKind::Onbuild(t) => {
+                state.onbuild.push(t.clone());
+                meta(format!("ONBUILD {t}"))
+            }
+            CommandKind::Run(run) => {
+                let mut mounts = Vec::new();
+                for spec in &run.mounts {
+                    let spec = expand(spec, &state, &args)?;
+                    let mut m = parse_mount(&spec)
+                        .map_err(|e| ParseError::new(ParseErrorKind::Mount(e), loc))?;
+                    if let Some(t) = &m.target {
+                        m.target = Some(clean_abs(&abs(t, &state)));
+                    }
+                    if let Some(from) = &m.from {
+                        m.from = Some(resolve_from_name(from, stage.index, input.stage_names, loc)?);
+                    }
+                    mounts.push(m);
+                }
+                let argv = run_argv(run, &state);
+                let mut env = state.env.clone();
+                let mut hist_args = Vec::new();
+                for (k, v) in &args {
+                    if !env.iter().any(|(ek, _)| ek == k) {
+                        env.push((k.clone(), v.clone()));
+                    }
+                    hist_args.push(format!("{k}={v}"));
+                }
+                for p in PROXY_ARGS {
+                    if let Some(v) = input.build_args.get(*p) {
+                        used.insert(p.to_string());
+                        if !env.iter().any(|(k, _)| k == p) {
+                            env.push((p.to_string(), v.clone()));
+                        }
+                    }
+                }
+                let mut created_by = String::from("RUN ");
+                if input.history_build_args && !hist_args.is_empty() {
+                    created_by.push_str(&format!("|{} {} ", hist_args.len(), hist_args.join(" ")));
+                }
+                created_by.push_str(&argv.join(" "));
+                created_by.push_str(" # buildkit");
+                let network = run.network.as_ref().map(|n| expand(n, &state, &args)).transpose()?;
+                Dispatched::Step(Step {
+                    kind: StepKind::Run { argv, env, mounts, network },
+                    created_by,
+                    location: loc,
+                    state: state.clone(),
+                })
+            }
+            CommandKind::Copy(c) => {
+                let ex = |w: &String| expand(w, &state, &args);
+                let sources = c.sources.iter().map(ex).collect::<Result<Vec<_>, _>>()?;
+                let dest_raw = expand(&c.dest, &state, &args)?;
+                let mut dest = abs(&dest_raw, &state);
+                if (dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.")) && !dest.ends_with('/') {
+                    dest.push('/');
+                }
+                let source = match &c.from {
+                    None => CopySource::Context,
+                    Some(f) => {
+                        if f.contains('$') {
+                            return Err(ParseError::new(ParseErrorKind::Stage("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".into()), loc));
+                        }
+                        match resolve_from_name(f, stage.index, input.stage_names, loc)? {
+                            s if s.starts_with("stage:") => CopySource::Stage(s[6..].parse().unwrap_or(0)),
+                            img => CopySource::Image(img),
+                        }
+                    }
+                };
+                let inline = c
+                    .inline
+                    .iter()
+                    .map(|f| {
+                        Ok(InlineFile {
+                            name: f.name.clone(),
+                            data: if f.expand { expand_heredoc(&lx, &f.data, &state, &args).map_err(fail)? } else { f.data.clone() },
+                            expand: false,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ParseError>>()?;
+                let chown = c.chown.as_ref().map(ex).transpose()?;
+                let chmod = c.chmod.as_ref().map(ex).transpose()?;
+                let verb = if c.add { "ADD" } else { "COPY" };
+                let mut shown: Vec<String> = Vec::new();
+                if let Some(f) = &c.from { shown.push(format!("--from={f}")); }
+                if let Some(o) = &chown { shown.push(format!("--chown={o}")); }
+                if let Some(m) = &chmod { shown.push(format!("--chmod={m}")); }
+                shown.extend(sources.iter().cloned());
+                shown.extend(inline.iter().map(|f| format!("<<{}", f.name)));
+                shown.push(dest_raw.clone());
+                Dispatched::Step(Step {
+                    kind: StepKind::Copy {
+                        source,
+                        sources,
+                        inline,
+                        dest,
+                        chown,
+                        chmod,
+                        add: c.add,
+                        unpack: c.unpack,
+                        parents: c.parents,
+                        exclude: c.exclude.clone(),
+                        link: c.link,
+                    },
+                    created_by: format!("{verb} {} # buildkit", shown.join(" ")),
+                    location: loc,
+                    state: state.clone(),
+                })
+            }
+        };
+        items.push(item);
+    }
+    Ok(DispatchedStage { items, state, used_args: used })
+}
+
+/// `stage:N` for a stage name or index defined before `current`; otherwise the image reference.
+fn resolve_from_name(
+    name: &str,
+    current: usize,
+    names: &[Option<String>],
+    loc: Location,
+) -> Result<String, ParseError> {
+    let lower = name.to_ascii_lowercase();
+    let found = names
+        .iter()
+        .position(|n| n.as_deref() == Some(lower.as_str()))
+        .or_else(|| name.parse::<usize>().ok().filter(|i| *i < names.len()));
+    match found {
+        Some(i) if i < current => Ok(format!("stage:{i}")),
+        Some(i) if i == current => Err(ParseError::new(
+            ParseErrorKind::Stage(format!("circular dependency detected on stage: {name}")),
+            loc,
+        )),
+        Some(_) => Err(ParseError::new(
+            ParseErrorKind::Stage(format!("stage {name:?} must be defined before current stage")),
+            loc,
+        )
+        .with_hint("move the referenced stage above this one")),
+        None => Ok(name.to_string()),
+    }
+}
+
+fn argv_of(c: &CommandLine, state: &ImageState) -> Vec<String> {
+    match c {
+        CommandLine::Exec(v) => v.clone(),
+        CommandLine::Shell(s) => {
+            let mut v = state.shell();
+            v.push(s.clone());
+            v
+        }
+    }
+}
+
+fn run_argv(run: &super::Run, state: &ImageState) -> Vec<String> {
+    let CommandLine::Shell(line) = &run.cmd else {
+        return argv_of(&run.cmd, state);
+    };
+    if run.heredocs.is_empty() {
+        return argv_of(&run.cmd, state);
+    }
+    let mut v = state.shell();
+    let single = crate::parser::parse_heredoc(line.trim());
+    match (single, run.heredocs.as_slice()) {
+        (Some(_), [doc]) => v.push(doc.data.clone()),
+        _ => {
+            let mut script = format!("{line}\n");
+            for doc in &run.heredocs {
+                script.push_str(&doc.data);
+                script.push_str(&doc.name);
+                script.push('\n');
+            }
+            v.push(script);
+        }
+    }
+    v
+}
+
+fn expand_heredoc(
+    lx: &Lexer,
+    data: &str,
+    state: &ImageState,
+    args: &[(String, String)],
+) -> Result<String, crate::shell::ExpandError> {
+    // Only `$` references are expanded; quotes and escapes stay as written (BuildKit's rule).
+    let mut l = *lx;
+    l.raw_quotes = true;
+    l.raw_escapes = true;
+    let mut out = String::new();
+    for line in data.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        out.push_str(&l.expand(body, &Scope { state, args })?);
+        out.push_str(nl);
+    }
+    Ok(out)
+}
+
+/// Clean an absolute path (`/a/./b/../c/` → `/a/c`).
+pub fn clean_abs(p: &str) -> String {
+    format!("/{}", crate::dockerignore::clean(p))
+}
+
+fn go_list(v: &[String]) -> String {
+    let q: Vec<String> = v.iter().map(|s| crate::parser::go_quote(s)).collect();
+    format!("[{}]", q.join(" "))
+}
+
+/// Go duration (`1m30s`, `500ms`, `0`) → nanoseconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let mul = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += num * mul;
+        rest = &rest[u..];
+    }
+    Some(total as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instructions::parse_stages;
+    use crate::parser::parse;
+
+    fn run(text: &str, build_args: &[(&str, &str)]) -> Result<DispatchedStage, ParseError> {
+        let st = parse_stages(&parse(text).unwrap()).unwrap();
+        let ba: BTreeMap<String, String> = build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let globals = global_arg_values(&st.global_args, &ba, '\\').unwrap();
+        let names: Vec<Option<String>> = st.stages.iter().map(|s| s.name.clone()).collect();
+        let input = DispatchInput { build_args: &ba, global_args: &globals, stage_names: &names, escape: '\\', history_build_args: true };
+        dispatch_stage(st.stages.last().unwrap(), ImageState::default(), &input)
+    }
+
+    #[test]
+    fn env_overrides_arg_and_args_scope() {
+        let d = run("ARG G=g\nFROM x\nARG G\nARG A=1\nENV A=2 B=$A\nWORKDIR /w/$G\nRUN echo\n", &[]).unwrap();
+        assert_eq!(d.state.env, vec![("A".into(), "2".into()), ("B".into(), "1".into())]);
+        assert_eq!(d.state.workdir, "/w/g");
+        let Dispatched::Step(s) = d.items.last().unwrap() else { panic!() };
+        assert_eq!(s.created_by, "RUN |2 G=g A=1 /bin/sh -c echo # buildkit");
+    }
+
+    #[test]
+    fn build_arg_overrides_default() {
+        let d = run("FROM x\nARG V=1\nLABEL v=$V\n", &[("V", "9")]).unwrap();
+        assert_eq!(d.state.labels["v"], "9");
+        assert!(d.used_args.contains("V"));
+    }
+
+    #[test]
+    fn secret_mount_target_joins_workdir() {
+        let d = run("FROM x\nWORKDIR /app\nARG ID=tok\nRUN --mount=type=secret,id=$ID,target=s.txt cat s.txt\n", &[]).unwrap();
+        let Dispatched::Step(Step { kind: StepKind::Run { mounts, .. }, .. }) = d.items.last().unwrap() else { panic!() };
+        assert_eq!(mounts[0].target.as_deref(), Some("/app/s.txt"));
+        assert_eq!(mounts[0].id.as_deref(), Some("tok"));
+    }
+
+    #[test]
+    fn later_stage_reference_is_an_error() {
+        let e = run("FROM x\nRUN --mount=from=later,target=/x true\nFROM y AS later\n", &[]);
+        // dispatching the last stage is fine; the first one references a later stage
+        assert!(e.is_ok());
+        let st = parse_stages(&parse("FROM x\nCOPY --from=later /a /b\nFROM y AS later\n").unwrap()).unwrap();
+        let ba = BTreeMap::new();
+        let g = BTreeMap::new();
+        let names: Vec<Option<String>> = st.stages.iter().map(|s| s.name.clone()).collect();
+        let input = DispatchInput { build_args: &ba, global_args: &g, stage_names: &names, escape: '\\', history_build_args: true };
+        let e = dispatch_stage(&st.stages[0], ImageState::default(), &input).unwrap_err();
+        assert!(e.to_string().contains("defined before"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(parse_duration("500ms"), Some(500_000_000));
+        assert_eq!(parse_duration("x"), None);
+    }
+}

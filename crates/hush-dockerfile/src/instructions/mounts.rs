@@ -1,0 +1,311 @@
+//! `RUN --mount=…` options with BuildKit's keys, defaults and errors
+//! (BuildKit's `instructions/commands_runmount.go`).
+
+use crate::error::did_you_mean;
+
+/// What a mount is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    /// A directory or file from a stage, image or the context.
+    Bind,
+    /// A persistent cache directory.
+    Cache,
+    /// An empty tmpfs.
+    Tmpfs,
+    /// A build secret.
+    Secret,
+    /// An ssh-agent socket.
+    Ssh,
+}
+
+/// Cache sharing mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Concurrent writers share the directory.
+    Shared,
+    /// Each concurrent writer gets its own copy.
+    Private,
+    /// Writers wait for each other.
+    Locked,
+}
+
+/// One `--mount`, fully defaulted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The type.
+    pub kind: MountKind,
+    /// Where it appears in the container (absolute unless WORKDIR-relative is resolved later).
+    pub target: Option<String>,
+    /// `source=`/`src=`: path in `from`, or the secret/ssh id alias.
+    pub source: Option<String>,
+    /// `from=`: a stage or image.
+    pub from: Option<String>,
+    /// `id=`.
+    pub id: Option<String>,
+    /// Read-only.
+    pub readonly: bool,
+    /// `required` (secret/ssh).
+    pub required: bool,
+    /// `mode=` (octal).
+    pub mode: Option<u32>,
+    /// `uid=`.
+    pub uid: Option<u32>,
+    /// `gid=`.
+    pub gid: Option<u32>,
+    /// `sharing=` (cache).
+    pub sharing: Sharing,
+    /// `size=` (tmpfs), bytes.
+    pub size: Option<u64>,
+    /// `env=` (secret).
+    pub env: Option<String>,
+}
+
+const KEYS: &[&str] = &[
+    "type", "target", "dst", "destination", "source", "src", "from", "id", "readonly", "ro",
+    "readwrite", "rw", "required", "mode", "uid", "gid", "sharing", "size", "env",
+];
+
+/// Parse one `--mount` value (already expanded).
+pub fn parse_mount(spec: &str) -> Result<Mount, String> {
+    let fields = split_csv(spec)?;
+    let mut m = Mount {
+        kind: MountKind::Bind,
+        target: None,
+        source: None,
+        from: None,
+        id: None,
+        readonly: true,
+        required: false,
+        mode: None,
+        uid: None,
+        gid: None,
+        sharing: Sharing::Shared,
+        size: None,
+        env: None,
+    };
+    let mut rw_set = None;
+    // type= first, so that the defaults of the kind apply whatever the order.
+    for f in &fields {
+        if let Some(t) = f.strip_prefix("type=") {
+            m.kind = match t.to_ascii_lowercase().as_str() {
+                "bind" => MountKind::Bind,
+                "cache" => MountKind::Cache,
+                "tmpfs" => MountKind::Tmpfs,
+                "secret" => MountKind::Secret,
+                "ssh" => MountKind::Ssh,
+                _ => return Err(format!("unsupported mount type {t:?}")),
+            };
+        }
+    }
+    let mut sharing_set = false;
+    for f in &fields {
+        let (key, value) = match f.split_once('=') {
+            Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
+            None => (f.to_ascii_lowercase(), None),
+        };
+        let flag = |v: &Option<String>| -> Result<bool, String> {
+            match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("true") | Some("1") => Ok(true),
+                Some("false") | Some("0") => Ok(false),
+                Some(x) => Err(format!("invalid value for {key}: {x}")),
+            }
+        };
+        let need = |v: Option<String>| -> Result<String, String> {
+            v.ok_or_else(|| format!("invalid field '{f}' must be a key=value pair"))
+        };
+        match key.as_str() {
+            "type" => {}
+            "readonly" | "ro" => rw_set = Some(!flag(&value)?),
+            "readwrite" | "rw" => rw_set = Some(flag(&value)?),
+            "required" => m.required = flag(&value)?,
+            "target" | "dst" | "destination" => m.target = Some(need(value)?),
+            "source" | "src" => m.source = Some(need(value)?),
+            "from" => m.from = Some(need(value)?),
+            "id" => m.id = Some(need(value)?),
+            "env" => m.env = Some(need(value)?),
+            "mode" => {
+                let v = need(value)?;
+                m.mode = Some(u32::from_str_radix(&v, 8).map_err(|_| format!("invalid mode {v:?}: must be octal"))?);
+            }
+            "uid" | "gid" => {
+                let v = need(value)?;
+                let n = v.parse::<u32>().map_err(|_| format!("invalid {key} {v:?}: must be a number"))?;
+                if key == "uid" { m.uid = Some(n) } else { m.gid = Some(n) }
+            }
+            "sharing" => {
+                let v = need(value)?;
+                sharing_set = true;
+                m.sharing = match v.to_ascii_lowercase().as_str() {
+                    "shared" => Sharing::Shared,
+                    "private" => Sharing::Private,
+                    "locked" => Sharing::Locked,
+                    _ => return Err(format!("unsupported sharing value {v:?}")),
+                };
+            }
+            "size" => {
+                let v = need(value)?;
+                m.size = Some(parse_size(&v).ok_or_else(|| format!("invalid size {v:?}"))?);
+            }
+            _ => {
+                let mut msg = format!("unexpected key '{key}' in '{f}'");
+                if let Some(s) = did_you_mean(&key, KEYS) {
+                    msg.push_str(&format!(" (did you mean {s}?)"));
+                }
+                return Err(msg);
+            }
+        }
+    }
+    match m.kind {
+        MountKind::Bind | MountKind::Tmpfs => {
+            m.readonly = m.kind == MountKind::Bind && !rw_set.unwrap_or(false)
+        }
+        _ => m.readonly = !rw_set.unwrap_or(m.kind == MountKind::Cache),
+    }
+    if m.kind == MountKind::Cache {
+        m.readonly = rw_set == Some(false);
+    }
+    match m.kind {
+        MountKind::Secret => {
+            if m.from.is_some() {
+                return Err("secret mount should not have a from".into());
+            }
+            if sharing_set {
+                return Err("secret mount should not define sharing".into());
+            }
+            if m.id.is_none() {
+                m.id = m.source.clone();
+            }
+            if m.id.is_none() {
+                m.id = m.target.as_deref().map(|t| basename(t).to_string());
+            }
+            if m.id.as_deref().is_none_or(str::is_empty) && m.env.is_none() {
+                return Err("invalid secret mount: one of id, source or target is required".into());
+            }
+            if m.target.is_none() && m.env.is_none() {
+                let id = m.id.clone().unwrap_or_default();
+                m.target = Some(format!("/run/secrets/{}", basename(&id)));
+            }
+            m.mode.get_or_insert(0o400);
+            m.readonly = true;
+        }
+        MountKind::Ssh => {
+            if m.from.is_some() {
+                return Err("ssh mount should not have a from".into());
+            }
+            if sharing_set {
+                return Err("ssh mount should not define sharing".into());
+            }
+            if m.source.is_some() {
+                return Err("ssh does not support source".into());
+            }
+            m.id.get_or_insert_with(|| "default".into());
+            m.mode.get_or_insert(0o600);
+            m.readonly = true;
+        }
+        MountKind::Cache | MountKind::Bind | MountKind::Tmpfs => {
+            if m.target.is_none() {
+                return Err("mount target is required".into());
+            }
+            if m.kind == MountKind::Tmpfs && m.from.is_some() {
+                return Err("tmpfs mount should not have a from".into());
+            }
+        }
+    }
+    if m.kind != MountKind::Secret && m.env.is_some() {
+        return Err("env is only supported by secret mounts".into());
+    }
+    if m.kind != MountKind::Cache && sharing_set {
+        return Err("sharing is only supported by cache mounts".into());
+    }
+    Ok(m)
+}
+
+/// Split a CSV record (`a=b,"c=d,e",f`), as Go's `encoding/csv` does for one line.
+fn split_csv(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars().peekable();
+    let mut in_quotes = false;
+    let mut field_started = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if in_quotes => {
+                if chars.peek() == Some(&'"') {
+                    cur.push('"');
+                    chars.next();
+                } else {
+                    in_quotes = false;
+                }
+            }
+            '"' if !field_started || cur.contains('=') && cur.ends_with('=') => in_quotes = true,
+            ',' if !in_quotes => {
+                out.push(std::mem::take(&mut cur));
+                field_started = false;
+                continue;
+            }
+            c => cur.push(c),
+        }
+        field_started = true;
+    }
+    if in_quotes {
+        return Err(format!("invalid mount {s:?}: unterminated quote"));
+    }
+    out.push(cur);
+    Ok(out.into_iter().filter(|f| !f.is_empty()).collect())
+}
+
+fn basename(p: &str) -> &str {
+    p.trim_end_matches('/').rsplit('/').next().unwrap_or(p)
+}
+
+/// `64m`, `1g`, `4096` → bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mul) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<f64>().ok().map(|n| (n * mul as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_defaults() {
+        let m = parse_mount("type=secret,id=tok").unwrap();
+        assert_eq!(m.target.as_deref(), Some("/run/secrets/tok"));
+        assert_eq!(m.mode, Some(0o400));
+        let m = parse_mount("type=secret,target=/keys/signing.pem").unwrap();
+        assert_eq!(m.id.as_deref(), Some("signing.pem"));
+        let m = parse_mount("type=secret,source=gh").unwrap();
+        assert_eq!((m.id.as_deref(), m.target.as_deref()), (Some("gh"), Some("/run/secrets/gh")));
+        let m = parse_mount("type=secret,id=t,env=TOKEN").unwrap();
+        assert_eq!(m.target, None);
+        let m = parse_mount("required,type=secret,id=t").unwrap();
+        assert!(m.required);
+    }
+
+    #[test]
+    fn errors_match_buildkit() {
+        assert_eq!(parse_mount("type=tmp,target=/x").unwrap_err(), "unsupported mount type \"tmp\"");
+        assert!(parse_mount("type=secret,id=tok,colour=blue").unwrap_err().starts_with("unexpected key 'colour'"));
+        assert_eq!(parse_mount("type=ssh,source=x").unwrap_err(), "ssh does not support source");
+        assert_eq!(parse_mount("type=secret,from=x,id=a").unwrap_err(), "secret mount should not have a from");
+        assert_eq!(parse_mount("type=cache,target=/c,sharing=exclusive").unwrap_err(), "unsupported sharing value \"exclusive\"");
+        assert_eq!(parse_mount("type=cache,target").unwrap_err(), "invalid field 'target' must be a key=value pair");
+    }
+
+    #[test]
+    fn kinds_default_readonly() {
+        assert!(parse_mount("type=bind,target=/x").unwrap().readonly);
+        assert!(!parse_mount("type=bind,target=/x,rw").unwrap().readonly);
+        assert!(!parse_mount("type=cache,target=/x").unwrap().readonly);
+        assert!(parse_mount("type=cache,target=/x,ro").unwrap().readonly);
+        assert_eq!(parse_mount("type=tmpfs,target=/t,size=64m").unwrap().size, Some(64 << 20));
+    }
+}
