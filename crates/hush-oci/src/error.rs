@@ -1,0 +1,86 @@
+use std::path::PathBuf;
+
+use crate::Digest;
+
+/// Errors of the image store and layer handling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("failed to {action} {path}")]
+    Io {
+        /// What we tried.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Written or read content does not hash to its name.
+    #[error("digest mismatch for {expected}: content hashes to {actual}")]
+    DigestMismatch {
+        /// The digest we were told.
+        expected: Digest,
+        /// The digest of the bytes.
+        actual: Digest,
+    },
+    /// A digest string that is not `sha256:<64 hex>`.
+    #[error("invalid digest {0:?}")]
+    InvalidDigest(String),
+    /// No image by that name or id.
+    #[error("image {0:?} not found")]
+    ImageNotFound(String),
+    /// An image name that is not a valid reference.
+    #[error("invalid image name {0:?}")]
+    InvalidName(String),
+    /// A tar entry that would land outside its root.
+    #[error("unsafe path {path:?} in layer: {reason}")]
+    UnsafePath {
+        /// The entry's path as written in the tar.
+        path: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// JSON that is not what it should be.
+    #[error("failed to parse {what}")]
+    Json {
+        /// Which document.
+        what: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An archive without what it needs.
+    #[error("invalid archive {path}: {reason}")]
+    InvalidArchive {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A layer that unpacks to more than the limit (decompression bomb guard).
+    #[error("layer is larger than the limit of {limit} bytes uncompressed")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attach the path and action to an io error.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            action,
+            path: path.into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! Images on disk: the content-addressed [`store::Store`], image configs and manifests
+//! ([`image`]), layers as tar streams ([`layer`]), and docker-archive / OCI-layout files
+//! ([`archive`]).
+//!
+//! Layers are kept twice in the store, both immutable: as an uncompressed tar blob (what
+//! manifests reference and exports copy) and as an unpacked snapshot directory in overlayfs
+//! format (what builds stack as lower dirs). Compression happens on export.
+#![deny(missing_docs)]
+
+pub mod archive;
+pub mod digest;
+mod error;
+pub mod image;
+pub mod layer;
+pub mod store;
+
+pub use digest::Digest;
+pub use error::{Error, Result};

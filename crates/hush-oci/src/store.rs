@@ -1,0 +1,427 @@
+//! The content-addressed local store.
+//!
+//! ```text
+//! $HUSH_ROOT/blobs/sha256/<hex>     blobs, written to tmp/, fsynced, verified, renamed
+//!           snapshots/<id>/          unpacked layers in overlayfs format (lower dirs)
+//!           images.json              name → manifest digest
+//!           cache/<key>              build-cache records
+//!           tmp/                     work in progress; anything here is garbage after a crash
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{ImageManifest, MediaType};
+
+use crate::digest::HashingWriter;
+use crate::error::IoContext;
+use crate::image::{desc_digest, parse_manifest, ImageConfig, LayerDesc};
+use crate::{Digest, Error, Result};
+
+/// The store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// An image in the store.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Digest of the manifest.
+    pub manifest_digest: Digest,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// Digest of the config (docker's image id).
+    pub config_digest: Digest,
+    /// The config.
+    pub config: ImageConfig,
+}
+
+impl Image {
+    /// The layers as stored.
+    pub fn layers(&self) -> Result<Vec<LayerDesc>> {
+        self.manifest
+            .layers()
+            .iter()
+            .map(|d| Ok(LayerDesc { digest: desc_digest(d)?, size: d.size(), media_type: d.media_type().clone() }))
+            .collect()
+    }
+}
+
+/// A blob being written.
+pub struct BlobWriter {
+    tmp: PathBuf,
+    w: HashingWriter<std::io::BufWriter<File>>,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.w.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// A lock on the store's name index, held until dropped.
+struct IndexLock {
+    _guard: nix::fcntl::Flock<File>,
+}
+
+impl IndexLock {
+    fn take(root: &Path) -> Result<Self> {
+        let path = root.join("lock");
+        let f = File::options().create(true).truncate(false).write(true).open(&path).ctx("open", &path)?;
+        let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::Io { action: "lock", path, source: e.into() })?;
+        Ok(IndexLock { _guard: lock })
+    }
+}
+
+/// Normalize a user-given name: a missing tag is `latest`.
+pub fn normalize_name(name: &str) -> Result<String> {
+    let valid = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && !name.starts_with(['.', '-', '/', ':']);
+    if !valid {
+        return Err(Error::InvalidName(name.into()));
+    }
+    let last = name.rsplit('/').next().unwrap_or(name);
+    Ok(if last.contains(':') || last.contains('@') { name.to_string() } else { format!("{name}:latest") })
+}
+
+impl Store {
+    /// Open (creating if needed) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for d in ["blobs/sha256", "snapshots", "cache", "tmp"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).ctx("create", &p)?;
+        }
+        Ok(Store { root })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A fresh private directory under `tmp/` (removed by the caller or by `prune`).
+    pub fn temp_dir(&self, prefix: &str) -> Result<PathBuf> {
+        let name = format!("{prefix}-{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let p = self.root.join("tmp").join(name);
+        fs::create_dir(&p).ctx("create", &p)?;
+        Ok(p)
+    }
+
+    /// Where a blob lives.
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    /// Is the blob there?
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).exists()
+    }
+
+    /// Start writing a blob.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let tmp = self.root.join("tmp").join(format!("blob-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+        let f = File::create(&tmp).ctx("create", &tmp)?;
+        Ok(BlobWriter { tmp, w: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, f)) })
+    }
+
+    /// Finish a blob: flush, fsync, check against `expected` when given, and move it into place.
+    pub fn commit_blob(&self, w: BlobWriter, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let BlobWriter { tmp, w } = w;
+        let (digest, size, buf) = w.finish();
+        let result = (|| {
+            let f = buf.into_inner().map_err(|e| e.into_error()).ctx("write", &tmp)?;
+            f.sync_all().ctx("sync", &tmp)?;
+            if let Some(e) = expected {
+                if *e != digest {
+                    return Err(Error::DigestMismatch { expected: e.clone(), actual: digest.clone() });
+                }
+            }
+            let dst = self.blob_path(&digest);
+            fs::rename(&tmp, &dst).ctx("store", &dst)?;
+            Ok((digest, size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Drop a blob being written.
+    pub fn abort_blob(&self, w: BlobWriter) {
+        let _ = fs::remove_file(&w.tmp);
+    }
+
+    /// Store bytes as a blob.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest> {
+        let d = Digest::of(bytes);
+        if self.has_blob(&d) {
+            return Ok(d);
+        }
+        let mut w = self.blob_writer()?;
+        w.write_all(bytes).ctx("write", &w.tmp.clone())?;
+        Ok(self.commit_blob(w, Some(&d))?.0)
+    }
+
+    /// Read a (small) blob and verify it.
+    pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
+        let p = self.blob_path(d);
+        let mut b = Vec::new();
+        File::open(&p).and_then(|mut f| f.read_to_end(&mut b)).ctx("read", &p)?;
+        let actual = Digest::of(&b);
+        if actual != *d {
+            return Err(Error::DigestMismatch { expected: d.clone(), actual });
+        }
+        Ok(b)
+    }
+
+    /// The snapshot directory of a layer (by diff id).
+    pub fn snapshot_dir(&self, diff_id: &Digest) -> PathBuf {
+        // Short names keep overlay's lowerdir option (one page at most) able to hold many layers.
+        self.root.join("snapshots").join(&diff_id.hex()[..20])
+    }
+
+    /// Move a finished directory into place as the snapshot of `diff_id` (a no-op if present).
+    pub fn commit_snapshot(&self, dir: &Path, diff_id: &Digest) -> Result<PathBuf> {
+        let dst = self.snapshot_dir(diff_id);
+        if dst.exists() {
+            remove_tree(dir)?;
+        } else if let Err(e) = fs::rename(dir, &dst) {
+            if !dst.exists() {
+                return Err(Error::Io { action: "store snapshot", path: dst, source: e });
+            }
+            remove_tree(dir)?;
+        }
+        Ok(dst)
+    }
+
+    /// Store a config, manifest and name. Returns the image.
+    pub fn put_image(&self, config: &ImageConfig, layers: &[LayerDesc], names: &[String]) -> Result<Image> {
+        let cfg_bytes = config.to_bytes();
+        let config_digest = self.put_blob(&cfg_bytes)?;
+        let manifest = crate::image::manifest(&config_digest, cfg_bytes.len() as u64, layers);
+        let mbytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+        let manifest_digest = self.put_blob(&mbytes)?;
+        if !names.is_empty() {
+            let _lock = IndexLock::take(&self.root)?;
+            let mut idx = self.read_index()?;
+            for n in names {
+                idx.insert(normalize_name(n)?, manifest_digest.clone());
+            }
+            self.write_index(&idx)?;
+        }
+        Ok(Image { manifest_digest, manifest, config_digest, config: config.clone() })
+    }
+
+    /// Load an image by manifest digest.
+    pub fn image_by_manifest(&self, manifest_digest: &Digest) -> Result<Image> {
+        let manifest = parse_manifest(&self.read_blob(manifest_digest)?)?;
+        let config_digest = desc_digest(manifest.config())?;
+        let config = ImageConfig::from_bytes(&self.read_blob(&config_digest)?)?;
+        Ok(Image { manifest_digest: manifest_digest.clone(), manifest, config_digest, config })
+    }
+
+    /// Find an image by name (`busybox:local`, `demo` = `demo:latest`) or id prefix (`sha256:ab12…`, `ab12…`).
+    pub fn resolve(&self, name: &str) -> Result<Image> {
+        let idx = self.read_index()?;
+        if let Ok(n) = normalize_name(name) {
+            if let Some(d) = idx.get(&n) {
+                return self.image_by_manifest(d);
+            }
+        }
+        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+        if prefix.len() >= 4 && prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            for d in idx.values().collect::<BTreeSet<_>>() {
+                let img = self.image_by_manifest(d)?;
+                if img.config_digest.hex().starts_with(prefix) || d.hex().starts_with(prefix) {
+                    return Ok(img);
+                }
+            }
+        }
+        Err(Error::ImageNotFound(name.into()))
+    }
+
+    /// All names with their manifest digests.
+    pub fn list(&self) -> Result<BTreeMap<String, Digest>> {
+        self.read_index()
+    }
+
+    /// Remove a name. Returns whether it existed.
+    pub fn untag(&self, name: &str) -> Result<bool> {
+        let _lock = IndexLock::take(&self.root)?;
+        let mut idx = self.read_index()?;
+        let n = normalize_name(name)?;
+        let existed = idx.remove(&n).is_some();
+        if existed {
+            self.write_index(&idx)?;
+        }
+        Ok(existed)
+    }
+
+    fn read_index(&self) -> Result<BTreeMap<String, Digest>> {
+        let p = self.root.join("images.json");
+        match fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { what: p.display().to_string(), source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(Error::Io { action: "read", path: p, source: e }),
+        }
+    }
+
+    fn write_index(&self, idx: &BTreeMap<String, Digest>) -> Result<()> {
+        write_atomic(&self.root.join("images.json"), &serde_json::to_vec_pretty(idx).expect("index serializes"))
+    }
+
+    /// A build-cache record.
+    pub fn cache_get(&self, key: &Digest) -> Option<Vec<u8>> {
+        fs::read(self.root.join("cache").join(key.hex())).ok()
+    }
+
+    /// Store a build-cache record.
+    pub fn cache_put(&self, key: &Digest, value: &[u8]) -> Result<()> {
+        write_atomic(&self.root.join("cache").join(key.hex()), value)
+    }
+
+    /// Remove what no image and no cache record needs: returns (blobs, snapshots) removed.
+    /// With `all`, the build cache goes too.
+    pub fn prune(&self, all: bool) -> Result<(usize, usize)> {
+        let _lock = IndexLock::take(&self.root)?;
+        let cache_dir = self.root.join("cache");
+        if all {
+            remove_tree(&cache_dir)?;
+            fs::create_dir_all(&cache_dir).ctx("create", &cache_dir)?;
+        }
+        let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
+        let mut keep_snaps: BTreeSet<String> = BTreeSet::new();
+        for d in self.read_index()?.values() {
+            let img = self.image_by_manifest(d)?;
+            keep_blobs.insert(d.clone());
+            keep_blobs.insert(img.config_digest.clone());
+            for l in img.layers()? {
+                keep_blobs.insert(l.digest);
+            }
+            for id in &img.config.rootfs.diff_ids {
+                keep_blobs.insert(id.clone());
+                keep_snaps.insert(id.hex()[..20].to_string());
+            }
+        }
+        for e in fs::read_dir(&cache_dir).ctx("read", &cache_dir)? {
+            let e = e.ctx("read", &cache_dir)?;
+            if let Ok(rec) = serde_json::from_slice::<serde_json::Value>(&fs::read(e.path()).unwrap_or_default()) {
+                collect_digests(&rec, &mut keep_blobs);
+            }
+        }
+        for d in &keep_blobs {
+            keep_snaps.insert(d.hex()[..20].to_string());
+        }
+        let mut removed = (0, 0);
+        let blobs = self.root.join("blobs/sha256");
+        for e in fs::read_dir(&blobs).ctx("read", &blobs)? {
+            let e = e.ctx("read", &blobs)?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if !keep_blobs.iter().any(|d| d.hex() == name) {
+                fs::remove_file(e.path()).ctx("remove", e.path())?;
+                removed.0 += 1;
+            }
+        }
+        let snaps = self.root.join("snapshots");
+        for e in fs::read_dir(&snaps).ctx("read", &snaps)? {
+            let e = e.ctx("read", &snaps)?;
+            if !keep_snaps.contains(&e.file_name().to_string_lossy().to_string()) {
+                remove_tree(&e.path())?;
+                removed.1 += 1;
+            }
+        }
+        let tmp = self.root.join("tmp");
+        for e in fs::read_dir(&tmp).ctx("read", &tmp)? {
+            let e = e.ctx("read", &tmp)?;
+            let name = e.file_name().to_string_lossy().to_string();
+            // Only other processes' leftovers (pid no longer alive).
+            let pid = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = nix::mount::umount2(&e.path().join("merged"), nix::mount::MntFlags::MNT_DETACH);
+                remove_tree(&e.path())?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn collect_digests(v: &serde_json::Value, out: &mut BTreeSet<Digest>) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Ok(d) = s.parse::<Digest>() {
+                if s.starts_with("sha256:") {
+                    out.insert(d);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_digests(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect_digests(x, out)),
+        _ => {}
+    }
+}
+
+/// Write a file atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let r = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r.ctx("write", path)
+}
+
+/// Remove a directory tree if it exists.
+pub fn remove_tree(p: &Path) -> Result<()> {
+    match fs::remove_dir_all(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io { action: "remove", path: p.into(), source: e }),
+    }
+}
+
+/// The media type of an uncompressed layer in the store.
+pub fn stored_layer_type() -> MediaType {
+    MediaType::ImageLayer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_are_verified_and_atomic() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let d = s.put_blob(b"hello").unwrap();
+        assert_eq!(s.read_blob(&d).unwrap(), b"hello");
+        let mut w = s.blob_writer().unwrap();
+        w.write_all(b"other").unwrap();
+        let e = s.commit_blob(w, Some(&d)).unwrap_err();
+        assert!(matches!(e, Error::DigestMismatch { .. }));
+        assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0, "no partial blob left");
+        fs::write(s.blob_path(&d), b"tampered").unwrap();
+        assert!(matches!(s.read_blob(&d), Err(Error::DigestMismatch { .. })));
+    }
+
+    #[test]
+    fn names_normalize() {
+        assert_eq!(normalize_name("demo").unwrap(), "demo:latest");
+        assert_eq!(normalize_name("localhost:5000/a/b").unwrap(), "localhost:5000/a/b:latest");
+        assert_eq!(normalize_name("busybox:local").unwrap(), "busybox:local");
+        assert!(normalize_name("bad name").is_err());
+    }
+}
