@@ -139,7 +139,9 @@ struct Observed<'a, R> {
 impl<R: Read> Read for Observed<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        (self.observe)(self.path, &buf[..n]);
+        if n > 0 {
+            (self.observe)(self.path, &buf[..n]);
+        }
         Ok(n)
     }
 }
