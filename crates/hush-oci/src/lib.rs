@@ -8,6 +8,8 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+/// The `tar` crate, re-exported for writers of archives of our blobs.
+pub use tar;
 pub mod digest;
 mod error;
 pub mod image;

@@ -1,0 +1,260 @@
+//! RUN in an OCI container through youki's `libcontainer`, embedded.
+//!
+//! `libcontainer` forks and sets up namespaces from the calling process, which must not be
+//! multi-threaded while it does; hush's builds are. So the parent writes an OCI bundle
+//! (`config.json` whose root is the step's overlay) and re-executes its own binary as a
+//! single-threaded helper ([`helper_main`]) that creates, starts, waits for and deletes the
+//! container. The helper's stdout/stderr are the RUN's.
+//!
+//! Secrets are written to a tmpfs mounted for this RUN only (`nodev,nosuid`, `noexec` unless a
+//! mode asks for x) and bind-mounted read-only at their targets; the tmpfs is unmounted when the
+//! RUN ends, so the bytes never touch a disk.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::{
+    LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// The argv[1] that makes the hush binary act as the container helper.
+pub const HELPER_ARG: &str = "__hush-container-helper";
+
+/// A mount for the container.
+#[derive(Debug, Clone)]
+pub struct BindMount {
+    /// Host path.
+    pub source: PathBuf,
+    /// Path in the container.
+    pub target: String,
+    /// Read-only.
+    pub readonly: bool,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// argv.
+    pub argv: Vec<String>,
+    /// `K=V`.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User and group ids.
+    pub ids: crate::user::Ids,
+    /// Share the host network (else a fresh, empty network namespace).
+    pub host_network: bool,
+    /// Bind mounts.
+    pub binds: Vec<BindMount>,
+    /// tmpfs mounts (target, size in bytes).
+    pub tmpfs: Vec<(String, Option<u64>)>,
+}
+
+/// A private tmpfs holding one RUN's secret files. Unmounted on drop.
+#[derive(Debug)]
+pub struct SecretDir {
+    dir: PathBuf,
+    mounted: bool,
+    exec: bool,
+    count: usize,
+}
+
+impl SecretDir {
+    /// Mount a fresh tmpfs at `dir` (created if needed). `exec`: allow executing files on it.
+    pub fn mount(dir: &Path, exec: bool) -> Result<Self> {
+        fs::create_dir_all(dir).ctx("create", dir)?;
+        let mut flags = MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
+        if !exec {
+            flags |= MsFlags::MS_NOEXEC;
+        }
+        mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0700,size=64m")).ctx("mount secret tmpfs at", dir)?;
+        Ok(SecretDir { dir: dir.to_path_buf(), mounted: true, exec, count: 0 })
+    }
+
+    /// Whether files here may be executed.
+    pub fn exec(&self) -> bool {
+        self.exec
+    }
+
+    /// Write one secret file; returns its host path.
+    pub fn add(&mut self, secret: &hush_secrets::Secret, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
+        self.count += 1;
+        let p = self.dir.join(format!("s{}", self.count));
+        fs::write(&p, secret.expose()).ctx("write secret file", &p)?;
+        nix::unistd::chown(&p, Some(uid.into()), Some(gid.into())).ctx("chown", &p)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
+        Ok(p)
+    }
+}
+
+impl Drop for SecretDir {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = umount2(&self.dir, MntFlags::MNT_DETACH);
+            self.mounted = false;
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// Mount points the container itself needs, for the stub layer.
+pub fn base_stubs(spec: &RunSpec) -> Vec<crate::overlay::Stub> {
+    use crate::overlay::Stub;
+    let mut v = vec![Stub::Dir("/proc".into()), Stub::Dir("/sys".into()), Stub::Dir("/dev".into())];
+    for b in &spec.binds {
+        if b.source.is_dir() {
+            v.push(Stub::Dir(b.target.clone()));
+        } else {
+            v.push(Stub::File(b.target.clone()));
+        }
+    }
+    for (t, _) in &spec.tmpfs {
+        v.push(Stub::Dir(t.clone()));
+    }
+    v
+}
+
+fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
+    let bad = |e: oci_spec::OciSpecError| Error::Container(e.to_string());
+    let mut s = Spec::default();
+    let user = UserBuilder::default().uid(spec.ids.uid).gid(spec.ids.gid).build().map_err(bad)?;
+    let mut process = ProcessBuilder::default()
+        .args(spec.argv.clone())
+        .env(spec.env.clone())
+        .cwd(if spec.cwd.is_empty() { "/".to_string() } else { spec.cwd.clone() })
+        .user(user)
+        .terminal(false)
+        .no_new_privileges(false)
+        .build()
+        .map_err(bad)?;
+    if let Some(p) = s.process() {
+        process.set_capabilities(p.capabilities().clone());
+        process.set_rlimits(p.rlimits().clone());
+    }
+    s.set_process(Some(process));
+    s.set_hostname(Some("buildkitsandbox".into()));
+    s.set_root(Some(RootBuilder::default().path(rootfs).readonly(false).build().map_err(bad)?));
+    let mut mounts = s.mounts().clone().unwrap_or_default();
+    for b in &spec.binds {
+        let mut opts = vec!["rbind".to_string(), "nosuid".into(), "nodev".into()];
+        if b.readonly {
+            opts.push("ro".into());
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(&b.target)
+                .typ("bind")
+                .source(&b.source)
+                .options(opts)
+                .build()
+                .map_err(bad)?,
+        );
+    }
+    for (t, size) in &spec.tmpfs {
+        let mut opts = vec!["nosuid".to_string(), "nodev".into(), "mode=1777".into()];
+        if let Some(sz) = size {
+            opts.push(format!("size={sz}"));
+        }
+        mounts.push(MountBuilder::default().destination(t).typ("tmpfs").source("tmpfs").options(opts).build().map_err(bad)?);
+    }
+    s.set_mounts(Some(mounts));
+    let mut ns = vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Mount, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts];
+    if !spec.host_network {
+        ns.push(LinuxNamespaceType::Network);
+    }
+    let namespaces = ns
+        .into_iter()
+        .map(|t| LinuxNamespaceBuilder::default().typ(t).build().map_err(bad))
+        .collect::<Result<Vec<_>>>()?;
+    let mut linux = s.linux().clone().unwrap_or_else(|| LinuxBuilder::default().build().expect("empty linux section"));
+    linux.set_namespaces(Some(namespaces));
+    // No resource limits or device cgroup rules of our own: a build step is not a service.
+    linux.set_resources(None);
+    s.set_linux(Some(linux));
+    Ok(s)
+}
+
+/// Run `spec` with `rootfs` as `/`. `bundle` is a private scratch directory. Output chunks
+/// (stdout and stderr, interleaved as they come) go to `output`. Returns the exit code.
+pub fn run(bundle: &Path, rootfs: &Path, spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<i32> {
+    let s = oci_spec_for(rootfs, spec)?;
+    fs::create_dir_all(bundle).ctx("create", bundle)?;
+    let cfg = bundle.join("config.json");
+    fs::write(&cfg, serde_json::to_vec(&s).expect("spec serializes")).ctx("write", &cfg)?;
+    let exe = std::env::current_exe().ctx("find", "/proc/self/exe")?;
+    let (reader, writer) = std::io::pipe().ctx("create", "pipe")?;
+    let writer2 = writer.try_clone().ctx("create", "pipe")?;
+    let mut child = Command::new(exe)
+        .arg(HELPER_ARG)
+        .arg(bundle)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2)
+        .spawn()
+        .ctx("start container helper for", bundle)?;
+    let mut reader = reader;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => output(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io { action: "read output of", path: bundle.into(), source: e }),
+        }
+    }
+    let status = child.wait().ctx("wait for", bundle)?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// The helper process: create, start, wait for and delete the container of `bundle`.
+/// Exit code: the container's (128+signal when killed), or 125 when it could not start.
+pub fn helper_main(bundle: &Path) -> i32 {
+    match helper(bundle) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hush: {e}");
+            125
+        }
+    }
+}
+
+fn helper(bundle: &Path) -> Result<i32> {
+    use libcontainer::container::builder::ContainerBuilder;
+    use libcontainer::syscall::syscall::SyscallType;
+    use libcontainer::workload::default::DefaultExecutor;
+    let state = bundle.join("state");
+    let id = format!("hush-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let err = |e: libcontainer::error::LibcontainerError| Error::Container(e.to_string());
+    let mut c = ContainerBuilder::new(id, SyscallType::default())
+        .with_executor(DefaultExecutor {})
+        .with_root_path(&state)
+        .map_err(err)?
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(false)
+        .build()
+        .map_err(err)?;
+    let started = c.start().map_err(err);
+    let code = match (started, c.pid()) {
+        (Ok(()), Some(pid)) => match nix::sys::wait::waitpid(pid, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+            _ => 125,
+        },
+        (Err(e), _) => {
+            let _ = c.delete(true);
+            return Err(e);
+        }
+        (Ok(()), None) => 125,
+    };
+    c.delete(true).map_err(err)?;
+    Ok(code)
+}

@@ -1,0 +1,61 @@
+use std::path::PathBuf;
+
+/// Errors of the sandbox.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A filesystem or system call failed.
+    #[error("failed to {action} {path}")]
+    Io {
+        /// What.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Mounting the overlay failed.
+    #[error("failed to mount overlay at {path}")]
+    Mount {
+        /// The mount point.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// The container could not be created or started.
+    #[error("failed to start the build container: {0}")]
+    Container(String),
+    /// USER names someone the image does not know.
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    UnknownUser(String),
+    /// A group the image does not know.
+    #[error("unable to find group {0}: no matching entries in group file")]
+    UnknownGroup(String),
+    /// A path that resolves outside its root.
+    #[error("path {0:?} resolves outside the root")]
+    Escape(String),
+    /// Layer handling.
+    #[error(transparent)]
+    Oci(#[from] hush_oci::Error),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io { action, path: path.into(), source })
+    }
+}
+
+impl<T> IoContext<T> for nix::Result<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::Io { action, path: path.into(), source: e.into() })
+    }
+}

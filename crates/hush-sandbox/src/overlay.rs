@@ -1,0 +1,104 @@
+//! An overlayfs mount of a stack of snapshots with a fresh upper directory.
+//!
+//! Mount points a step needs (`/proc`, `/etc/hosts`, `/run/secrets/<id>`, …) live in a *stub*
+//! directory stacked as the topmost lower layer, so they exist in the merged view without ever
+//! being created in the upper directory: the step's layer holds no mount stubs and its parent
+//! directories keep their timestamps, with no cleanup pass afterwards.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// A mounted overlay. Unmounts on drop if [`Overlay::finish`] was not called.
+#[derive(Debug)]
+pub struct Overlay {
+    dir: PathBuf,
+    mounted: bool,
+}
+
+/// A mount point to pre-create in the stub layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stub {
+    /// A directory.
+    Dir(String),
+    /// An empty file.
+    File(String),
+}
+
+impl Overlay {
+    /// Mount `lowers` (topmost first) with a new upper dir, all under `dir` (which must exist and
+    /// be on the same filesystem as where the upper will be kept).
+    pub fn mount(dir: &Path, lowers: &[PathBuf], stubs: &[Stub]) -> Result<Overlay> {
+        let (upper, work, merged, stub) = (dir.join("upper"), dir.join("work"), dir.join("merged"), dir.join("stub"));
+        for d in [&upper, &work, &merged, &stub] {
+            fs::create_dir_all(d).ctx("create", d)?;
+        }
+        for s in stubs {
+            let (path, is_dir) = match s {
+                Stub::Dir(p) => (p, true),
+                Stub::File(p) => (p, false),
+            };
+            let rel = hush_oci::layer::safe_relative(path)?;
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            let full = stub.join(&rel);
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent).ctx("create", parent)?;
+            }
+            if is_dir {
+                fs::create_dir_all(&full).ctx("create", &full)?;
+            } else if !full.exists() {
+                fs::write(&full, b"").ctx("create", &full)?;
+            }
+        }
+        let mut all: Vec<&Path> = vec![&stub];
+        all.extend(lowers.iter().map(PathBuf::as_path));
+        let lowerdir: Vec<String> = all.iter().map(|p| p.display().to_string()).collect();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off,volatile",
+            lowerdir.join(":"),
+            upper.display(),
+            work.display()
+        );
+        mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
+            .map_err(|source| Error::Mount { path: merged.clone(), source })?;
+        Ok(Overlay { dir: dir.to_path_buf(), mounted: true })
+    }
+
+    /// The merged view.
+    pub fn merged(&self) -> PathBuf {
+        self.dir.join("merged")
+    }
+
+    /// The upper directory (the step's changes).
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+
+    /// Unmount; the upper dir then holds exactly the step's changes.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        self.unmount()?;
+        let _ = fs::remove_dir_all(self.dir.join("work"));
+        Ok(self.upper())
+    }
+
+    fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            let m = self.merged();
+            umount2(&m, MntFlags::empty()).or_else(|_| umount2(&m, MntFlags::MNT_DETACH)).ctx("unmount", &m)?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = self.unmount();
+    }
+}

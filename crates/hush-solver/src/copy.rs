@@ -1,0 +1,375 @@
+//! COPY and ADD: files from the context, a stage or an image into a step's rootfs, with docker's
+//! source/destination rules. Every destination path is resolved inside the rootfs; a symlink at
+//! the destination is replaced, never written through.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use hush_dockerfile::dockerignore::Dockerignore;
+use hush_dockerfile::instructions::InlineFile;
+use hush_dockerfile::shell::shell_match;
+use hush_sandbox::rootfs::scoped_join;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// A COPY/ADD to perform.
+pub(crate) struct CopyReq<'a> {
+    pub src_root: &'a Path,
+    pub from_context: bool,
+    pub sources: &'a [String],
+    pub inline: &'a [InlineFile],
+    pub dest: &'a str,
+    pub dest_root: &'a Path,
+    pub owner: Option<(u32, u32)>,
+    pub chmod: Option<&'a str>,
+    pub add: bool,
+    pub unpack: Option<bool>,
+    pub ignore: &'a Dockerignore,
+    pub exclude: &'a [String],
+    pub location: hush_dockerfile::Location,
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Context-relative paths a source names (wildcards expanded). Paths are relative to `root`.
+pub(crate) fn expand_source(root: &Path, src: &str, ignore: &Dockerignore, loc: hush_dockerfile::Location) -> Result<Vec<String>> {
+    let cleaned = hush_dockerfile::dockerignore::clean(src);
+    if src.split('/').filter(|c| *c == "..").count() > 0 && normalize_escapes(src) {
+        return Err(Error::step(format!("forbidden path outside the build context: {src}"), loc));
+    }
+    if !has_glob(&cleaned) {
+        let p = scoped_join(root, &cleaned, true)?;
+        if fs::symlink_metadata(&p).is_err() || (!cleaned.is_empty() && ignore.is_excluded(&cleaned)) {
+            return Err(Error::Step {
+                message: format!("failed to compute cache key: {:?}: not found", format!("/{cleaned}")),
+                location: loc,
+                hint: Some(format!("check that {src} exists in the build context and is not excluded by .dockerignore")),
+            });
+        }
+        return Ok(vec![cleaned]);
+    }
+    let mut found = vec![String::new()];
+    for part in cleaned.split('/') {
+        let mut next = Vec::new();
+        for base in &found {
+            if !has_glob(part) {
+                next.push(join_rel(base, part));
+                continue;
+            }
+            let dir = scoped_join(root, base, true)?;
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+            names.sort();
+            for n in names {
+                if shell_match(part, &n, Some('/')) {
+                    next.push(join_rel(base, &n));
+                }
+            }
+        }
+        found = next;
+    }
+    found.retain(|p| fs::symlink_metadata(root.join(p)).is_ok() && !ignore.is_excluded(p));
+    Ok(found)
+}
+
+fn normalize_escapes(src: &str) -> bool {
+    let mut depth: i32 = 0;
+    for c in src.split('/') {
+        match c {
+            ".." => depth -= 1,
+            "" | "." => {}
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+fn join_rel(base: &str, name: &str) -> String {
+    if base.is_empty() { name.to_string() } else { format!("{base}/{name}") }
+}
+
+/// A digest of everything a COPY from the context reads (paths, modes, sizes, times, inodes):
+/// part of the step's cache key. Metadata, not content, so that a no-op rebuild does not read
+/// every byte; any write to a file changes its ctime.
+pub(crate) fn context_digest(root: &Path, sources: &[String], ignore: &Dockerignore, loc: hush_dockerfile::Location) -> Result<String> {
+    let mut h = Sha256::new();
+    for s in sources {
+        for rel in expand_source(root, s, ignore, loc)? {
+            let top = scoped_join(root, &rel, true)?;
+            for e in walkdir::WalkDir::new(&top).follow_links(false).sort_by_file_name() {
+                let e = e.map_err(|e| Error::Io { action: "read", path: top.clone(), source: e.into() })?;
+                let m = e.metadata().map_err(|e| Error::Io { action: "stat", path: e.path().map(Path::to_path_buf).unwrap_or_default(), source: e.into() })?;
+                let sub = e.path().strip_prefix(&top).unwrap_or(e.path());
+                let crel = join_rel(&rel, &sub.to_string_lossy());
+                if !sub.as_os_str().is_empty() && ignore.is_excluded(&crel) {
+                    continue;
+                }
+                h.update(format!("{crel}\0{:o}\0{}\0{}\0{}\0{}\0{}\n", m.mode(), m.len(), m.mtime(), m.mtime_nsec(), m.ctime_nsec(), m.ino()));
+            }
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Parse `--chmod` (octal, or symbolic like `u=rw,go=r`) into a function of the source mode.
+pub(crate) fn parse_chmod(s: &str) -> Option<Box<dyn Fn(u32, bool) -> u32 + Send + Sync>> {
+    if let Ok(m) = u32::from_str_radix(s, 8) {
+        if m <= 0o7777 {
+            return Some(Box::new(move |_, _| m));
+        }
+        return None;
+    }
+    let clauses: Vec<String> = s.split(',').map(String::from).collect();
+    for c in &clauses {
+        let op = c.find(['=', '+', '-'])?;
+        if !c[..op].chars().all(|x| "ugoa".contains(x)) || !c[op + 1..].chars().all(|x| "rwxX".contains(x)) {
+            return None;
+        }
+    }
+    Some(Box::new(move |mut mode, is_dir| {
+        for c in &clauses {
+            let op = c.find(['=', '+', '-']).unwrap_or(0);
+            let who = if c[..op].is_empty() || c[..op].contains('a') { "ugo" } else { &c[..op] };
+            let mut bits = 0;
+            for p in c[op + 1..].chars() {
+                bits |= match p {
+                    'r' => 4,
+                    'w' => 2,
+                    'x' => 1,
+                    'X' if is_dir || mode & 0o111 != 0 => 1,
+                    _ => 0,
+                };
+            }
+            for w in who.chars() {
+                let shift = match w { 'u' => 6, 'g' => 3, _ => 0 };
+                let mask = 7 << shift;
+                match &c[op..op + 1] {
+                    "=" => mode = (mode & !mask) | (bits << shift),
+                    "+" => mode |= bits << shift,
+                    _ => mode &= !(bits << shift),
+                }
+            }
+        }
+        mode
+    }))
+}
+
+struct Writer<'a> {
+    req: &'a CopyReq<'a>,
+    chmod: Option<Box<dyn Fn(u32, bool) -> u32 + Send + Sync>>,
+}
+
+impl Writer<'_> {
+    fn owner(&self, m: &fs::Metadata) -> (u32, u32) {
+        match self.req.owner {
+            Some(o) => o,
+            None if self.req.from_context => (0, 0),
+            None => (m.uid(), m.gid()),
+        }
+    }
+
+    fn mode(&self, m: &fs::Metadata) -> u32 {
+        let base = m.mode() & 0o7777;
+        match &self.chmod {
+            Some(f) => f(base, m.is_dir()),
+            None => base,
+        }
+    }
+
+    /// Make sure `dir` (absolute in the rootfs) is a directory; create missing parents.
+    fn mkdir_p(&self, dir: &str) -> Result<PathBuf> {
+        let mut cur = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            cur.push('/');
+            cur.push_str(part);
+            let p = scoped_join(self.req.dest_root, &cur, true)?;
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    fs::remove_file(&p).ctx("replace", &p)?;
+                    self.new_dir(&p)?;
+                }
+                Err(_) => self.new_dir(&p)?,
+            }
+        }
+        scoped_join(self.req.dest_root, dir, true).map_err(Into::into)
+    }
+
+    fn new_dir(&self, p: &Path) -> Result<()> {
+        fs::create_dir(p).ctx("create", p)?;
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).ctx("chmod", p)?;
+        let (u, g) = self.req.owner.unwrap_or((0, 0));
+        nix::unistd::chown(p, Some(u.into()), Some(g.into())).map_err(|e| Error::Io { action: "chown", path: p.into(), source: e.into() })
+    }
+
+    /// Where a file goes: the final component is not followed (a symlink there is replaced).
+    fn dest_path(&self, abs: &str) -> Result<PathBuf> {
+        let (parent, name) = abs.rsplit_once('/').unwrap_or(("", abs));
+        let dir = self.mkdir_p(parent)?;
+        Ok(dir.join(name))
+    }
+
+    fn copy_entry(&self, src: &Path, m: &fs::Metadata, dst: &Path) -> Result<()> {
+        let ft = m.file_type();
+        match fs::symlink_metadata(dst) {
+            Ok(d) if d.is_dir() && ft.is_dir() => {}
+            Ok(d) if d.is_dir() => fs::remove_dir_all(dst).ctx("replace", dst)?,
+            Ok(_) => fs::remove_file(dst).ctx("replace", dst)?,
+            Err(_) => {}
+        }
+        if ft.is_dir() {
+            if !dst.is_dir() {
+                fs::create_dir(dst).ctx("create", dst)?;
+            }
+        } else if ft.is_symlink() {
+            let t = fs::read_link(src).ctx("read link", src)?;
+            std::os::unix::fs::symlink(&t, dst).ctx("create symlink", dst)?;
+        } else if ft.is_file() {
+            fs::copy(src, dst).ctx("copy to", dst)?;
+        } else {
+            return Ok(()); // devices, fifos and sockets are not copied
+        }
+        let (u, g) = self.owner(m);
+        nix::unistd::fchownat(None, dst, Some(u.into()), Some(g.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::Io { action: "chown", path: dst.into(), source: e.into() })?;
+        if !ft.is_symlink() {
+            fs::set_permissions(dst, fs::Permissions::from_mode(self.mode(m))).ctx("chmod", dst)?;
+        }
+        hush_oci::layer::set_mtime(dst, m.mtime())?;
+        Ok(())
+    }
+
+    fn copy_tree(&self, src_top: &Path, src_rel: &str, dst_top: &Path) -> Result<()> {
+        let mut dirs = Vec::new();
+        for e in walkdir::WalkDir::new(src_top).follow_links(false).sort_by_file_name().min_depth(1) {
+            let e = e.map_err(|e| Error::Io { action: "read", path: src_top.into(), source: e.into() })?;
+            let sub = e.path().strip_prefix(src_top).unwrap_or(e.path()).to_path_buf();
+            let crel = join_rel(src_rel, &sub.to_string_lossy());
+            if self.req.from_context && self.req.ignore.is_excluded(&crel) {
+                if e.file_type().is_dir() && !self.req.ignore.may_reinclude_below(&crel) {
+                    continue;
+                }
+                if !e.file_type().is_dir() {
+                    continue;
+                }
+            }
+            if self.req.exclude.iter().any(|p| shell_match(p, &crel, Some('/')) || shell_match(p, &sub.to_string_lossy(), Some('/'))) {
+                continue;
+            }
+            let m = e.path().symlink_metadata().ctx("stat", e.path())?;
+            let dst = dst_top.join(&sub);
+            self.copy_entry(e.path(), &m, &dst)?;
+            if m.is_dir() {
+                dirs.push((dst, m.mtime()));
+            }
+        }
+        for (d, t) in dirs.into_iter().rev() {
+            hush_oci::layer::set_mtime(&d, t)?;
+        }
+        Ok(())
+    }
+}
+
+fn is_archive(p: &Path) -> bool {
+    let mut b = [0u8; 512];
+    let n = fs::File::open(p).and_then(|mut f| f.read(&mut b)).unwrap_or(0);
+    (n >= 2 && b[..2] == [0x1f, 0x8b]) || (n >= 4 && b[..4] == [0x28, 0xb5, 0x2f, 0xfd]) || (n >= 262 && &b[257..262] == b"ustar")
+}
+
+/// Perform the copy into `dest_root`.
+pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
+    let chmod = match req.chmod {
+        Some(s) => Some(parse_chmod(s).ok_or_else(|| Error::Step {
+            message: format!("invalid chmod parameter {s:?}"),
+            location: req.location,
+            hint: Some("use an octal mode like 0644 or a symbolic one like u=rw,go=r".into()),
+        })?),
+        None => None,
+    };
+    let w = Writer { req, chmod };
+    let mut expanded = Vec::new();
+    let mut wildcard = false;
+    let no_ignore = Dockerignore::default();
+    let ignore = if req.from_context { req.ignore } else { &no_ignore };
+    for s in req.sources {
+        wildcard |= has_glob(s);
+        expanded.extend(expand_source(req.src_root, s, ignore, req.location)?);
+    }
+    if expanded.is_empty() && req.inline.is_empty() {
+        return Err(Error::Step {
+            message: format!("no source files were specified (none of {:?} matched)", req.sources),
+            location: req.location,
+            hint: Some("check the source paths and .dockerignore".into()),
+        });
+    }
+    let existing_dir = scoped_join(req.dest_root, req.dest, true).map(|p| p.is_dir()).unwrap_or(false);
+    let dest_is_dir = req.dest.ends_with('/') || expanded.len() + req.inline.len() > 1 || wildcard || existing_dir;
+    let dest = req.dest.trim_end_matches('/');
+    for f in req.inline {
+        let target = if dest_is_dir { format!("{dest}/{}", f.name) } else { dest.to_string() };
+        let p = w.dest_path(&target)?;
+        let _ = fs::remove_file(&p);
+        fs::write(&p, &f.data).ctx("write", &p)?;
+        let (u, g) = req.owner.unwrap_or((0, 0));
+        nix::unistd::chown(&p, Some(u.into()), Some(g.into())).map_err(|e| Error::Io { action: "chown", path: p.clone(), source: e.into() })?;
+        let mode = w.chmod.as_ref().map_or(0o644, |f| f(0o644, false));
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
+    }
+    for rel in expanded {
+        let src = scoped_join(req.src_root, &rel, true)?;
+        let m = fs::metadata(&src).or_else(|_| fs::symlink_metadata(&src)).ctx("stat", &src)?;
+        if m.is_dir() {
+            let top = w.mkdir_p(if dest.is_empty() { "/" } else { dest })?;
+            w.copy_tree(&src, &rel, &top)?;
+        } else if req.add && req.unpack != Some(false) && is_archive(&src) {
+            let top = w.mkdir_p(if dest.is_empty() { "/" } else { dest })?;
+            let reader = hush_oci::archive::open_maybe_compressed(&src)?;
+            hush_oci::layer::apply_layer(reader, &top, u64::MAX)?;
+            if let Some((u, g)) = req.owner {
+                for e in walkdir::WalkDir::new(&top).min_depth(1) {
+                    let e = e.map_err(|e| Error::Io { action: "read", path: top.clone(), source: e.into() })?;
+                    nix::unistd::fchownat(None, e.path(), Some(u.into()), Some(g.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+                        .map_err(|err| Error::Io { action: "chown", path: e.path().into(), source: err.into() })?;
+                }
+            }
+        } else {
+            let name = Path::new(&rel).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let target = if dest_is_dir || dest.is_empty() { format!("{dest}/{name}") } else { dest.to_string() };
+            let dst = w.dest_path(&target)?;
+            w.copy_entry(&src, &m, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbolic_chmod() {
+        let f = parse_chmod("u=rw,go=r").unwrap();
+        assert_eq!(f(0o777, false), 0o644);
+        let f = parse_chmod("a+x").unwrap();
+        assert_eq!(f(0o644, false), 0o755);
+        assert_eq!(parse_chmod("0600").unwrap()(0o777, false), 0o600);
+        assert!(parse_chmod("99999").is_none());
+        assert!(parse_chmod("q=rw").is_none());
+    }
+
+    #[test]
+    fn dotdot_sources_are_refused() {
+        assert!(normalize_escapes("../x"));
+        assert!(normalize_escapes("a/../../x"));
+        assert!(!normalize_escapes("a/../x"));
+    }
+}

@@ -1,0 +1,92 @@
+use std::path::PathBuf;
+
+use hush_dockerfile::Location;
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Dockerfile is wrong.
+    #[error(transparent)]
+    Dockerfile(#[from] hush_dockerfile::ParseError),
+    /// A step failed at a Dockerfile location.
+    #[error("{message}")]
+    Step {
+        /// What happened.
+        message: String,
+        /// Where.
+        location: Location,
+        /// What to do.
+        hint: Option<String>,
+    },
+    /// A RUN exited non-zero.
+    #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
+    RunFailed {
+        /// The command as shown.
+        command: String,
+        /// Exit code.
+        code: i32,
+        /// Where.
+        location: Location,
+        /// The last lines of its output.
+        tail: Vec<String>,
+    },
+    /// `--target` names no stage.
+    #[error("target stage {0:?} could not be found")]
+    NoTarget(String),
+    /// A base image is not in the store.
+    #[error("base image {name:?} not found in hush's store")]
+    MissingImage {
+        /// The reference.
+        name: String,
+        /// Where.
+        location: Location,
+    },
+    /// A filesystem problem.
+    #[error("failed to {action} {path}")]
+    Io {
+        /// What.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store.
+    #[error(transparent)]
+    Oci(#[from] hush_oci::Error),
+    /// The sandbox.
+    #[error(transparent)]
+    Sandbox(#[from] hush_sandbox::Error),
+}
+
+impl Error {
+    pub(crate) fn step(message: impl Into<String>, location: Location) -> Self {
+        Error::Step { message: message.into(), location, hint: None }
+    }
+
+    /// Where in the Dockerfile, when known.
+    pub fn location(&self) -> Option<Location> {
+        match self {
+            Error::Dockerfile(e) => Some(e.location),
+            Error::Step { location, .. } | Error::RunFailed { location, .. } | Error::MissingImage { location, .. } => {
+                Some(*location)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io { action, path: path.into(), source })
+    }
+}

@@ -1,0 +1,64 @@
+//! Builds a Dockerfile into an image in the store.
+//!
+//! The frontend gives typed stages; this crate picks the stages `--target` needs, dispatches each
+//! on its base image's configuration, and runs every filesystem step in an overlay snapshot:
+//! RUN in a container, COPY/ADD and WORKDIR as file operations. Each step has a content-addressed
+//! cache key (parent key, the expanded instruction, the inputs' digests; never a secret's value);
+//! a hit reuses the layer. A step's upper directory *is* its layer: it is written once as a tar
+//! (digest computed while writing) and kept as the snapshot later steps stack on.
+#![deny(missing_docs)]
+
+mod cache;
+mod copy;
+mod error;
+mod graph;
+mod stage;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use error::{Error, Result};
+pub use graph::build;
+use hush_dockerfile::Location;
+
+/// Everything a build needs.
+pub struct BuildOptions {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    /// Its name for messages.
+    pub dockerfile_name: String,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--build-arg`.
+    pub build_args: BTreeMap<String, String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--network` for every RUN (`host` or `none`).
+    pub network: String,
+    /// `--secret`s.
+    pub secrets: hush_secrets::Secrets,
+    /// `-t`.
+    pub tags: Vec<String>,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+    /// `SOURCE_DATE_EPOCH`: fixed timestamps.
+    pub source_date_epoch: Option<i64>,
+    /// Record build args in RUN history (docker's behaviour).
+    pub history_build_args: bool,
+}
+
+/// Progress events; the binary renders them.
+pub trait Reporter: Sync {
+    /// A step starts (`[stage n/m] INSTRUCTION`).
+    fn step(&self, id: usize, stage: &str, text: &str, location: Location);
+    /// A step was found in the cache.
+    fn cached(&self, id: usize);
+    /// Output of a RUN.
+    fn output(&self, id: usize, chunk: &[u8]);
+    /// A step is done.
+    fn done(&self, id: usize, seconds: f64);
+    /// Something the user should know.
+    fn warn(&self, message: &str);
+}

@@ -1,0 +1,171 @@
+//! `hush build`: `docker buildx build` flags.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use hush_oci::archive::Compression;
+use hush_oci::store::Store;
+
+use super::{CliError, CliResult};
+use crate::progress::Plain;
+
+#[derive(Args)]
+pub(crate) struct BuildArgs {
+    /// Build context directory.
+    context: PathBuf,
+    /// Dockerfile (default CONTEXT/Dockerfile; `-` reads stdin).
+    #[arg(short = 'f', long = "file")]
+    file: Option<String>,
+    /// Name and optionally tag (`name:tag`); repeatable.
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+    /// Build-time variable `KEY=VALUE` (`KEY` alone takes it from the environment).
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
+    /// Stage to build.
+    #[arg(long)]
+    target: Option<String>,
+    /// Do not use the build cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Output: `type=docker,dest=F`, `type=oci,dest=DIR|F.tar[,compression=gzip|zstd|uncompressed]`,
+    /// `type=local,dest=DIR`, `type=image` (store only, the default).
+    #[arg(short = 'o', long = "output")]
+    output: Vec<String>,
+    /// `auto`, `plain`, `tty`, `rawjson` or `quiet`.
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Network for RUN steps: `host` (default) or `none`.
+    #[arg(long, default_value = "host")]
+    network: String,
+    /// Image label `KEY=VALUE`; repeatable.
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Target platform (only this host's platform).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Secret `id=ID[,src=PATH|env=VAR][,type=file|env]`; repeatable.
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
+    /// Largest secret accepted, in bytes.
+    #[arg(long, default_value_t = hush_secrets::DEFAULT_SIZE_LIMIT)]
+    secret_size_limit: usize,
+    /// SSH agent socket or keys to forward (`default|ID[=SOCKET|KEY…]`).
+    #[arg(long)]
+    ssh: Vec<String>,
+    /// Only print the image id.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+}
+
+fn kv(s: &str, what: &str) -> Result<(String, String), CliError> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        None if !s.is_empty() => Ok((s.to_string(), std::env::var(s).unwrap_or_default())),
+        _ => Err(CliError::Usage(format!("invalid {what} {s:?}: expected KEY=VALUE"))),
+    }
+}
+
+enum Output {
+    Image,
+    Docker(PathBuf),
+    Oci(PathBuf, Compression),
+    Local(PathBuf),
+}
+
+fn parse_output(s: &str) -> Result<Output, CliError> {
+    let mut fields = BTreeMap::new();
+    for f in s.split(',') {
+        let (k, v) = f.split_once('=').ok_or_else(|| CliError::Usage(format!("invalid --output {s:?}: {f:?} is not key=value")))?;
+        fields.insert(k.to_string(), v.to_string());
+    }
+    let dest = || fields.get("dest").map(PathBuf::from).ok_or_else(|| CliError::Usage(format!("--output {s:?} needs dest=")));
+    let compression = match fields.get("compression").map(String::as_str) {
+        None | Some("gzip") => Compression::Gzip,
+        Some("zstd") => Compression::Zstd,
+        Some("uncompressed") => Compression::None,
+        Some(c) => return Err(CliError::Usage(format!("unknown compression {c:?} (gzip, zstd or uncompressed)"))),
+    };
+    match fields.get("type").map(String::as_str) {
+        Some("docker") => Ok(Output::Docker(dest()?)),
+        Some("oci") => Ok(Output::Oci(dest()?, compression)),
+        Some("local") => Ok(Output::Local(dest()?)),
+        Some("image") | Some("registry") if fields.get("push").map(String::as_str) != Some("true") => Ok(Output::Image),
+        Some(t) => Err(CliError::Usage(format!("output type {t:?} is not supported (docker, oci, local, image)"))),
+        None => Err(CliError::Usage(format!("--output {s:?} needs type="))),
+    }
+}
+
+pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
+    if !a.ssh.is_empty() {
+        return Err(CliError::Usage("--ssh is not supported by this hush yet".into()));
+    }
+    if let Some(p) = &a.platform {
+        let host = hush_dockerfile::instructions::dispatch::platform_args()["TARGETPLATFORM"].clone();
+        if p != &host {
+            return Err(CliError::Usage(format!("--platform {p} is not supported: hush builds for this host's platform ({host})")));
+        }
+    }
+    let progress = a.progress.as_str();
+    if !["auto", "plain", "tty", "rawjson", "quiet"].contains(&progress) {
+        return Err(CliError::Usage(format!("invalid --progress {progress:?} (auto, plain, tty, rawjson, quiet)")));
+    }
+    let outputs = a.output.iter().map(|o| parse_output(o)).collect::<Result<Vec<_>, _>>()?;
+    let context = a.context.canonicalize().map_err(|e| CliError::Io { what: format!("open build context {}", a.context.display()), source: e })?;
+    let (name, text) = match a.file.as_deref() {
+        Some("-") => {
+            let mut t = String::new();
+            std::io::stdin().read_to_string(&mut t).map_err(|e| CliError::Io { what: "read Dockerfile from stdin".into(), source: e })?;
+            ("Dockerfile".to_string(), t)
+        }
+        Some(f) => (f.to_string(), read(Path::new(f))?),
+        None => {
+            let p = context.join("Dockerfile");
+            (p.display().to_string(), read(&p)?)
+        }
+    };
+    let build_args = a.build_args.iter().map(|s| kv(s, "--build-arg")).collect::<Result<BTreeMap<_, _>, _>>()?;
+    let labels = a.labels.iter().map(|s| kv(s, "--label")).collect::<Result<BTreeMap<_, _>, _>>()?;
+    let secrets = hush_secrets::Secrets::load(&a.secrets, a.secret_size_limit, &|k| std::env::var(k).ok())?;
+    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
+    let opts = hush_solver::BuildOptions {
+        dockerfile: text.clone(),
+        dockerfile_name: name.clone(),
+        context,
+        target: a.target,
+        build_args,
+        no_cache: a.no_cache,
+        network: a.network,
+        secrets,
+        tags: a.tags.clone(),
+        labels,
+        source_date_epoch,
+        history_build_args: true,
+    };
+    let reporter = Plain::new(progress == "quiet" || a.quiet);
+    let img = hush_solver::build(store, &opts, &reporter).map_err(|err| CliError::Build { err, file: name.clone(), text })?;
+    for o in outputs {
+        match o {
+            Output::Image => {}
+            Output::Docker(dest) => super::image::write_archive(store, &img, &a.tags, &dest)?,
+            Output::Oci(dest, comp) => super::image::write_oci(store, &img, a.tags.first().map(String::as_str), &dest, comp)?,
+            Output::Local(dest) => super::image::write_local(store, &img, &dest)?,
+        }
+    }
+    if a.quiet {
+        println!("{}", img.config_digest);
+    } else if progress != "quiet" {
+        eprintln!("writing image {} done", img.config_digest);
+        for t in &a.tags {
+            eprintln!("naming to {} done", hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read(p: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(p).map_err(|e| CliError::Io { what: format!("read Dockerfile {}", p.display()), source: e })
+}

@@ -1,0 +1,282 @@
+//! Image subcommands: import, images, inspect, history, save, load, rmi, prune; and outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use hush_oci::archive::Compression;
+use hush_oci::store::{Image, Store};
+
+use super::{CliError, CliResult};
+
+/// Uncompressed size limit when reading archives (decompression-bomb guard).
+const UNPACK_LIMIT: u64 = 64 << 30;
+
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    /// A rootfs tarball (plain, gzip or zstd).
+    tarball: PathBuf,
+    /// Name for the image.
+    name: String,
+}
+
+#[derive(Args)]
+pub(crate) struct NameArgs {
+    /// Image names or ids.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct HistoryArgs {
+    /// Image name or id.
+    image: String,
+    /// Do not truncate output.
+    #[arg(long)]
+    no_trunc: bool,
+    /// `table` or `json`.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Args)]
+pub(crate) struct SaveArgs {
+    /// Image name or id.
+    image: String,
+    /// Output file.
+    #[arg(short = 'o', long)]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct LoadArgs {
+    /// A docker-archive.
+    #[arg(short = 'i', long)]
+    input: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct RmiArgs {
+    /// Image names.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct PruneArgs {
+    /// Remove the build cache too.
+    #[arg(short = 'a', long)]
+    all: bool,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub(crate) fn import(store: &Store, a: ImportArgs) -> CliResult {
+    let img = hush_oci::archive::import_rootfs(store, &a.tarball, &a.name, now(), UNPACK_LIMIT)?;
+    println!("{}", img.config_digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn size_of(img: &Image) -> u64 {
+    img.layers().map(|l| l.iter().map(|d| d.size).sum()).unwrap_or(0)
+}
+
+fn human_size(b: u64) -> String {
+    let f = b as f64;
+    if f >= 1e9 {
+        format!("{:.3}GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.3}MB", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.3}kB", f / 1e3)
+    } else {
+        format!("{b}B")
+    }
+}
+
+fn ago(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(hush_oci::image::parse_rfc3339) else { return "N/A".into() };
+    let d = (now() - t).max(0);
+    match d {
+        0..=59 => format!("{d} seconds ago"),
+        60..=3599 => format!("{} minutes ago", d / 60),
+        3600..=172_799 => format!("{} hours ago", d / 3600),
+        _ => format!("{} days ago", d / 86_400),
+    }
+}
+
+pub(crate) fn images(store: &Store) -> CliResult {
+    println!("{:<40} {:<15} {:<16} {:>10}", "REPOSITORY:TAG", "IMAGE ID", "CREATED", "SIZE");
+    for (name, d) in store.list()? {
+        let img = store.image_by_manifest(&d)?;
+        println!("{:<40} {:<15} {:<16} {:>10}", name, img.config_digest.short(), ago(img.config.created.as_deref()), human_size(size_of(&img)));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
+    let names = store.list()?;
+    let mut out = Vec::new();
+    for n in &a.images {
+        let img = store.resolve(n)?;
+        let tags: Vec<&String> = names.iter().filter(|(_, d)| **d == img.manifest_digest).map(|(k, _)| k).collect();
+        out.push(serde_json::json!({
+            "Id": img.config_digest.to_string(),
+            "RepoTags": tags,
+            "RepoDigests": [],
+            "Parent": "",
+            "Comment": "",
+            "Created": img.config.created,
+            "Author": img.config.author.clone().unwrap_or_default(),
+            "Config": img.config.config,
+            "Architecture": img.config.architecture,
+            "Os": img.config.os,
+            "Size": size_of(&img),
+            "RootFS": { "Type": "layers", "Layers": img.config.rootfs.diff_ids },
+            "History": img.config.history,
+            "Metadata": { "ManifestDigest": img.manifest_digest.to_string() },
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
+    let img = store.resolve(&a.image)?;
+    let layers = img.layers()?;
+    let mut li = 0;
+    let mut rows = Vec::new();
+    for h in &img.config.history {
+        let size = if h.empty_layer {
+            0
+        } else {
+            li += 1;
+            layers.get(li - 1).map(|l| l.size).unwrap_or(0)
+        };
+        rows.push((h, size));
+    }
+    rows.reverse();
+    if a.format == "json" {
+        for (i, (h, size)) in rows.iter().enumerate() {
+            let id = if i == 0 { img.config_digest.to_string() } else { "<missing>".into() };
+            println!("{}", serde_json::json!({"ID": id, "CreatedAt": h.created, "CreatedBy": h.created_by, "Size": size, "Comment": h.comment}));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<14}{:<20}{:<47}{:<10}COMMENT", "IMAGE", "CREATED", "CREATED BY", "SIZE");
+    for (i, (h, size)) in rows.iter().enumerate() {
+        let id = if i == 0 { img.config_digest.short() } else { "<missing>".into() };
+        let mut by = h.created_by.clone().unwrap_or_default();
+        if !a.no_trunc && by.chars().count() > 45 {
+            by = format!("{}…", by.chars().take(44).collect::<String>());
+        }
+        println!("{:<14}{:<20}{:<47}{:<10}{}", id, ago(h.created.as_deref()), by, human_size(*size), h.comment.clone().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Write to `dest` through a temp file, so a failure leaves no half-written output.
+fn atomic_file(dest: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<(), CliError>) -> Result<(), CliError> {
+    let tmp = dest.with_file_name(format!(".{}.hush-tmp", dest.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()));
+    let io = |what: &str, e| CliError::Io { what: format!("{what} {}", dest.display()), source: e };
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
+    let r = write(&mut f).and_then(|_| f.sync_all().map_err(|e| io("write", e)));
+    match r {
+        Ok(()) => std::fs::rename(&tmp, dest).map_err(|e| io("write", e)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+pub(crate) fn write_archive(store: &Store, img: &Image, tags: &[String], dest: &Path) -> Result<(), CliError> {
+    atomic_file(dest, |f| {
+        let w = std::io::BufWriter::with_capacity(1 << 20, f);
+        Ok(hush_oci::archive::write_docker_archive(store, img, tags, w)?)
+    })
+}
+
+pub(crate) fn write_oci(store: &Store, img: &Image, tag: Option<&str>, dest: &Path, comp: Compression) -> Result<(), CliError> {
+    let is_tar = dest.extension().is_some_and(|e| e == "tar");
+    let dir = if is_tar { store.temp_dir("oci-out")? } else { dest.to_path_buf() };
+    hush_oci::archive::write_oci_layout(store, img, tag, &dir, comp)?;
+    if is_tar {
+        let r = atomic_file(dest, |f| {
+            let mut b = tar_builder(f);
+            b.append_dir_all(".", &dir).map_err(|e| CliError::Io { what: "write OCI archive".into(), source: e })?;
+            b.finish().map_err(|e| CliError::Io { what: "write OCI archive".into(), source: e })
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        r?;
+    }
+    Ok(())
+}
+
+fn tar_builder(f: &mut std::fs::File) -> hush_oci_tar::Builder<&mut std::fs::File> {
+    hush_oci_tar::Builder::new(f)
+}
+
+use hush_oci::tar as hush_oci_tar;
+
+pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(), CliError> {
+    let tmp = store.temp_dir("local-out")?;
+    let lowers: Vec<PathBuf> = img.config.rootfs.diff_ids.iter().rev().map(|d| store.snapshot_dir(d)).collect();
+    let r = (|| -> Result<(), CliError> {
+        let ov = hush_sandbox::overlay::Overlay::mount(&tmp, &lowers, &[]).map_err(|e| CliError::Usage(e.to_string()))?;
+        std::fs::create_dir_all(dest).map_err(|e| CliError::Io { what: format!("create {}", dest.display()), source: e })?;
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", ov.merged().display()))
+            .arg(dest)
+            .status()
+            .map_err(|e| CliError::Io { what: "run cp".into(), source: e })?;
+        ov.finish().map_err(|e| CliError::Usage(e.to_string()))?;
+        if !status.success() {
+            return Err(CliError::Usage(format!("copying the filesystem to {} failed", dest.display())));
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    r
+}
+
+pub(crate) fn save(store: &Store, a: SaveArgs) -> CliResult {
+    let img = store.resolve(&a.image)?;
+    let tags = if a.image.starts_with("sha256:") { Vec::new() } else { vec![a.image.clone()] };
+    write_archive(store, &img, &tags, &a.output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn load(store: &Store, a: LoadArgs) -> CliResult {
+    for (img, tags) in hush_oci::archive::load_docker_archive(store, &a.input, UNPACK_LIMIT)? {
+        if tags.is_empty() {
+            println!("Loaded image ID: {}", img.config_digest);
+        }
+        for t in tags {
+            println!("Loaded image: {t}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn rmi(store: &Store, a: RmiArgs) -> CliResult {
+    let mut code = ExitCode::SUCCESS;
+    for n in &a.images {
+        if store.untag(n)? {
+            println!("Untagged: {}", hush_oci::store::normalize_name(n)?);
+        } else {
+            eprintln!("error: No such image: {n}");
+            code = ExitCode::from(1);
+        }
+    }
+    Ok(code)
+}
+
+pub(crate) fn prune(store: &Store, a: PruneArgs) -> CliResult {
+    let (blobs, snaps) = store.prune(a.all)?;
+    println!("Deleted {blobs} blobs and {snaps} snapshots");
+    Ok(ExitCode::SUCCESS)
+}

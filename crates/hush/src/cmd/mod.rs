@@ -1,0 +1,173 @@
+//! Subcommands, in `docker buildx build` / `docker image` spelling.
+
+mod build;
+mod features;
+mod image;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hush_dockerfile::Location;
+use hush_oci::store::Store;
+
+/// hush: a daemonless Dockerfile builder that keeps build secrets out of images.
+#[derive(Parser)]
+#[command(name = "hush", version, about)]
+pub(crate) struct Cli {
+    /// Where images, layers and the build cache live (default /var/lib/hush as root,
+    /// $XDG_DATA_HOME/hush otherwise).
+    #[arg(long, env = "HUSH_ROOT", global = true)]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
+    /// Import a rootfs tarball as a one-layer image (offline base images).
+    Import(image::ImportArgs),
+    /// List images.
+    Images,
+    /// Show an image's configuration as `docker image inspect` does.
+    Inspect(image::NameArgs),
+    /// Show an image's history as `docker history` does.
+    History(image::HistoryArgs),
+    /// Write an image as a docker-archive (`docker load` format).
+    Save(image::SaveArgs),
+    /// Read a docker-archive into the store.
+    Load(image::LoadArgs),
+    /// Remove image names.
+    Rmi(image::RmiArgs),
+    /// Remove what no image needs (and the build cache with --all).
+    Prune(image::PruneArgs),
+    /// Which conformance features this hush supports.
+    Features(features::FeaturesArgs),
+}
+
+/// An error with what the renderer needs.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    Usage(String),
+    Build { err: hush_solver::Error, file: String, text: String },
+    Store(hush_oci::Error),
+    Secrets(hush_secrets::Error),
+    Io { what: String, source: std::io::Error },
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(m) => write!(f, "{m}"),
+            CliError::Build { err: hush_solver::Error::Dockerfile(e), .. } => {
+                write!(f, "dockerfile parse error on line {}: {e}", e.location.start_line)
+            }
+            CliError::Build { err, .. } => write!(f, "{err}"),
+            CliError::Store(e) => write!(f, "{e}"),
+            CliError::Secrets(e) => write!(f, "{e}"),
+            CliError::Io { what, .. } => write!(f, "failed to {what}"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CliError::Build { err: hush_solver::Error::Dockerfile(_), .. } => None,
+            CliError::Build { err, .. } => std::error::Error::source(err),
+            CliError::Store(e) => std::error::Error::source(e),
+            CliError::Secrets(e) => std::error::Error::source(e),
+            CliError::Io { source, .. } => Some(source),
+            CliError::Usage(_) => None,
+        }
+    }
+}
+
+impl CliError {
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    pub(crate) fn dockerfile_location(&self) -> Option<(&str, &str, Location)> {
+        match self {
+            CliError::Build { err, file, text } => err.location().map(|l| (file.as_str(), text.as_str(), l)),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn hint(&self) -> Option<String> {
+        match self {
+            CliError::Build { err, .. } => match err {
+                hush_solver::Error::Dockerfile(e) => e.hint.clone(),
+                hush_solver::Error::Step { hint, .. } => hint.clone(),
+                hush_solver::Error::MissingImage { name, .. } => Some(format!(
+                    "hush does not pull from registries yet: import a rootfs with `hush import ROOTFS.tar {name}` or `hush load -i IMAGE.tar`"
+                )),
+                hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
+                hush_solver::Error::RunFailed { .. } => Some("the lines above are the end of the command's output".into()),
+                _ => None,
+            },
+            CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn tail(&self) -> Vec<String> {
+        match self {
+            CliError::Build { err: hush_solver::Error::RunFailed { tail, .. }, .. } => tail.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<hush_oci::Error> for CliError {
+    fn from(e: hush_oci::Error) -> Self {
+        CliError::Store(e)
+    }
+}
+
+impl From<hush_secrets::Error> for CliError {
+    fn from(e: hush_secrets::Error) -> Self {
+        CliError::Secrets(e)
+    }
+}
+
+pub(crate) type CliResult<T = ExitCode> = Result<T, CliError>;
+
+fn default_root() -> PathBuf {
+    if nix_is_root() {
+        return PathBuf::from("/var/lib/hush");
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share"));
+    data.join("hush")
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+}
+
+pub(crate) fn run(cli: Cli) -> CliResult {
+    if let Command::Features(a) = &cli.command {
+        return features::run(a);
+    }
+    let store = Store::open(cli.root.clone().unwrap_or_else(default_root))?;
+    match cli.command {
+        Command::Build(a) => build::run(&store, a),
+        Command::Import(a) => image::import(&store, a),
+        Command::Images => image::images(&store),
+        Command::Inspect(a) => image::inspect(&store, a),
+        Command::History(a) => image::history(&store, a),
+        Command::Save(a) => image::save(&store, a),
+        Command::Load(a) => image::load(&store, a),
+        Command::Rmi(a) => image::rmi(&store, a),
+        Command::Prune(a) => image::prune(&store, a),
+        Command::Features(_) => unreachable!("handled above"),
+    }
+}

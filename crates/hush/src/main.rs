@@ -1,0 +1,25 @@
+//! `hush`: the command line. One module per subcommand; this file only dispatches.
+
+mod cmd;
+mod progress;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == hush_sandbox::container::HELPER_ARG) {
+        let bundle = std::path::PathBuf::from(args.get(2).cloned().unwrap_or_default());
+        return ExitCode::from(hush_sandbox::container::helper_main(&bundle) as u8);
+    }
+    let cli = cmd::Cli::parse();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            render::error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
