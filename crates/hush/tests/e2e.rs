@@ -1,0 +1,165 @@
+//! End-to-end: real builds in real containers from a busybox-static base, checked by skopeo and
+//! umoci. Needs root (overlayfs, namespaces); skipped with a message otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn hush() -> PathBuf {
+    std::env::var_os("HUSH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hush")))
+}
+
+fn can_run() -> bool {
+    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    let bb = Command::new("sh").args(["-c", "command -v busybox"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !(root && bb) {
+        eprintln!("SKIP: end-to-end tests need root and busybox-static");
+    }
+    root && bb
+}
+
+/// One store with busybox:local for all tests.
+fn store() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("hush-e2e-").tempdir().unwrap().keep();
+        let tar = dir.join("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs.sh");
+        assert!(Command::new("bash").arg(script).arg(&tar).status().unwrap().success());
+        let out = Command::new(hush()).env("HUSH_ROOT", dir.join("root")).args(["import"]).arg(&tar).arg("busybox:local").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    Command::new(hush()).env("HUSH_ROOT", store().join("root")).current_dir(dir).args(args).output().unwrap()
+}
+
+fn ctx(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("Dockerfile"), dockerfile).unwrap();
+    for (name, content) in files {
+        let p = d.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    d
+}
+
+fn log(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn grep_tree(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let out = Command::new("grep").arg("-rlF").arg(std::ffi::OsStr::new(std::str::from_utf8(needle).unwrap())).arg(dir).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect()
+}
+
+#[test]
+fn secret_build_keeps_secret_out_of_image_and_store() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local AS b\nRUN --mount=type=secret,id=s,mode=0440 test \"$(cat /run/secrets/s)\" = 's3cr3t-value-XYZ' && stat -c %a /run/secrets/s > /mode\nFROM busybox:local\nCOPY --from=b /mode /mode\n",
+        &[],
+    );
+    let secret = c.path().join("..").join(format!("secret-{}", std::process::id()));
+    std::fs::write(&secret, "s3cr3t-value-XYZ").unwrap();
+    let archive = c.path().join("out.tar");
+    let o = run(
+        &["build", "--progress=plain", "--no-cache", "-t", "e2e-secret", "--secret", &format!("id=s,src={}", secret.display()), "-o", &format!("type=docker,dest={}", archive.display()), "."],
+        c.path(),
+    );
+    std::fs::remove_file(&secret).unwrap();
+    assert!(o.status.success(), "{}", log(&o));
+    assert!(!log(&o).contains("s3cr3t-value-XYZ"));
+    let x = c.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    assert!(Command::new("tar").arg("-xf").arg(&archive).arg("-C").arg(&x).status().unwrap().success());
+    assert!(grep_tree(&x, b"s3cr3t-value-XYZ").is_empty());
+    assert!(grep_tree(&store().join("root"), b"s3cr3t-value-XYZ").is_empty(), "secret found in the store");
+    // the mode was applied, and no mount stub reached a layer
+    let listing = Command::new("sh").arg("-c").arg(format!("for l in {}/blobs/sha256/*; do tar -tf $l 2>/dev/null; done", x.display())).output().unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(names.lines().any(|l| l == "mode"), "{names}");
+    assert!(!names.contains("run/secrets"), "{names}");
+    assert!(!names.lines().any(|l| l.starts_with("proc") || l.starts_with("dev/") || l == "etc/hosts"), "{names}");
+    let s = Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", archive.display())).output();
+    if let Ok(s) = s {
+        assert!(s.status.success(), "skopeo rejects the archive: {}", String::from_utf8_lossy(&s.stderr));
+    }
+}
+
+#[test]
+fn oci_output_is_accepted_by_umoci() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx("FROM busybox:local\nRUN echo hi > /hi\nCMD [\"cat\", \"/hi\"]\n", &[]);
+    let layout = c.path().join("oci");
+    let o = run(&["build", "-q", "-t", "e2e-oci", "-o", &format!("type=oci,dest={}", layout.display()), "."], c.path());
+    assert!(o.status.success(), "{}", log(&o));
+    if Command::new("umoci").arg("--version").output().is_err() {
+        eprintln!("SKIP: umoci not installed");
+        return;
+    }
+    let bundle = c.path().join("bundle");
+    let u = Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:e2e-oci", layout.display())).arg(&bundle).output().unwrap();
+    assert!(u.status.success(), "umoci: {}", String::from_utf8_lossy(&u.stderr));
+    assert_eq!(std::fs::read_to_string(bundle.join("rootfs/hi")).unwrap(), "hi\n");
+}
+
+#[test]
+fn rebuild_is_cached_and_keeps_the_image_id() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx("FROM busybox:local\nCOPY f /f\nRUN cat /f > /g\n", &[("f", "one")]);
+    let a = run(&["build", "-q", "-t", "e2e-cache", "."], c.path());
+    assert!(a.status.success(), "{}", log(&a));
+    let b = run(&["build", "--progress=plain", "-t", "e2e-cache", "."], c.path());
+    assert!(b.status.success(), "{}", log(&b));
+    assert_eq!(log(&b).matches("CACHED").count(), 2, "{}", log(&b));
+    let id1 = String::from_utf8_lossy(&a.stdout).trim().to_string();
+    let again = run(&["build", "-q", "-t", "e2e-cache", "."], c.path());
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), id1);
+    std::fs::write(c.path().join("f"), "two").unwrap();
+    let changed = run(&["build", "-q", "-t", "e2e-cache", "."], c.path());
+    assert_ne!(String::from_utf8_lossy(&changed.stdout).trim(), id1);
+}
+
+#[test]
+fn failing_run_reports_exit_code_and_leaves_no_trace() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx("FROM busybox:local\nRUN echo about to fail && exit 3\n", &[]);
+    let o = run(&["build", "--progress=plain", "-t", "e2e-fail", "."], c.path());
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+    let l = log(&o);
+    assert!(l.contains("exit code: 3"), "{l}");
+    assert!(l.contains("Dockerfile:2"), "{l}");
+    let tmp: Vec<_> = std::fs::read_dir(store().join("root/tmp")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(&format!("-{}-", o.status.code().unwrap_or(0)))).collect();
+    assert!(tmp.is_empty());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&store().join("root/tmp").display().to_string()), "a mount was left behind");
+    let img = run(&["inspect", "e2e-fail"], c.path());
+    assert!(!img.status.success(), "a failed build must not name an image");
+}
+
+#[test]
+fn parse_errors_name_the_line_and_suggest() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx("FROM busybox:local\nRUN true\nFNTRYPOINT [\"x\"]\n", &[]);
+    let o = run(&["build", "."], c.path());
+    assert_eq!(o.status.code(), Some(1));
+    let l = log(&o);
+    assert!(l.contains("line 3: unknown instruction: FNTRYPOINT"), "{l}");
+    assert!(l.contains("did you mean ENTRYPOINT?"), "{l}");
+    let o = run(&["build", "--bogus-flag", "."], c.path());
+    assert_eq!(o.status.code(), Some(2));
+}
