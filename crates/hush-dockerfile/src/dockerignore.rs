@@ -53,7 +53,7 @@ impl Dockerignore {
         let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let mut excluded = false;
         for p in &self.patterns {
-            if excluded == !p.exclusion {
+            if excluded != p.exclusion {
                 continue;
             }
             // A pattern matches the path or any of its parents.
@@ -79,7 +79,9 @@ fn match_parts(pat: &[String], path: &[&str]) -> bool {
         None => path.is_empty(),
         Some(p) if p == "**" => (0..=path.len()).any(|k| match_parts(&pat[1..], &path[k..])),
         Some(p) => {
-            !path.is_empty() && shell_match(p, path[0], Some('/')) && match_parts(&pat[1..], &path[1..])
+            !path.is_empty()
+                && shell_match(p, path[0], Some('/'))
+                && match_parts(&pat[1..], &path[1..])
         }
     }
 }

@@ -9,17 +9,25 @@ use hush_dockerfile::shell::Lexer;
 fn data_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("HUSH_BUILDKIT_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/buildkit-testdata"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/buildkit-testdata")
+        });
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIP: BuildKit test data not found at {} (set HUSH_BUILDKIT_TESTDATA)", dir.display());
+        eprintln!(
+            "SKIP: BuildKit test data not found at {} (set HUSH_BUILDKIT_TESTDATA)",
+            dir.display()
+        );
         None
     }
 }
 
 fn cases(dir: PathBuf) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }
@@ -33,14 +41,27 @@ fn parser_testfiles_dump_as_buildkit() {
         let text = std::fs::read_to_string(case.join("Dockerfile")).unwrap();
         let want = std::fs::read_to_string(case.join("result")).unwrap();
         let got = match parse(&text) {
-            Ok(df) => df.children.iter().map(|n| format!("({})\n", n.dump())).collect::<String>(),
+            Ok(df) => df
+                .children
+                .iter()
+                .map(|n| format!("({})\n", n.dump()))
+                .collect::<String>(),
             Err(e) => format!("error: {e}"),
         };
         if got.trim_end() != want.trim_end() {
-            failures.push(format!("{}:\n--- want\n{want}\n--- got\n{got}", case.display()));
+            failures.push(format!(
+                "{}:\n--- want\n{want}\n--- got\n{got}",
+                case.display()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -63,7 +84,11 @@ fn line_numbers_match_buildkit() {
     let df = parse(&text).unwrap();
     // BuildKit's TestLineInformation expectations for this file.
     let want = [(5, 5), (11, 12), (17, 31)];
-    let got: Vec<(usize, usize)> = df.children.iter().map(|n| (n.location.start_line, n.location.end_line)).collect();
+    let got: Vec<(usize, usize)> = df
+        .children
+        .iter()
+        .map(|n| (n.location.start_line, n.location.end_line))
+        .collect();
     assert_eq!(got.len(), want.len(), "{got:?}");
     for (g, w) in got.iter().zip(want) {
         assert_eq!(*g, w, "all: {got:?}");
@@ -74,10 +99,15 @@ fn line_numbers_match_buildkit() {
 fn env_var_expansion_table() {
     let Some(root) = data_dir() else { return };
     let text = std::fs::read_to_string(root.join("shell/envVarTest")).unwrap();
-    let env: Vec<(String, String)> = [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: Vec<(String, String)> = [
+        ("PWD", "/home"),
+        ("SHELL", "bash"),
+        ("KOREAN", "한국어"),
+        ("NULL", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     let lx = Lexer::new('\\');
     let mut n = 0;
     let mut failures = Vec::new();
@@ -101,7 +131,12 @@ fn env_var_expansion_table() {
             failures.push(format!("{input:?}: want {want:?}, got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} of {n} rows fail:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} rows fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -132,5 +167,10 @@ fn words_table() {
             failures.push(format!("{input:?}: want {want:?}, got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{} rows fail:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -63,7 +63,10 @@ pub fn import_layer(store: &Store, reader: impl Read, limit: u64) -> Result<Laye
     let snap = store.temp_dir("import")?;
     let mut hw = HashingWriter::new(w);
     let r = (|| {
-        let mut tee = Tee { inner: reader, out: &mut hw };
+        let mut tee = Tee {
+            inner: reader,
+            out: &mut hw,
+        };
         crate::layer::apply_layer(&mut tee, &snap, limit)?;
         io::copy(&mut tee, &mut io::sink()).ctx("read", &snap)?;
         Ok(())
@@ -76,19 +79,37 @@ pub fn import_layer(store: &Store, reader: impl Read, limit: u64) -> Result<Laye
     }
     let (digest, size) = store.commit_blob(w, None)?;
     store.commit_snapshot(&snap, &digest)?;
-    Ok(LayerDesc { digest, size, media_type: crate::store::stored_layer_type() })
+    Ok(LayerDesc {
+        digest,
+        size,
+        media_type: crate::store::stored_layer_type(),
+    })
 }
 
 /// `hush import`: a rootfs tarball becomes a one-layer image.
-pub fn import_rootfs(store: &Store, tarball: &Path, name: &str, created: i64, limit: u64) -> Result<Image> {
+pub fn import_rootfs(
+    store: &Store,
+    tarball: &Path,
+    name: &str,
+    created: i64,
+    limit: u64,
+) -> Result<Image> {
     let layer = import_layer(store, open_maybe_compressed(tarball)?, limit)?;
     let mut cfg = ImageConfig::for_host();
     cfg.created = Some(crate::image::rfc3339(created));
-    cfg.config.env = Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]);
+    cfg.config.env = Some(vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    ]);
     cfg.rootfs.diff_ids.push(layer.digest.clone());
     cfg.history.push(crate::image::History {
         created: cfg.created.clone(),
-        created_by: Some(format!("hush import {}", tarball.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default())),
+        created_by: Some(format!(
+            "hush import {}",
+            tarball
+                .file_name()
+                .map(|f| f.to_string_lossy().to_string())
+                .unwrap_or_default()
+        )),
         comment: Some("imported from a rootfs tarball".into()),
         empty_layer: false,
     });
@@ -104,7 +125,12 @@ struct DockerManifestEntry {
 }
 
 /// Write a docker-archive (`docker load` format; layers uncompressed, as `docker save` writes them).
-pub fn write_docker_archive(store: &Store, img: &Image, tags: &[String], out: impl Write) -> Result<()> {
+pub fn write_docker_archive(
+    store: &Store,
+    img: &Image,
+    tags: &[String],
+    out: impl Write,
+) -> Result<()> {
     let mut b = tar::Builder::new(out);
     let cfg_bytes = store.read_blob(&img.config_digest)?;
     let cfg_name = format!("blobs/sha256/{}", img.config_digest.hex());
@@ -120,15 +146,21 @@ pub fn write_docker_archive(store: &Store, img: &Image, tags: &[String], out: im
             h.set_mode(0o644);
             if l.media_type == MediaType::ImageLayer {
                 h.set_size(l.size);
-                b.append_data(&mut h, &name, File::open(&path).ctx("open", &path)?).ctx("write archive layer", &path)?;
+                b.append_data(&mut h, &name, File::open(&path).ctx("open", &path)?)
+                    .ctx("write archive layer", &path)?;
             } else {
                 // Compressed in the store: decompress into the archive.
                 let tmp = store.temp_dir("export")?;
                 let t = tmp.join("layer");
-                io::copy(&mut open_maybe_compressed(&path)?, &mut File::create(&t).ctx("create", &t)?).ctx("write", &t)?;
+                io::copy(
+                    &mut open_maybe_compressed(&path)?,
+                    &mut File::create(&t).ctx("create", &t)?,
+                )
+                .ctx("write", &t)?;
                 let len = fs::metadata(&t).ctx("stat", &t)?.len();
                 h.set_size(len);
-                b.append_data(&mut h, &name, File::open(&t).ctx("open", &t)?).ctx("write", &t)?;
+                b.append_data(&mut h, &name, File::open(&t).ctx("open", &t)?)
+                    .ctx("write", &t)?;
                 crate::store::remove_tree(&tmp)?;
             }
         }
@@ -137,20 +169,39 @@ pub fn write_docker_archive(store: &Store, img: &Image, tags: &[String], out: im
     append_bytes(&mut b, &cfg_name, &cfg_bytes, false)?;
     let manifest = vec![DockerManifestEntry {
         config: cfg_name,
-        repo_tags: if tags.is_empty() { None } else { Some(tags.iter().map(|t| docker_tag(t)).collect()) },
+        repo_tags: if tags.is_empty() {
+            None
+        } else {
+            Some(tags.iter().map(|t| docker_tag(t)).collect())
+        },
         layers: layer_names,
     }];
-    append_bytes(&mut b, "manifest.json", &serde_json::to_vec(&manifest).expect("serializes"), false)?;
+    append_bytes(
+        &mut b,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("serializes"),
+        false,
+    )?;
     let mut repos = serde_json::Map::new();
     for t in tags {
         let t = docker_tag(t);
         if let Some((repo, tag)) = t.rsplit_once(':') {
-            let entry = repos.entry(repo.to_string()).or_insert_with(|| serde_json::json!({}));
+            let entry = repos
+                .entry(repo.to_string())
+                .or_insert_with(|| serde_json::json!({}));
             entry[tag] = serde_json::Value::String(img.config_digest.hex());
         }
     }
-    append_bytes(&mut b, "repositories", &serde_json::to_vec(&repos).expect("serializes"), false)?;
-    b.into_inner().ctx("finish", "docker archive")?.flush().ctx("flush", "docker archive")?;
+    append_bytes(
+        &mut b,
+        "repositories",
+        &serde_json::to_vec(&repos).expect("serializes"),
+        false,
+    )?;
+    b.into_inner()
+        .ctx("finish", "docker archive")?
+        .flush()
+        .ctx("flush", "docker archive")?;
     Ok(())
 }
 
@@ -158,16 +209,31 @@ fn docker_tag(t: &str) -> String {
     crate::store::normalize_name(t).unwrap_or_else(|_| t.to_string())
 }
 
-fn append_bytes<W: Write>(b: &mut tar::Builder<W>, name: &str, data: &[u8], dir: bool) -> Result<()> {
+fn append_bytes<W: Write>(
+    b: &mut tar::Builder<W>,
+    name: &str,
+    data: &[u8],
+    dir: bool,
+) -> Result<()> {
     let mut h = tar::Header::new_gnu();
     h.set_mode(if dir { 0o755 } else { 0o644 });
-    h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+    h.set_entry_type(if dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
     h.set_size(data.len() as u64);
     b.append_data(&mut h, name, data).ctx("write", name)
 }
 
 /// Write an OCI image layout to a directory, compressing layers as asked.
-pub fn write_oci_layout(store: &Store, img: &Image, tag: Option<&str>, dir: &Path, comp: Compression) -> Result<()> {
+pub fn write_oci_layout(
+    store: &Store,
+    img: &Image,
+    tag: Option<&str>,
+    dir: &Path,
+    comp: Compression,
+) -> Result<()> {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).ctx("create", &blobs)?;
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).ctx("write", dir)?;
@@ -176,13 +242,23 @@ pub fn write_oci_layout(store: &Store, img: &Image, tag: Option<&str>, dir: &Pat
         let src = store.blob_path(&l.digest);
         let (media_type, tmp) = match comp {
             Compression::None => (MediaType::ImageLayer, None),
-            Compression::Gzip => (MediaType::ImageLayerGzip, Some(blobs.join(format!(".tmp-{}", l.digest.hex())))),
-            Compression::Zstd => (MediaType::ImageLayerZstd, Some(blobs.join(format!(".tmp-{}", l.digest.hex())))),
+            Compression::Gzip => (
+                MediaType::ImageLayerGzip,
+                Some(blobs.join(format!(".tmp-{}", l.digest.hex()))),
+            ),
+            Compression::Zstd => (
+                MediaType::ImageLayerZstd,
+                Some(blobs.join(format!(".tmp-{}", l.digest.hex()))),
+            ),
         };
         let desc = match tmp {
             None => {
                 let dst = blobs.join(l.digest.hex());
-                io::copy(&mut File::open(&src).ctx("open", &src)?, &mut File::create(&dst).ctx("create", &dst)?).ctx("write", &dst)?;
+                io::copy(
+                    &mut File::open(&src).ctx("open", &src)?,
+                    &mut File::create(&dst).ctx("create", &dst)?,
+                )
+                .ctx("write", &dst)?;
                 l.clone()
             }
             Some(tmp) => {
@@ -191,21 +267,29 @@ pub fn write_oci_layout(store: &Store, img: &Image, tag: Option<&str>, dir: &Pat
                 let mut input = File::open(&src).ctx("open", &src)?;
                 match comp {
                     Compression::Gzip => {
-                        let mut gz = flate2::write::GzEncoder::new(&mut hw, flate2::Compression::fast());
+                        let mut gz =
+                            flate2::write::GzEncoder::new(&mut hw, flate2::Compression::fast());
                         io::copy(&mut input, &mut gz).ctx("compress", &src)?;
                         gz.finish().ctx("compress", &src)?;
                     }
                     _ => {
-                        let mut z = zstd::stream::write::Encoder::new(&mut hw, 3).ctx("compress", &src)?;
+                        let mut z =
+                            zstd::stream::write::Encoder::new(&mut hw, 3).ctx("compress", &src)?;
                         z.multithread(2).ok();
                         io::copy(&mut input, &mut z).ctx("compress", &src)?;
                         z.finish().ctx("compress", &src)?;
                     }
                 }
                 let (digest, size, w) = hw.finish();
-                w.into_inner().map_err(|e| e.into_error()).ctx("write", &tmp)?;
+                w.into_inner()
+                    .map_err(|e| e.into_error())
+                    .ctx("write", &tmp)?;
                 fs::rename(&tmp, blobs.join(digest.hex())).ctx("write", &tmp)?;
-                LayerDesc { digest, size, media_type }
+                LayerDesc {
+                    digest,
+                    size,
+                    media_type,
+                }
             }
         };
         layers.push(desc);
@@ -219,7 +303,10 @@ pub fn write_oci_layout(store: &Store, img: &Image, tag: Option<&str>, dir: &Pat
     let mut mdesc = descriptor(MediaType::ImageManifest, &mdigest, mbytes.len() as u64);
     if let Some(t) = tag {
         let name = crate::store::normalize_name(t).unwrap_or_else(|_| t.to_string());
-        let short = name.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or(name.clone());
+        let short = name
+            .rsplit_once(':')
+            .map(|(_, t)| t.to_string())
+            .unwrap_or(name.clone());
         mdesc.set_annotations(Some(
             [
                 ("org.opencontainers.image.ref.name".to_string(), short),
@@ -233,23 +320,38 @@ pub fn write_oci_layout(store: &Store, img: &Image, tag: Option<&str>, dir: &Pat
         .media_type(MediaType::ImageIndex)
         .manifests(vec![mdesc])
         .build()
-        .map_err(|e| Error::InvalidArchive { path: dir.into(), reason: e.to_string() })?;
-    fs::write(dir.join("index.json"), serde_json::to_vec(&index).expect("serializes")).ctx("write", dir)?;
+        .map_err(|e| Error::InvalidArchive {
+            path: dir.into(),
+            reason: e.to_string(),
+        })?;
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).expect("serializes"),
+    )
+    .ctx("write", dir)?;
     Ok(())
 }
 
 /// `hush load`: read a docker-archive into the store. Returns the images with their tags.
-pub fn load_docker_archive(store: &Store, path: &Path, limit: u64) -> Result<Vec<(Image, Vec<String>)>> {
+pub fn load_docker_archive(
+    store: &Store,
+    path: &Path,
+    limit: u64,
+) -> Result<Vec<(Image, Vec<String>)>> {
     let tmp = store.temp_dir("load")?;
     let r = (|| {
         // Unpack the outer archive (paths checked) to read its manifest and blobs.
         crate::layer::apply_layer(open_maybe_compressed(path)?, &tmp, limit)?;
         let mpath = tmp.join("manifest.json");
-        let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&fs::read(&mpath).map_err(|_| Error::InvalidArchive {
-            path: path.into(),
-            reason: "no manifest.json (not a docker-archive)".into(),
-        })?)
-        .map_err(|source| Error::Json { what: "manifest.json".into(), source })?;
+        let entries: Vec<DockerManifestEntry> =
+            serde_json::from_slice(&fs::read(&mpath).map_err(|_| Error::InvalidArchive {
+                path: path.into(),
+                reason: "no manifest.json (not a docker-archive)".into(),
+            })?)
+            .map_err(|source| Error::Json {
+                what: "manifest.json".into(),
+                source,
+            })?;
         let mut out = Vec::new();
         for e in entries {
             let cfg_rel = crate::layer::safe_relative(&e.config)?;
@@ -261,7 +363,12 @@ pub fn load_docker_archive(store: &Store, path: &Path, limit: u64) -> Result<Vec
                 let layer = import_layer(store, open_maybe_compressed(&tmp.join(lrel))?, limit)?;
                 if cfg.rootfs.diff_ids.get(i) != Some(&layer.digest) {
                     return Err(Error::DigestMismatch {
-                        expected: cfg.rootfs.diff_ids.get(i).cloned().unwrap_or_else(|| Digest::of(b"")),
+                        expected: cfg
+                            .rootfs
+                            .diff_ids
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| Digest::of(b"")),
                         actual: layer.digest,
                     });
                 }

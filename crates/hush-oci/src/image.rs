@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use oci_spec::image::{Descriptor, DescriptorBuilder, ImageManifest, ImageManifestBuilder, MediaType};
+use oci_spec::image::{
+    Descriptor, DescriptorBuilder, ImageManifest, ImageManifestBuilder, MediaType,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{Digest, Error, Result};
@@ -50,7 +52,10 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
+        RootFs {
+            kind: "layers".into(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 
@@ -132,7 +137,10 @@ impl ImageConfig {
 
     /// Parse a config blob.
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
-        serde_json::from_slice(b).map_err(|source| Error::Json { what: "image config".into(), source })
+        serde_json::from_slice(b).map_err(|source| Error::Json {
+            what: "image config".into(),
+            source,
+        })
     }
 
     /// A config for this host's platform with no layers.
@@ -142,7 +150,11 @@ impl ImageConfig {
             "aarch64" => "arm64",
             a => a,
         };
-        ImageConfig { architecture: arch.into(), os: "linux".into(), ..Default::default() }
+        ImageConfig {
+            architecture: arch.into(),
+            os: "linux".into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -161,7 +173,9 @@ pub struct LayerDesc {
 pub fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> Descriptor {
     DescriptorBuilder::default()
         .media_type(media_type)
-        .digest(oci_spec::image::Digest::try_from(digest.to_string()).expect("sha256 digest is valid"))
+        .digest(
+            oci_spec::image::Digest::try_from(digest.to_string()).expect("sha256 digest is valid"),
+        )
         .size(size)
         .build()
         .expect("descriptor has every field")
@@ -173,7 +187,12 @@ pub fn manifest(config: &Digest, config_size: u64, layers: &[LayerDesc]) -> Imag
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(descriptor(MediaType::ImageConfig, config, config_size))
-        .layers(layers.iter().map(|l| descriptor(l.media_type.clone(), &l.digest, l.size)).collect::<Vec<_>>())
+        .layers(
+            layers
+                .iter()
+                .map(|l| descriptor(l.media_type.clone(), &l.digest, l.size))
+                .collect::<Vec<_>>(),
+        )
         .build()
         .expect("manifest has every field")
 }
@@ -185,7 +204,10 @@ pub fn desc_digest(d: &Descriptor) -> Result<Digest> {
 
 /// Parse a manifest blob.
 pub fn parse_manifest(b: &[u8]) -> Result<ImageManifest> {
-    serde_json::from_slice(b).map_err(|source| Error::Json { what: "image manifest".into(), source })
+    serde_json::from_slice(b).map_err(|source| Error::Json {
+        what: "image manifest".into(),
+        source,
+    })
 }
 
 /// RFC 3339 (UTC, seconds) for a Unix time.
@@ -203,7 +225,12 @@ pub fn rfc3339(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Parse the RFC 3339 times we write (and docker's, with fractions and offsets) to Unix seconds.
@@ -232,7 +259,10 @@ mod tests {
     fn time_roundtrip() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123456Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123456Z"),
+            Some(1_700_000_000)
+        );
     }
 
     #[test]

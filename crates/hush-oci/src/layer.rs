@@ -81,14 +81,17 @@ fn walk<W: Write>(
             let wh = rel.join(format!(".wh.{}", name.to_string_lossy()));
             let mut h = header_for(&meta, tar::EntryType::Regular);
             h.set_mode(0o644);
-            b.append_data(&mut h, &wh, io::empty()).ctx("write whiteout for", &full)?;
+            b.append_data(&mut h, &wh, io::empty())
+                .ctx("write whiteout for", &full)?;
         } else if ft.is_dir() {
             let mut h = header_for(&meta, tar::EntryType::Directory);
-            b.append_data(&mut h, format!("{tar_path}/"), io::empty()).ctx("write", &full)?;
+            b.append_data(&mut h, format!("{tar_path}/"), io::empty())
+                .ctx("write", &full)?;
             if is_opaque(&full) {
                 let mut h = header_for(&meta, tar::EntryType::Regular);
                 h.set_mode(0o644);
-                b.append_data(&mut h, path.join(".wh..wh..opq"), io::empty()).ctx("write", &full)?;
+                b.append_data(&mut h, path.join(".wh..wh..opq"), io::empty())
+                    .ctx("write", &full)?;
             }
             walk(root, &path, b, links, observe)?;
         } else if ft.is_symlink() {
@@ -108,7 +111,11 @@ fn walk<W: Write>(
             let mut h = header_for(&meta, tar::EntryType::Regular);
             h.set_size(meta.len());
             let f = File::open(&full).ctx("open", &full)?;
-            let reader = Observed { inner: f.take(meta.len()), path: &tar_path, observe: &mut *observe };
+            let reader = Observed {
+                inner: f.take(meta.len()),
+                path: &tar_path,
+                observe: &mut *observe,
+            };
             b.append_data(&mut h, &path, reader).ctx("write", &full)?;
         } else {
             let kind = if ft.is_char_device() {
@@ -122,9 +129,12 @@ fn walk<W: Write>(
             };
             let mut h = header_for(&meta, kind);
             let rdev = meta.rdev();
-            h.set_device_major(nix::sys::stat::major(rdev) as u32).ctx("write", &full)?;
-            h.set_device_minor(nix::sys::stat::minor(rdev) as u32).ctx("write", &full)?;
-            b.append_data(&mut h, &path, io::empty()).ctx("write", &full)?;
+            h.set_device_major(nix::sys::stat::major(rdev) as u32)
+                .ctx("write", &full)?;
+            h.set_device_minor(nix::sys::stat::minor(rdev) as u32)
+                .ctx("write", &full)?;
+            b.append_data(&mut h, &path, io::empty())
+                .ctx("write", &full)?;
         }
     }
     Ok(())
@@ -147,21 +157,37 @@ impl<R: Read> Read for Observed<'_, R> {
 }
 
 fn is_opaque(p: &Path) -> bool {
-    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else { return false };
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
     let name = CString::new(OPAQUE_XATTR).expect("no NUL");
     let mut buf = [0u8; 4];
     // SAFETY: both strings are NUL-terminated and live across the call; buf is writable for its length.
-    let n = unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     n == 1 && buf[0] == b'y'
 }
 
 fn set_opaque(p: &Path) -> Result<()> {
-    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::UnsafePath { path: p.display().to_string(), reason: "contains NUL" })?;
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::UnsafePath {
+        path: p.display().to_string(),
+        reason: "contains NUL",
+    })?;
     let name = CString::new(OPAQUE_XATTR).expect("no NUL");
     // SAFETY: both strings are NUL-terminated; the value is a 1-byte buffer.
     let r = unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
     if r != 0 {
-        return Err(Error::Io { action: "mark opaque", path: p.into(), source: io::Error::last_os_error() });
+        return Err(Error::Io {
+            action: "mark opaque",
+            path: p.into(),
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -175,10 +201,18 @@ pub fn safe_relative(raw: &str) -> Result<PathBuf> {
             Component::RootDir | Component::CurDir => {}
             Component::ParentDir => {
                 if !out.pop() {
-                    return Err(Error::UnsafePath { path: raw.into(), reason: "escapes the root with '..'" });
+                    return Err(Error::UnsafePath {
+                        path: raw.into(),
+                        reason: "escapes the root with '..'",
+                    });
                 }
             }
-            Component::Prefix(_) => return Err(Error::UnsafePath { path: raw.into(), reason: "has a prefix" }),
+            Component::Prefix(_) => {
+                return Err(Error::UnsafePath {
+                    path: raw.into(),
+                    reason: "has a prefix",
+                })
+            }
         }
     }
     Ok(out)
@@ -188,13 +222,19 @@ pub fn safe_relative(raw: &str) -> Result<PathBuf> {
 /// never a symlink: nothing may be written through a link.
 fn ensure_parents(root: &Path, rel: &Path, raw: &str) -> Result<()> {
     let mut cur = root.to_path_buf();
-    let parents: Vec<Component> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
+    let parents: Vec<Component> = rel
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
     for c in parents {
         cur.push(c);
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => {}
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::UnsafePath { path: raw.into(), reason: "goes through a symlink" })
+                return Err(Error::UnsafePath {
+                    path: raw.into(),
+                    reason: "goes through a symlink",
+                })
             }
             Ok(_) => {
                 fs::remove_file(&cur).ctx("replace", &cur)?;
@@ -227,7 +267,10 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
         }
         ensure_parents(dest, &rel, &raw)?;
         let full = dest.join(&rel);
-        let name = rel.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         if name == ".wh..wh..opq" {
             set_opaque(full.parent().unwrap_or(dest))?;
             continue;
@@ -235,8 +278,17 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
         if let Some(hidden) = name.strip_prefix(".wh.") {
             let target = full.with_file_name(hidden);
             remove_any(&target)?;
-            nix::sys::stat::mknod(&target, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0)
-                .map_err(|e| Error::Io { action: "create whiteout", path: target.clone(), source: e.into() })?;
+            nix::sys::stat::mknod(
+                &target,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::empty(),
+                0,
+            )
+            .map_err(|e| Error::Io {
+                action: "create whiteout",
+                path: target.clone(),
+                source: e.into(),
+            })?;
             continue;
         }
         let h = entry.header().clone();
@@ -266,16 +318,28 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
                 io::copy(&mut entry, &mut f).ctx("write", &full)?;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name().ctx("read link of", &full)?.unwrap_or_default();
+                let target = entry
+                    .link_name()
+                    .ctx("read link of", &full)?
+                    .unwrap_or_default();
                 std::os::unix::fs::symlink(&target, &full).ctx("create symlink", &full)?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name().ctx("read link of", &full)?.unwrap_or_default();
+                let target = entry
+                    .link_name()
+                    .ctx("read link of", &full)?
+                    .unwrap_or_default();
                 let trel = safe_relative(&target.to_string_lossy())?;
                 ensure_parents(dest, &trel, &raw)?;
                 let tfull = dest.join(&trel);
-                if fs::symlink_metadata(&tfull).map(|m| !m.is_file()).unwrap_or(true) {
-                    return Err(Error::UnsafePath { path: raw, reason: "hard link to something that is not a file of this layer" });
+                if fs::symlink_metadata(&tfull)
+                    .map(|m| !m.is_file())
+                    .unwrap_or(true)
+                {
+                    return Err(Error::UnsafePath {
+                        path: raw,
+                        reason: "hard link to something that is not a file of this layer",
+                    });
                 }
                 fs::hard_link(&tfull, &full).ctx("create hard link", &full)?;
                 continue;
@@ -290,13 +354,32 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
                     h.device_major().ok().flatten().unwrap_or(0) as u64,
                     h.device_minor().ok().flatten().unwrap_or(0) as u64,
                 );
-                nix::sys::stat::mknod(&full, sflag, nix::sys::stat::Mode::from_bits_truncate(mode), dev)
-                    .map_err(|e| Error::Io { action: "create device", path: full.clone(), source: e.into() })?;
+                nix::sys::stat::mknod(
+                    &full,
+                    sflag,
+                    nix::sys::stat::Mode::from_bits_truncate(mode),
+                    dev,
+                )
+                .map_err(|e| Error::Io {
+                    action: "create device",
+                    path: full.clone(),
+                    source: e.into(),
+                })?;
             }
             _ => continue, // pax/gnu metadata entries are consumed by the reader
         }
-        nix::unistd::fchownat(None, &full, Some(uid.into()), Some(gid.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::Io { action: "chown", path: full.clone(), source: e.into() })?;
+        nix::unistd::fchownat(
+            None,
+            &full,
+            Some(uid.into()),
+            Some(gid.into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| Error::Io {
+            action: "chown",
+            path: full.clone(),
+            source: e.into(),
+        })?;
         if kind != tar::EntryType::Symlink {
             fs::set_permissions(&full, fs::Permissions::from_mode(mode)).ctx("chmod", &full)?;
         }
@@ -321,8 +404,18 @@ fn remove_any(p: &Path) -> Result<()> {
 /// Set a path's mtime (and atime) without following symlinks.
 pub fn set_mtime(p: &Path, secs: i64) -> Result<()> {
     let t = nix::sys::time::TimeSpec::new(secs, 0);
-    nix::sys::stat::utimensat(None, p, &t, &t, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-        .map_err(|e| Error::Io { action: "set time of", path: p.into(), source: e.into() })
+    nix::sys::stat::utimensat(
+        None,
+        p,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| Error::Io {
+        action: "set time of",
+        path: p.into(),
+        source: e.into(),
+    })
 }
 
 #[cfg(test)]
@@ -372,11 +465,25 @@ mod tests {
         fs::create_dir_all(&dest).unwrap();
         fs::create_dir_all(&outside).unwrap();
         let data = tar_of(&[
-            ("link", tar::EntryType::Symlink, b"", Some(outside.to_str().unwrap())),
+            (
+                "link",
+                tar::EntryType::Symlink,
+                b"",
+                Some(outside.to_str().unwrap()),
+            ),
             ("link/pwned", tar::EntryType::Regular, b"x", None),
         ]);
         let e = apply_layer(&data[..], &dest, u64::MAX).unwrap_err();
-        assert!(matches!(e, Error::UnsafePath { reason: "goes through a symlink", .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::UnsafePath {
+                    reason: "goes through a symlink",
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert!(!outside.join("pwned").exists());
     }
 
@@ -384,7 +491,10 @@ mod tests {
     fn size_limit_stops_bombs() {
         let t = tempfile::tempdir().unwrap();
         let data = tar_of(&[("big", tar::EntryType::Regular, &[0u8; 4096], None)]);
-        assert!(matches!(apply_layer(&data[..], t.path(), 1000), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            apply_layer(&data[..], t.path(), 1000),
+            Err(Error::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -400,7 +510,10 @@ mod tests {
         let m = fs::symlink_metadata(t.path().join("gone")).unwrap();
         assert!(m.file_type().is_char_device() && m.rdev() == 0);
         let mut seen = Vec::new();
-        let out = write_layer(t.path(), Vec::new(), &mut |p, b| seen.push((p.to_string(), b.to_vec()))).unwrap();
+        let out = write_layer(t.path(), Vec::new(), &mut |p, b| {
+            seen.push((p.to_string(), b.to_vec()))
+        })
+        .unwrap();
         let mut names: Vec<String> = tar::Archive::new(&out[..])
             .entries()
             .unwrap()

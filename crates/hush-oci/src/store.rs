@@ -45,7 +45,13 @@ impl Image {
         self.manifest
             .layers()
             .iter()
-            .map(|d| Ok(LayerDesc { digest: desc_digest(d)?, size: d.size(), media_type: d.media_type().clone() }))
+            .map(|d| {
+                Ok(LayerDesc {
+                    digest: desc_digest(d)?,
+                    size: d.size(),
+                    media_type: d.media_type().clone(),
+                })
+            })
             .collect()
     }
 }
@@ -73,9 +79,20 @@ struct IndexLock {
 impl IndexLock {
     fn take(root: &Path) -> Result<Self> {
         let path = root.join("lock");
-        let f = File::options().create(true).truncate(false).write(true).open(&path).ctx("open", &path)?;
-        let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| Error::Io { action: "lock", path, source: e.into() })?;
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ctx("open", &path)?;
+        let lock =
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+                Error::Io {
+                    action: "lock",
+                    path,
+                    source: e.into(),
+                }
+            })?;
         Ok(IndexLock { _guard: lock })
     }
 }
@@ -83,13 +100,19 @@ impl IndexLock {
 /// Normalize a user-given name: a missing tag is `latest`.
 pub fn normalize_name(name: &str) -> Result<String> {
     let valid = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
         && !name.starts_with(['.', '-', '/', ':']);
     if !valid {
         return Err(Error::InvalidName(name.into()));
     }
     let last = name.rsplit('/').next().unwrap_or(name);
-    Ok(if last.contains(':') || last.contains('@') { name.to_string() } else { format!("{name}:latest") })
+    Ok(if last.contains(':') || last.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    })
 }
 
 impl Store {
@@ -110,7 +133,11 @@ impl Store {
 
     /// A fresh private directory under `tmp/` (removed by the caller or by `prune`).
     pub fn temp_dir(&self, prefix: &str) -> Result<PathBuf> {
-        let name = format!("{prefix}-{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let name = format!(
+            "{prefix}-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        );
         let p = self.root.join("tmp").join(name);
         fs::create_dir(&p).ctx("create", &p)?;
         Ok(p)
@@ -128,9 +155,16 @@ impl Store {
 
     /// Start writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter> {
-        let tmp = self.root.join("tmp").join(format!("blob-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+        let tmp = self.root.join("tmp").join(format!(
+            "blob-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         let f = File::create(&tmp).ctx("create", &tmp)?;
-        Ok(BlobWriter { tmp, w: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, f)) })
+        Ok(BlobWriter {
+            tmp,
+            w: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, f)),
+        })
     }
 
     /// Finish a blob: flush, fsync, check against `expected` when given, and move it into place.
@@ -138,11 +172,17 @@ impl Store {
         let BlobWriter { tmp, w } = w;
         let (digest, size, buf) = w.finish();
         let result = (|| {
-            let f = buf.into_inner().map_err(|e| e.into_error()).ctx("write", &tmp)?;
+            let f = buf
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .ctx("write", &tmp)?;
             f.sync_all().ctx("sync", &tmp)?;
             if let Some(e) = expected {
                 if *e != digest {
-                    return Err(Error::DigestMismatch { expected: e.clone(), actual: digest.clone() });
+                    return Err(Error::DigestMismatch {
+                        expected: e.clone(),
+                        actual: digest.clone(),
+                    });
                 }
             }
             let dst = self.blob_path(&digest);
@@ -167,7 +207,8 @@ impl Store {
             return Ok(d);
         }
         let mut w = self.blob_writer()?;
-        w.write_all(bytes).ctx("write", &w.tmp.clone())?;
+        let tmp = w.tmp.clone();
+        w.write_all(bytes).ctx("write", tmp)?;
         Ok(self.commit_blob(w, Some(&d))?.0)
     }
 
@@ -175,10 +216,15 @@ impl Store {
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let p = self.blob_path(d);
         let mut b = Vec::new();
-        File::open(&p).and_then(|mut f| f.read_to_end(&mut b)).ctx("read", &p)?;
+        File::open(&p)
+            .and_then(|mut f| f.read_to_end(&mut b))
+            .ctx("read", &p)?;
         let actual = Digest::of(&b);
         if actual != *d {
-            return Err(Error::DigestMismatch { expected: d.clone(), actual });
+            return Err(Error::DigestMismatch {
+                expected: d.clone(),
+                actual,
+            });
         }
         Ok(b)
     }
@@ -196,7 +242,11 @@ impl Store {
             remove_tree(dir)?;
         } else if let Err(e) = fs::rename(dir, &dst) {
             if !dst.exists() {
-                return Err(Error::Io { action: "store snapshot", path: dst, source: e });
+                return Err(Error::Io {
+                    action: "store snapshot",
+                    path: dst,
+                    source: e,
+                });
             }
             remove_tree(dir)?;
         }
@@ -204,7 +254,12 @@ impl Store {
     }
 
     /// Store a config, manifest and name. Returns the image.
-    pub fn put_image(&self, config: &ImageConfig, layers: &[LayerDesc], names: &[String]) -> Result<Image> {
+    pub fn put_image(
+        &self,
+        config: &ImageConfig,
+        layers: &[LayerDesc],
+        names: &[String],
+    ) -> Result<Image> {
         let cfg_bytes = config.to_bytes();
         let config_digest = self.put_blob(&cfg_bytes)?;
         let manifest = crate::image::manifest(&config_digest, cfg_bytes.len() as u64, layers);
@@ -218,7 +273,12 @@ impl Store {
             }
             self.write_index(&idx)?;
         }
-        Ok(Image { manifest_digest, manifest, config_digest, config: config.clone() })
+        Ok(Image {
+            manifest_digest,
+            manifest,
+            config_digest,
+            config: config.clone(),
+        })
     }
 
     /// Load an image by manifest digest.
@@ -226,7 +286,12 @@ impl Store {
         let manifest = parse_manifest(&self.read_blob(manifest_digest)?)?;
         let config_digest = desc_digest(manifest.config())?;
         let config = ImageConfig::from_bytes(&self.read_blob(&config_digest)?)?;
-        Ok(Image { manifest_digest: manifest_digest.clone(), manifest, config_digest, config })
+        Ok(Image {
+            manifest_digest: manifest_digest.clone(),
+            manifest,
+            config_digest,
+            config,
+        })
     }
 
     /// Find an image by name (`busybox:local`, `demo` = `demo:latest`) or id prefix (`sha256:ab12…`, `ab12…`).
@@ -269,14 +334,24 @@ impl Store {
     fn read_index(&self) -> Result<BTreeMap<String, Digest>> {
         let p = self.root.join("images.json");
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json { what: p.display().to_string(), source }),
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json {
+                what: p.display().to_string(),
+                source,
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(Error::Io { action: "read", path: p, source: e }),
+            Err(e) => Err(Error::Io {
+                action: "read",
+                path: p,
+                source: e,
+            }),
         }
     }
 
     fn write_index(&self, idx: &BTreeMap<String, Digest>) -> Result<()> {
-        write_atomic(&self.root.join("images.json"), &serde_json::to_vec_pretty(idx).expect("index serializes"))
+        write_atomic(
+            &self.root.join("images.json"),
+            &serde_json::to_vec_pretty(idx).expect("index serializes"),
+        )
     }
 
     /// A build-cache record.
@@ -314,7 +389,9 @@ impl Store {
         }
         for e in fs::read_dir(&cache_dir).ctx("read", &cache_dir)? {
             let e = e.ctx("read", &cache_dir)?;
-            if let Ok(rec) = serde_json::from_slice::<serde_json::Value>(&fs::read(e.path()).unwrap_or_default()) {
+            if let Ok(rec) =
+                serde_json::from_slice::<serde_json::Value>(&fs::read(e.path()).unwrap_or_default())
+            {
                 collect_digests(&rec, &mut keep_blobs);
             }
         }
@@ -346,7 +423,8 @@ impl Store {
             // Only other processes' leftovers (pid no longer alive).
             let pid = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
             if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
-                let _ = nix::mount::umount2(&e.path().join("merged"), nix::mount::MntFlags::MNT_DETACH);
+                let _ =
+                    nix::mount::umount2(&e.path().join("merged"), nix::mount::MntFlags::MNT_DETACH);
                 remove_tree(&e.path())?;
             }
         }
@@ -389,7 +467,11 @@ pub fn remove_tree(p: &Path) -> Result<()> {
     match fs::remove_dir_all(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::Io { action: "remove", path: p.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            action: "remove",
+            path: p.into(),
+            source: e,
+        }),
     }
 }
 
@@ -412,7 +494,11 @@ mod tests {
         w.write_all(b"other").unwrap();
         let e = s.commit_blob(w, Some(&d)).unwrap_err();
         assert!(matches!(e, Error::DigestMismatch { .. }));
-        assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0, "no partial blob left");
+        assert_eq!(
+            fs::read_dir(t.path().join("tmp")).unwrap().count(),
+            0,
+            "no partial blob left"
+        );
         fs::write(s.blob_path(&d), b"tampered").unwrap();
         assert!(matches!(s.read_blob(&d), Err(Error::DigestMismatch { .. })));
     }
@@ -420,7 +506,10 @@ mod tests {
     #[test]
     fn names_normalize() {
         assert_eq!(normalize_name("demo").unwrap(), "demo:latest");
-        assert_eq!(normalize_name("localhost:5000/a/b").unwrap(), "localhost:5000/a/b:latest");
+        assert_eq!(
+            normalize_name("localhost:5000/a/b").unwrap(),
+            "localhost:5000/a/b:latest"
+        );
         assert_eq!(normalize_name("busybox:local").unwrap(), "busybox:local");
         assert!(normalize_name("bad name").is_err());
     }

@@ -18,7 +18,8 @@ use std::process::{Command, Stdio};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, ProcessBuilder,
+    RootBuilder, Spec, UserBuilder,
 };
 
 use crate::error::IoContext;
@@ -74,8 +75,20 @@ impl SecretDir {
         if !exec {
             flags |= MsFlags::MS_NOEXEC;
         }
-        mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some("mode=0700,size=64m")).ctx("mount secret tmpfs at", dir)?;
-        Ok(SecretDir { dir: dir.to_path_buf(), mounted: true, exec, count: 0 })
+        mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            flags,
+            Some("mode=0700,size=64m"),
+        )
+        .ctx("mount secret tmpfs at", dir)?;
+        Ok(SecretDir {
+            dir: dir.to_path_buf(),
+            mounted: true,
+            exec,
+            count: 0,
+        })
     }
 
     /// Whether files here may be executed.
@@ -84,7 +97,13 @@ impl SecretDir {
     }
 
     /// Write one secret file; returns its host path.
-    pub fn add(&mut self, secret: &hush_secrets::Secret, mode: u32, uid: u32, gid: u32) -> Result<PathBuf> {
+    pub fn add(
+        &mut self,
+        secret: &hush_secrets::Secret,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<PathBuf> {
         self.count += 1;
         let p = self.dir.join(format!("s{}", self.count));
         fs::write(&p, secret.expose()).ctx("write secret file", &p)?;
@@ -107,7 +126,11 @@ impl Drop for SecretDir {
 /// Mount points the container itself needs, for the stub layer.
 pub fn base_stubs(spec: &RunSpec) -> Vec<crate::overlay::Stub> {
     use crate::overlay::Stub;
-    let mut v = vec![Stub::Dir("/proc".into()), Stub::Dir("/sys".into()), Stub::Dir("/dev".into())];
+    let mut v = vec![
+        Stub::Dir("/proc".into()),
+        Stub::Dir("/sys".into()),
+        Stub::Dir("/dev".into()),
+    ];
     for b in &spec.binds {
         if b.source.is_dir() {
             v.push(Stub::Dir(b.target.clone()));
@@ -124,11 +147,19 @@ pub fn base_stubs(spec: &RunSpec) -> Vec<crate::overlay::Stub> {
 fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
     let bad = |e: oci_spec::OciSpecError| Error::Container(e.to_string());
     let mut s = Spec::default();
-    let user = UserBuilder::default().uid(spec.ids.uid).gid(spec.ids.gid).build().map_err(bad)?;
+    let user = UserBuilder::default()
+        .uid(spec.ids.uid)
+        .gid(spec.ids.gid)
+        .build()
+        .map_err(bad)?;
     let mut process = ProcessBuilder::default()
         .args(spec.argv.clone())
         .env(spec.env.clone())
-        .cwd(if spec.cwd.is_empty() { "/".to_string() } else { spec.cwd.clone() })
+        .cwd(if spec.cwd.is_empty() {
+            "/".to_string()
+        } else {
+            spec.cwd.clone()
+        })
         .user(user)
         .terminal(false)
         .no_new_privileges(false)
@@ -140,7 +171,13 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
     }
     s.set_process(Some(process));
     s.set_hostname(Some("buildkitsandbox".into()));
-    s.set_root(Some(RootBuilder::default().path(rootfs).readonly(false).build().map_err(bad)?));
+    s.set_root(Some(
+        RootBuilder::default()
+            .path(rootfs)
+            .readonly(false)
+            .build()
+            .map_err(bad)?,
+    ));
     let mut mounts = s.mounts().clone().unwrap_or_default();
     for b in &spec.binds {
         let mut opts = vec!["rbind".to_string(), "nosuid".into(), "nodev".into()];
@@ -162,10 +199,23 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
         if let Some(sz) = size {
             opts.push(format!("size={sz}"));
         }
-        mounts.push(MountBuilder::default().destination(t).typ("tmpfs").source("tmpfs").options(opts).build().map_err(bad)?);
+        mounts.push(
+            MountBuilder::default()
+                .destination(t)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(opts)
+                .build()
+                .map_err(bad)?,
+        );
     }
     s.set_mounts(Some(mounts));
-    let mut ns = vec![LinuxNamespaceType::Pid, LinuxNamespaceType::Mount, LinuxNamespaceType::Ipc, LinuxNamespaceType::Uts];
+    let mut ns = vec![
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+    ];
     if !spec.host_network {
         ns.push(LinuxNamespaceType::Network);
     }
@@ -173,7 +223,11 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
         .into_iter()
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build().map_err(bad))
         .collect::<Result<Vec<_>>>()?;
-    let mut linux = s.linux().clone().unwrap_or_else(|| LinuxBuilder::default().build().expect("empty linux section"));
+    let mut linux = s.linux().clone().unwrap_or_else(|| {
+        LinuxBuilder::default()
+            .build()
+            .expect("empty linux section")
+    });
     linux.set_namespaces(Some(namespaces));
     // No resource limits or device cgroup rules of our own: a build step is not a service.
     linux.set_resources(None);
@@ -183,7 +237,12 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
 
 /// Run `spec` with `rootfs` as `/`. `bundle` is a private scratch directory. Output chunks
 /// (stdout and stderr, interleaved as they come) go to `output`. Returns the exit code.
-pub fn run(bundle: &Path, rootfs: &Path, spec: &RunSpec, output: &mut dyn FnMut(&[u8])) -> Result<i32> {
+pub fn run(
+    bundle: &Path,
+    rootfs: &Path,
+    spec: &RunSpec,
+    output: &mut dyn FnMut(&[u8]),
+) -> Result<i32> {
     let s = oci_spec_for(rootfs, spec)?;
     fs::create_dir_all(bundle).ctx("create", bundle)?;
     let cfg = bundle.join("config.json");
@@ -206,12 +265,20 @@ pub fn run(bundle: &Path, rootfs: &Path, spec: &RunSpec, output: &mut dyn FnMut(
             Ok(0) => break,
             Ok(n) => output(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io { action: "read output of", path: bundle.into(), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    action: "read output of",
+                    path: bundle.into(),
+                    source: e,
+                })
+            }
         }
     }
     let status = child.wait().ctx("wait for", bundle)?;
     use std::os::unix::process::ExitStatusExt;
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
 /// The helper process: create, start, wait for and delete the container of `bundle`.

@@ -50,12 +50,20 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io { action, path: path.into(), source })
+        self.map_err(|source| Error::Io {
+            action,
+            path: path.into(),
+            source,
+        })
     }
 }
 
 impl<T> IoContext<T> for nix::Result<T> {
     fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|e| Error::Io { action, path: path.into(), source: e.into() })
+        self.map_err(|e| Error::Io {
+            action,
+            path: path.into(),
+            source: e.into(),
+        })
     }
 }

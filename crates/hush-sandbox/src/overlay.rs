@@ -33,7 +33,12 @@ impl Overlay {
     /// Mount `lowers` (topmost first) with a new upper dir, all under `dir` (which must exist and
     /// be on the same filesystem as where the upper will be kept).
     pub fn mount(dir: &Path, lowers: &[PathBuf], stubs: &[Stub]) -> Result<Overlay> {
-        let (upper, work, merged, stub) = (dir.join("upper"), dir.join("work"), dir.join("merged"), dir.join("stub"));
+        let (upper, work, merged, stub) = (
+            dir.join("upper"),
+            dir.join("work"),
+            dir.join("merged"),
+            dir.join("stub"),
+        );
         for d in [&upper, &work, &merged, &stub] {
             fs::create_dir_all(d).ctx("create", d)?;
         }
@@ -65,9 +70,21 @@ impl Overlay {
             upper.display(),
             work.display()
         );
-        mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-            .map_err(|source| Error::Mount { path: merged.clone(), source })?;
-        Ok(Overlay { dir: dir.to_path_buf(), mounted: true })
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|source| Error::Mount {
+            path: merged.clone(),
+            source,
+        })?;
+        Ok(Overlay {
+            dir: dir.to_path_buf(),
+            mounted: true,
+        })
     }
 
     /// The merged view.
@@ -90,7 +107,9 @@ impl Overlay {
     fn unmount(&mut self) -> Result<()> {
         if self.mounted {
             let m = self.merged();
-            umount2(&m, MntFlags::empty()).or_else(|_| umount2(&m, MntFlags::MNT_DETACH)).ctx("unmount", &m)?;
+            umount2(&m, MntFlags::empty())
+                .or_else(|_| umount2(&m, MntFlags::MNT_DETACH))
+                .ctx("unmount", &m)?;
             self.mounted = false;
         }
         Ok(())

@@ -31,7 +31,11 @@ pub fn scoped_join(root: &Path, path: &str, follow_last: bool) -> Result<PathBuf
                 if hops > 40 {
                     return Err(Error::Escape(path.into()));
                 }
-                let target = fs::read_link(&candidate).map_err(|source| Error::Io { action: "read link", path: candidate.clone(), source })?;
+                let target = fs::read_link(&candidate).map_err(|source| Error::Io {
+                    action: "read link",
+                    path: candidate.clone(),
+                    source,
+                })?;
                 let t = target.to_string_lossy().to_string();
                 if t.starts_with('/') {
                     parts.clear();
@@ -69,7 +73,10 @@ mod tests {
         std::os::unix::fs::symlink("/etc", r.join("abs")).unwrap();
         std::os::unix::fs::symlink("../../../..", r.join("up")).unwrap();
         std::os::unix::fs::symlink("real", r.join("rel")).unwrap();
-        assert_eq!(scoped_join(r, "/abs/passwd", true).unwrap(), r.join("etc/passwd"));
+        assert_eq!(
+            scoped_join(r, "/abs/passwd", true).unwrap(),
+            r.join("etc/passwd")
+        );
         assert_eq!(scoped_join(r, "up/x", true).unwrap(), r.join("x"));
         assert_eq!(scoped_join(r, "../../x", true).unwrap(), r.join("x"));
         assert_eq!(scoped_join(r, "rel/f", true).unwrap(), r.join("real/f"));

@@ -15,7 +15,10 @@ pub struct Ids {
 }
 
 fn read(root: &Path, file: &str) -> String {
-    scoped_join(root, file, true).ok().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
+    scoped_join(root, file, true)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default()
 }
 
 /// Resolve a USER value inside `root`. Numeric ids need no passwd entry (docker's rule).
@@ -28,7 +31,10 @@ pub fn resolve(root: &Path, user: &str) -> Result<Ids> {
         None => (user, None),
     };
     let passwd = read(root, "/etc/passwd");
-    let entry = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 4 && (f[0] == u || f[2] == u));
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == u || f[2] == u));
     let (uid, mut gid) = match (u.parse::<u32>(), entry) {
         (_, Some(f)) => (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)),
         (Ok(n), None) => (n, 0),
@@ -59,12 +65,34 @@ mod tests {
     fn names_and_numbers() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("etc")).unwrap();
-        std::fs::write(t.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n").unwrap();
+        std::fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(t.path().join("etc/group"), "staff:x:50:\n").unwrap();
-        assert_eq!(resolve(t.path(), "app").unwrap(), Ids { uid: 1000, gid: 1001 });
-        assert_eq!(resolve(t.path(), "app:staff").unwrap(), Ids { uid: 1000, gid: 50 });
-        assert_eq!(resolve(t.path(), "4242:7").unwrap(), Ids { uid: 4242, gid: 7 });
-        assert!(matches!(resolve(t.path(), "nobody"), Err(Error::UnknownUser(_))));
-        assert!(matches!(resolve(t.path(), "app:nogroup"), Err(Error::UnknownGroup(_))));
+        assert_eq!(
+            resolve(t.path(), "app").unwrap(),
+            Ids {
+                uid: 1000,
+                gid: 1001
+            }
+        );
+        assert_eq!(
+            resolve(t.path(), "app:staff").unwrap(),
+            Ids { uid: 1000, gid: 50 }
+        );
+        assert_eq!(
+            resolve(t.path(), "4242:7").unwrap(),
+            Ids { uid: 4242, gid: 7 }
+        );
+        assert!(matches!(
+            resolve(t.path(), "nobody"),
+            Err(Error::UnknownUser(_))
+        ));
+        assert!(matches!(
+            resolve(t.path(), "app:nogroup"),
+            Err(Error::UnknownGroup(_))
+        ));
     }
 }

@@ -111,22 +111,37 @@ impl Secrets {
     ///
     /// `id=X` alone reads the env var `X` if it is set (even empty), else the file `./X`;
     /// `src`/`source` is a file unless `type=env`; `env=VAR` reads a variable.
-    pub fn load(specs: &[String], size_limit: usize, lookup_env: &dyn Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    pub fn load(
+        specs: &[String],
+        size_limit: usize,
+        lookup_env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
         let mut out = Secrets::default();
         for spec in specs {
-            let invalid = |reason: &str| Error::Invalid { spec: spec.clone(), reason: reason.into() };
+            let invalid = |reason: &str| Error::Invalid {
+                spec: spec.clone(),
+                reason: reason.into(),
+            };
             let (mut id, mut src, mut env, mut typ) = (None, None, None, None);
             for field in spec.split(',') {
-                let (k, v) = field.split_once('=').ok_or_else(|| invalid(&format!("field {field:?} must be key=value")))?;
+                let (k, v) = field
+                    .split_once('=')
+                    .ok_or_else(|| invalid(&format!("field {field:?} must be key=value")))?;
                 match k.trim().to_ascii_lowercase().as_str() {
                     "id" => id = Some(v.to_string()),
                     "src" | "source" => src = Some(v.to_string()),
                     "env" => env = Some(v.to_string()),
                     "type" => typ = Some(v.to_ascii_lowercase()),
-                    other => return Err(invalid(&format!("unexpected key {other:?} (expected id, src, env or type)"))),
+                    other => {
+                        return Err(invalid(&format!(
+                            "unexpected key {other:?} (expected id, src, env or type)"
+                        )))
+                    }
                 }
             }
-            let id = id.or_else(|| src.as_deref().map(|s| base(s).to_string())).ok_or_else(|| invalid("id is required"))?;
+            let id = id
+                .or_else(|| src.as_deref().map(|s| base(s).to_string()))
+                .ok_or_else(|| invalid("id is required"))?;
             if out.map.contains_key(&id) {
                 return Err(Error::Duplicate(id));
             }
@@ -139,17 +154,25 @@ impl Secrets {
                 },
                 (Some("file"), None, None) => Source::File(PathBuf::from(&id)),
                 (Some("env"), None, None) => Source::Env(id.clone()),
-                (Some(t), _, _) if t != "env" && t != "file" => return Err(invalid("type must be file or env")),
+                (Some(t), _, _) if t != "env" && t != "file" => {
+                    return Err(invalid("type must be file or env"))
+                }
                 _ => return Err(invalid("give either src or env, not both")),
             };
             let bytes = match &source {
                 Source::Env(var) => lookup_env(var)
-                    .ok_or_else(|| Error::EnvUnset { id: id.clone(), var: var.clone() })?
+                    .ok_or_else(|| Error::EnvUnset {
+                        id: id.clone(),
+                        var: var.clone(),
+                    })?
                     .into_bytes(),
                 Source::File(path) => read_limited(&id, path, size_limit)?,
             };
             if bytes.len() > size_limit {
-                return Err(Error::TooLarge { id, limit: size_limit });
+                return Err(Error::TooLarge {
+                    id,
+                    limit: size_limit,
+                });
             }
             out.map.insert(id, (Secret::new(bytes), source));
         }
@@ -178,12 +201,21 @@ fn base(p: &str) -> &str {
 
 /// Read a file (a FIFO or `<(cmd)` works: it is read once, sequentially) up to `limit + 1` bytes.
 fn read_limited(id: &str, path: &Path, limit: usize) -> Result<Vec<u8>, Error> {
-    let err = |source| Error::Read { id: id.into(), path: path.into(), source };
+    let err = |source| Error::Read {
+        id: id.into(),
+        path: path.into(),
+        source,
+    };
     let f = std::fs::File::open(path).map_err(err)?;
     let mut buf = Vec::new();
-    f.take(limit as u64 + 1).read_to_end(&mut buf).map_err(err)?;
+    f.take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(err)?;
     if buf.len() > limit {
-        return Err(Error::TooLarge { id: id.into(), limit });
+        return Err(Error::TooLarge {
+            id: id.into(),
+            limit,
+        });
     }
     Ok(buf)
 }
@@ -223,8 +255,16 @@ mod tests {
     #[test]
     fn errors_name_the_id_not_the_value() {
         let e = Secrets::load(&["id=x,env=NOPE".into()], 10, &env).unwrap_err();
-        assert_eq!(e.to_string(), "secret \"x\": environment variable NOPE is not set");
-        let e = Secrets::load(&["id=b,env=TOKEN".into(), "id=b,env=TOKEN".into()], 100, &env).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "secret \"x\": environment variable NOPE is not set"
+        );
+        let e = Secrets::load(
+            &["id=b,env=TOKEN".into(), "id=b,env=TOKEN".into()],
+            100,
+            &env,
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Duplicate(_)));
         let e = Secrets::load(&["id=b,env=TOKEN".into()], 3, &env).unwrap_err();
         assert!(!e.to_string().contains("from-env"));

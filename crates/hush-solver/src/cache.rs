@@ -49,6 +49,10 @@ pub(crate) struct CachedLayer {
 
 impl CachedLayer {
     pub(crate) fn desc(&self) -> LayerDesc {
-        LayerDesc { digest: self.blob.clone(), size: self.size, media_type: hush_oci::store::stored_layer_type() }
+        LayerDesc {
+            digest: self.blob.clone(),
+            size: self.size,
+            media_type: hush_oci::store::stored_layer_type(),
+        }
     }
 }

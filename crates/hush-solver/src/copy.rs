@@ -38,14 +38,24 @@ fn has_glob(s: &str) -> bool {
 }
 
 /// Context-relative paths a source names (wildcards expanded). Paths are relative to `root`.
-pub(crate) fn expand_source(root: &Path, src: &str, ignore: &Dockerignore, loc: hush_dockerfile::Location) -> Result<Vec<String>> {
+pub(crate) fn expand_source(
+    root: &Path,
+    src: &str,
+    ignore: &Dockerignore,
+    loc: hush_dockerfile::Location,
+) -> Result<Vec<String>> {
     let cleaned = hush_dockerfile::dockerignore::clean(src);
     if src.split('/').filter(|c| *c == "..").count() > 0 && normalize_escapes(src) {
-        return Err(Error::step(format!("forbidden path outside the build context: {src}"), loc));
+        return Err(Error::step(
+            format!("forbidden path outside the build context: {src}"),
+            loc,
+        ));
     }
     if !has_glob(&cleaned) {
         let p = scoped_join(root, &cleaned, true)?;
-        if fs::symlink_metadata(&p).is_err() || (!cleaned.is_empty() && ignore.is_excluded(&cleaned)) {
+        if fs::symlink_metadata(&p).is_err()
+            || (!cleaned.is_empty() && ignore.is_excluded(&cleaned))
+        {
             return Err(Error::Step {
                 message: format!("failed to compute cache key: {:?}: not found", format!("/{cleaned}")),
                 location: loc,
@@ -64,7 +74,10 @@ pub(crate) fn expand_source(root: &Path, src: &str, ignore: &Dockerignore, loc: 
             }
             let dir = scoped_join(root, base, true)?;
             let Ok(rd) = fs::read_dir(&dir) else { continue };
-            let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+            let mut names: Vec<String> = rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect();
             names.sort();
             for n in names {
                 if shell_match(part, &n, Some('/')) {
@@ -94,26 +107,54 @@ fn normalize_escapes(src: &str) -> bool {
 }
 
 fn join_rel(base: &str, name: &str) -> String {
-    if base.is_empty() { name.to_string() } else { format!("{base}/{name}") }
+    if base.is_empty() {
+        name.to_string()
+    } else {
+        format!("{base}/{name}")
+    }
 }
 
 /// A digest of everything a COPY from the context reads (paths, modes, sizes, times, inodes):
 /// part of the step's cache key. Metadata, not content, so that a no-op rebuild does not read
 /// every byte; any write to a file changes its ctime.
-pub(crate) fn context_digest(root: &Path, sources: &[String], ignore: &Dockerignore, loc: hush_dockerfile::Location) -> Result<String> {
+pub(crate) fn context_digest(
+    root: &Path,
+    sources: &[String],
+    ignore: &Dockerignore,
+    loc: hush_dockerfile::Location,
+) -> Result<String> {
     let mut h = Sha256::new();
     for s in sources {
         for rel in expand_source(root, s, ignore, loc)? {
             let top = scoped_join(root, &rel, true)?;
-            for e in walkdir::WalkDir::new(&top).follow_links(false).sort_by_file_name() {
-                let e = e.map_err(|e| Error::Io { action: "read", path: top.clone(), source: e.into() })?;
-                let m = e.metadata().map_err(|e| Error::Io { action: "stat", path: e.path().map(Path::to_path_buf).unwrap_or_default(), source: e.into() })?;
+            for e in walkdir::WalkDir::new(&top)
+                .follow_links(false)
+                .sort_by_file_name()
+            {
+                let e = e.map_err(|e| Error::Io {
+                    action: "read",
+                    path: top.clone(),
+                    source: e.into(),
+                })?;
+                let m = e.metadata().map_err(|e| Error::Io {
+                    action: "stat",
+                    path: e.path().map(Path::to_path_buf).unwrap_or_default(),
+                    source: e.into(),
+                })?;
                 let sub = e.path().strip_prefix(&top).unwrap_or(e.path());
                 let crel = join_rel(&rel, &sub.to_string_lossy());
                 if !sub.as_os_str().is_empty() && ignore.is_excluded(&crel) {
                     continue;
                 }
-                h.update(format!("{crel}\0{:o}\0{}\0{}\0{}\0{}\0{}\n", m.mode(), m.len(), m.mtime(), m.mtime_nsec(), m.ctime_nsec(), m.ino()));
+                h.update(format!(
+                    "{crel}\0{:o}\0{}\0{}\0{}\0{}\0{}\n",
+                    m.mode(),
+                    m.len(),
+                    m.mtime(),
+                    m.mtime_nsec(),
+                    m.ctime_nsec(),
+                    m.ino()
+                ));
             }
         }
     }
@@ -131,14 +172,20 @@ pub(crate) fn parse_chmod(s: &str) -> Option<Box<dyn Fn(u32, bool) -> u32 + Send
     let clauses: Vec<String> = s.split(',').map(String::from).collect();
     for c in &clauses {
         let op = c.find(['=', '+', '-'])?;
-        if !c[..op].chars().all(|x| "ugoa".contains(x)) || !c[op + 1..].chars().all(|x| "rwxX".contains(x)) {
+        if !c[..op].chars().all(|x| "ugoa".contains(x))
+            || !c[op + 1..].chars().all(|x| "rwxX".contains(x))
+        {
             return None;
         }
     }
     Some(Box::new(move |mut mode, is_dir| {
         for c in &clauses {
             let op = c.find(['=', '+', '-']).unwrap_or(0);
-            let who = if c[..op].is_empty() || c[..op].contains('a') { "ugo" } else { &c[..op] };
+            let who = if c[..op].is_empty() || c[..op].contains('a') {
+                "ugo"
+            } else {
+                &c[..op]
+            };
             let mut bits = 0;
             for p in c[op + 1..].chars() {
                 bits |= match p {
@@ -150,7 +197,11 @@ pub(crate) fn parse_chmod(s: &str) -> Option<Box<dyn Fn(u32, bool) -> u32 + Send
                 };
             }
             for w in who.chars() {
-                let shift = match w { 'u' => 6, 'g' => 3, _ => 0 };
+                let shift = match w {
+                    'u' => 6,
+                    'g' => 3,
+                    _ => 0,
+                };
                 let mask = 7 << shift;
                 match &c[op..op + 1] {
                     "=" => mode = (mode & !mask) | (bits << shift),
@@ -208,7 +259,11 @@ impl Writer<'_> {
         fs::create_dir(p).ctx("create", p)?;
         fs::set_permissions(p, fs::Permissions::from_mode(0o755)).ctx("chmod", p)?;
         let (u, g) = self.req.owner.unwrap_or((0, 0));
-        nix::unistd::chown(p, Some(u.into()), Some(g.into())).map_err(|e| Error::Io { action: "chown", path: p.into(), source: e.into() })
+        nix::unistd::chown(p, Some(u.into()), Some(g.into())).map_err(|e| Error::Io {
+            action: "chown",
+            path: p.into(),
+            source: e.into(),
+        })
     }
 
     /// Where a file goes: the final component is not followed (a symlink there is replaced).
@@ -239,8 +294,18 @@ impl Writer<'_> {
             return Ok(()); // devices, fifos and sockets are not copied
         }
         let (u, g) = self.owner(m);
-        nix::unistd::fchownat(None, dst, Some(u.into()), Some(g.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::Io { action: "chown", path: dst.into(), source: e.into() })?;
+        nix::unistd::fchownat(
+            None,
+            dst,
+            Some(u.into()),
+            Some(g.into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| Error::Io {
+            action: "chown",
+            path: dst.into(),
+            source: e.into(),
+        })?;
         if !ft.is_symlink() {
             fs::set_permissions(dst, fs::Permissions::from_mode(self.mode(m))).ctx("chmod", dst)?;
         }
@@ -250,9 +315,21 @@ impl Writer<'_> {
 
     fn copy_tree(&self, src_top: &Path, src_rel: &str, dst_top: &Path) -> Result<()> {
         let mut dirs = Vec::new();
-        for e in walkdir::WalkDir::new(src_top).follow_links(false).sort_by_file_name().min_depth(1) {
-            let e = e.map_err(|e| Error::Io { action: "read", path: src_top.into(), source: e.into() })?;
-            let sub = e.path().strip_prefix(src_top).unwrap_or(e.path()).to_path_buf();
+        for e in walkdir::WalkDir::new(src_top)
+            .follow_links(false)
+            .sort_by_file_name()
+            .min_depth(1)
+        {
+            let e = e.map_err(|e| Error::Io {
+                action: "read",
+                path: src_top.into(),
+                source: e.into(),
+            })?;
+            let sub = e
+                .path()
+                .strip_prefix(src_top)
+                .unwrap_or(e.path())
+                .to_path_buf();
             let crel = join_rel(src_rel, &sub.to_string_lossy());
             if self.req.from_context && self.req.ignore.is_excluded(&crel) {
                 if e.file_type().is_dir() && !self.req.ignore.may_reinclude_below(&crel) {
@@ -262,7 +339,10 @@ impl Writer<'_> {
                     continue;
                 }
             }
-            if self.req.exclude.iter().any(|p| shell_match(p, &crel, Some('/')) || shell_match(p, &sub.to_string_lossy(), Some('/'))) {
+            if self.req.exclude.iter().any(|p| {
+                shell_match(p, &crel, Some('/'))
+                    || shell_match(p, &sub.to_string_lossy(), Some('/'))
+            }) {
                 continue;
             }
             let m = e.path().symlink_metadata().ctx("stat", e.path())?;
@@ -281,8 +361,12 @@ impl Writer<'_> {
 
 fn is_archive(p: &Path) -> bool {
     let mut b = [0u8; 512];
-    let n = fs::File::open(p).and_then(|mut f| f.read(&mut b)).unwrap_or(0);
-    (n >= 2 && b[..2] == [0x1f, 0x8b]) || (n >= 4 && b[..4] == [0x28, 0xb5, 0x2f, 0xfd]) || (n >= 262 && &b[257..262] == b"ustar")
+    let n = fs::File::open(p)
+        .and_then(|mut f| f.read(&mut b))
+        .unwrap_or(0);
+    (n >= 2 && b[..2] == [0x1f, 0x8b])
+        || (n >= 4 && b[..4] == [0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &b[257..262] == b"ustar")
 }
 
 /// Perform the copy into `dest_root`.
@@ -299,34 +383,56 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
     let mut expanded = Vec::new();
     let mut wildcard = false;
     let no_ignore = Dockerignore::default();
-    let ignore = if req.from_context { req.ignore } else { &no_ignore };
+    let ignore = if req.from_context {
+        req.ignore
+    } else {
+        &no_ignore
+    };
     for s in req.sources {
         wildcard |= has_glob(s);
         expanded.extend(expand_source(req.src_root, s, ignore, req.location)?);
     }
     if expanded.is_empty() && req.inline.is_empty() {
         return Err(Error::Step {
-            message: format!("no source files were specified (none of {:?} matched)", req.sources),
+            message: format!(
+                "no source files were specified (none of {:?} matched)",
+                req.sources
+            ),
             location: req.location,
             hint: Some("check the source paths and .dockerignore".into()),
         });
     }
-    let existing_dir = scoped_join(req.dest_root, req.dest, true).map(|p| p.is_dir()).unwrap_or(false);
-    let dest_is_dir = req.dest.ends_with('/') || expanded.len() + req.inline.len() > 1 || wildcard || existing_dir;
+    let existing_dir = scoped_join(req.dest_root, req.dest, true)
+        .map(|p| p.is_dir())
+        .unwrap_or(false);
+    let dest_is_dir = req.dest.ends_with('/')
+        || expanded.len() + req.inline.len() > 1
+        || wildcard
+        || existing_dir;
     let dest = req.dest.trim_end_matches('/');
     for f in req.inline {
-        let target = if dest_is_dir { format!("{dest}/{}", f.name) } else { dest.to_string() };
+        let target = if dest_is_dir {
+            format!("{dest}/{}", f.name)
+        } else {
+            dest.to_string()
+        };
         let p = w.dest_path(&target)?;
         let _ = fs::remove_file(&p);
         fs::write(&p, &f.data).ctx("write", &p)?;
         let (u, g) = req.owner.unwrap_or((0, 0));
-        nix::unistd::chown(&p, Some(u.into()), Some(g.into())).map_err(|e| Error::Io { action: "chown", path: p.clone(), source: e.into() })?;
+        nix::unistd::chown(&p, Some(u.into()), Some(g.into())).map_err(|e| Error::Io {
+            action: "chown",
+            path: p.clone(),
+            source: e.into(),
+        })?;
         let mode = w.chmod.as_ref().map_or(0o644, |f| f(0o644, false));
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
     }
     for rel in expanded {
         let src = scoped_join(req.src_root, &rel, true)?;
-        let m = fs::metadata(&src).or_else(|_| fs::symlink_metadata(&src)).ctx("stat", &src)?;
+        let m = fs::metadata(&src)
+            .or_else(|_| fs::symlink_metadata(&src))
+            .ctx("stat", &src)?;
         if m.is_dir() {
             let top = w.mkdir_p(if dest.is_empty() { "/" } else { dest })?;
             w.copy_tree(&src, &rel, &top)?;
@@ -336,14 +442,35 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
             hush_oci::layer::apply_layer(reader, &top, u64::MAX)?;
             if let Some((u, g)) = req.owner {
                 for e in walkdir::WalkDir::new(&top).min_depth(1) {
-                    let e = e.map_err(|e| Error::Io { action: "read", path: top.clone(), source: e.into() })?;
-                    nix::unistd::fchownat(None, e.path(), Some(u.into()), Some(g.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-                        .map_err(|err| Error::Io { action: "chown", path: e.path().into(), source: err.into() })?;
+                    let e = e.map_err(|e| Error::Io {
+                        action: "read",
+                        path: top.clone(),
+                        source: e.into(),
+                    })?;
+                    nix::unistd::fchownat(
+                        None,
+                        e.path(),
+                        Some(u.into()),
+                        Some(g.into()),
+                        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|err| Error::Io {
+                        action: "chown",
+                        path: e.path().into(),
+                        source: err.into(),
+                    })?;
                 }
             }
         } else {
-            let name = Path::new(&rel).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let target = if dest_is_dir || dest.is_empty() { format!("{dest}/{name}") } else { dest.to_string() };
+            let name = Path::new(&rel)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let target = if dest_is_dir || dest.is_empty() {
+                format!("{dest}/{name}")
+            } else {
+                dest.to_string()
+            };
             let dst = w.dest_path(&target)?;
             w.copy_entry(&src, &m, &dst)?;
         }

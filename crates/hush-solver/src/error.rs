@@ -63,16 +63,20 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn step(message: impl Into<String>, location: Location) -> Self {
-        Error::Step { message: message.into(), location, hint: None }
+        Error::Step {
+            message: message.into(),
+            location,
+            hint: None,
+        }
     }
 
     /// Where in the Dockerfile, when known.
     pub fn location(&self) -> Option<Location> {
         match self {
             Error::Dockerfile(e) => Some(e.location),
-            Error::Step { location, .. } | Error::RunFailed { location, .. } | Error::MissingImage { location, .. } => {
-                Some(*location)
-            }
+            Error::Step { location, .. }
+            | Error::RunFailed { location, .. }
+            | Error::MissingImage { location, .. } => Some(*location),
             _ => None,
         }
     }
@@ -87,6 +91,10 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| Error::Io { action, path: path.into(), source })
+        self.map_err(|source| Error::Io {
+            action,
+            path: path.into(),
+            source,
+        })
     }
 }

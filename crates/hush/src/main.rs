@@ -10,7 +10,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == hush_sandbox::container::HELPER_ARG) {
+    if args
+        .get(1)
+        .is_some_and(|a| a == hush_sandbox::container::HELPER_ARG)
+    {
         let bundle = std::path::PathBuf::from(args.get(2).cloned().unwrap_or_default());
         return ExitCode::from(hush_sandbox::container::helper_main(&bundle) as u8);
     }

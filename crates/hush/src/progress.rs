@@ -13,7 +13,10 @@ pub(crate) struct Plain {
 
 impl Plain {
     pub(crate) fn new(quiet: bool) -> Self {
-        Plain { quiet, partial: Mutex::new(Vec::new()) }
+        Plain {
+            quiet,
+            partial: Mutex::new(Vec::new()),
+        }
     }
 
     fn line(&self, s: &str) {
@@ -36,11 +39,15 @@ impl hush_solver::Reporter for Plain {
         p.extend_from_slice(chunk);
         while let Some(pos) = p.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = p.drain(..=pos).collect();
-            self.line(&format!("#{id} {}", String::from_utf8_lossy(&line[..line.len() - 1])));
+            self.line(&format!(
+                "#{id} {}",
+                String::from_utf8_lossy(&line[..line.len() - 1])
+            ));
         }
     }
     fn done(&self, id: usize, seconds: f64) {
-        let rest: Vec<u8> = std::mem::take(&mut *self.partial.lock().unwrap_or_else(|e| e.into_inner()));
+        let rest: Vec<u8> =
+            std::mem::take(&mut *self.partial.lock().unwrap_or_else(|e| e.into_inner()));
         if !rest.is_empty() {
             self.line(&format!("#{id} {}", String::from_utf8_lossy(&rest)));
         }

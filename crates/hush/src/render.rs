@@ -13,8 +13,17 @@ pub(crate) fn error(e: &CliError) {
             eprintln!("{} |", " ".repeat(n.len()));
             eprintln!("{n} | {line}");
             let col = loc.column.unwrap_or(1);
-            let width = if loc.column.is_some() { 1 } else { line.trim_end().chars().count().max(1) };
-            eprintln!("{} | {}{}", " ".repeat(n.len()), " ".repeat(col - 1), "^".repeat(width));
+            let width = if loc.column.is_some() {
+                1
+            } else {
+                line.trim_end().chars().count().max(1)
+            };
+            eprintln!(
+                "{} | {}{}",
+                " ".repeat(n.len()),
+                " ".repeat(col - 1),
+                "^".repeat(width)
+            );
         }
     }
     let mut src = e.source();

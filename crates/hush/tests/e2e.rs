@@ -6,12 +6,20 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 fn hush() -> PathBuf {
-    std::env::var_os("HUSH_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hush")))
+    std::env::var_os("HUSH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hush")))
 }
 
 fn can_run() -> bool {
-    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
-    let bb = Command::new("sh").args(["-c", "command -v busybox"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let bb = Command::new("sh")
+        .args(["-c", "command -v busybox"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !(root && bb) {
         eprintln!("SKIP: end-to-end tests need root and busybox-static");
     }
@@ -22,18 +30,63 @@ fn can_run() -> bool {
 fn store() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("hush-e2e-").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("hush-e2e-")
+            .tempdir()
+            .unwrap()
+            .keep();
         let tar = dir.join("busybox.tar");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs.sh");
-        assert!(Command::new("bash").arg(script).arg(&tar).status().unwrap().success());
-        let out = Command::new(hush()).env("HUSH_ROOT", dir.join("root")).args(["import"]).arg(&tar).arg("busybox:local").output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs.sh");
+        assert!(Command::new("bash")
+            .arg(script)
+            .arg(&tar)
+            .status()
+            .unwrap()
+            .success());
+        let out = Command::new(hush())
+            .env("HUSH_ROOT", dir.join("root"))
+            .args(["import"])
+            .arg(&tar)
+            .arg("busybox:local")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
 }
 
 fn run(args: &[&str], dir: &Path) -> Output {
-    Command::new(hush()).env("HUSH_ROOT", store().join("root")).current_dir(dir).args(args).output().unwrap()
+    run_in(&store().join("root"), args, dir)
+}
+
+fn run_in(root: &Path, args: &[&str], dir: &Path) -> Output {
+    Command::new(hush())
+        .env("HUSH_ROOT", root)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A store of its own (for tests that inspect the store's state), with busybox:local.
+fn fresh_store() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("hush-e2e-own-")
+        .tempdir()
+        .unwrap();
+    let tar = store().join("busybox.tar");
+    let o = run_in(
+        &d.path().join("root"),
+        &["import", tar.to_str().unwrap(), "busybox:local"],
+        d.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    d
 }
 
 fn ctx(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -48,12 +101,24 @@ fn ctx(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 fn log(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn grep_tree(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    let out = Command::new("grep").arg("-rlF").arg(std::ffi::OsStr::new(std::str::from_utf8(needle).unwrap())).arg(dir).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect()
+    let out = Command::new("grep")
+        .arg("-rlF")
+        .arg(std::ffi::OsStr::new(std::str::from_utf8(needle).unwrap()))
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect()
 }
 
 #[test]
@@ -62,14 +127,28 @@ fn secret_build_keeps_secret_out_of_image_and_store() {
         return;
     }
     let c = ctx(
-        "FROM busybox:local AS b\nRUN --mount=type=secret,id=s,mode=0440 test \"$(cat /run/secrets/s)\" = 's3cr3t-value-XYZ' && stat -c %a /run/secrets/s > /mode\nFROM busybox:local\nCOPY --from=b /mode /mode\n",
+        "FROM busybox:local AS b\nRUN --mount=type=secret,id=s,mode=0440 sha256sum /run/secrets/s | cut -c1-64 > /sum && stat -c %a /run/secrets/s > /mode\nFROM busybox:local\nCOPY --from=b /mode /sum /out/\n",
         &[],
     );
-    let secret = c.path().join("..").join(format!("secret-{}", std::process::id()));
+    let secret = c
+        .path()
+        .join("..")
+        .join(format!("secret-{}", std::process::id()));
     std::fs::write(&secret, "s3cr3t-value-XYZ").unwrap();
     let archive = c.path().join("out.tar");
     let o = run(
-        &["build", "--progress=plain", "--no-cache", "-t", "e2e-secret", "--secret", &format!("id=s,src={}", secret.display()), "-o", &format!("type=docker,dest={}", archive.display()), "."],
+        &[
+            "build",
+            "--progress=plain",
+            "--no-cache",
+            "-t",
+            "e2e-secret",
+            "--secret",
+            &format!("id=s,src={}", secret.display()),
+            "-o",
+            &format!("type=docker,dest={}", archive.display()),
+            ".",
+        ],
         c.path(),
     );
     std::fs::remove_file(&secret).unwrap();
@@ -77,18 +156,65 @@ fn secret_build_keeps_secret_out_of_image_and_store() {
     assert!(!log(&o).contains("s3cr3t-value-XYZ"));
     let x = c.path().join("x");
     std::fs::create_dir(&x).unwrap();
-    assert!(Command::new("tar").arg("-xf").arg(&archive).arg("-C").arg(&x).status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&x)
+        .status()
+        .unwrap()
+        .success());
     assert!(grep_tree(&x, b"s3cr3t-value-XYZ").is_empty());
-    assert!(grep_tree(&store().join("root"), b"s3cr3t-value-XYZ").is_empty(), "secret found in the store");
+    assert!(
+        grep_tree(&store().join("root"), b"s3cr3t-value-XYZ").is_empty(),
+        "secret found in the store"
+    );
     // the mode was applied, and no mount stub reached a layer
-    let listing = Command::new("sh").arg("-c").arg(format!("for l in {}/blobs/sha256/*; do tar -tf $l 2>/dev/null; done", x.display())).output().unwrap();
+    let listing = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for l in {}/blobs/sha256/*; do tar -tf $l 2>/dev/null; done",
+            x.display()
+        ))
+        .output()
+        .unwrap();
     let names = String::from_utf8_lossy(&listing.stdout);
-    assert!(names.lines().any(|l| l == "mode"), "{names}");
+    assert!(names.lines().any(|l| l == "out/mode"), "{names}");
+    let sum = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for l in {}/blobs/sha256/*; do tar -xOf $l out/sum 2>/dev/null; done",
+            x.display()
+        ))
+        .output()
+        .unwrap();
+    // sha256 of "s3cr3t-value-XYZ": the RUN saw the secret's exact bytes
+    let want = Command::new("sh")
+        .arg("-c")
+        .arg("printf s3cr3t-value-XYZ | sha256sum | cut -c1-64")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sum.stdout),
+        String::from_utf8_lossy(&want.stdout)
+    );
     assert!(!names.contains("run/secrets"), "{names}");
-    assert!(!names.lines().any(|l| l.starts_with("proc") || l.starts_with("dev/") || l == "etc/hosts"), "{names}");
-    let s = Command::new("skopeo").arg("inspect").arg(format!("docker-archive:{}", archive.display())).output();
+    assert!(
+        !names
+            .lines()
+            .any(|l| l.starts_with("proc") || l.starts_with("dev/") || l == "etc/hosts"),
+        "{names}"
+    );
+    let s = Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("docker-archive:{}", archive.display()))
+        .output();
     if let Ok(s) = s {
-        assert!(s.status.success(), "skopeo rejects the archive: {}", String::from_utf8_lossy(&s.stderr));
+        assert!(
+            s.status.success(),
+            "skopeo rejects the archive: {}",
+            String::from_utf8_lossy(&s.stderr)
+        );
     }
 }
 
@@ -97,18 +223,45 @@ fn oci_output_is_accepted_by_umoci() {
     if !can_run() {
         return;
     }
-    let c = ctx("FROM busybox:local\nRUN echo hi > /hi\nCMD [\"cat\", \"/hi\"]\n", &[]);
+    let c = ctx(
+        "FROM busybox:local\nRUN echo hi > /hi\nCMD [\"cat\", \"/hi\"]\n",
+        &[],
+    );
     let layout = c.path().join("oci");
-    let o = run(&["build", "-q", "-t", "e2e-oci", "-o", &format!("type=oci,dest={}", layout.display()), "."], c.path());
+    let o = run(
+        &[
+            "build",
+            "-q",
+            "-t",
+            "e2e-oci",
+            "-o",
+            &format!("type=oci,dest={}", layout.display()),
+            ".",
+        ],
+        c.path(),
+    );
     assert!(o.status.success(), "{}", log(&o));
     if Command::new("umoci").arg("--version").output().is_err() {
         eprintln!("SKIP: umoci not installed");
         return;
     }
     let bundle = c.path().join("bundle");
-    let u = Command::new("umoci").arg("unpack").arg("--image").arg(format!("{}:e2e-oci", layout.display())).arg(&bundle).output().unwrap();
-    assert!(u.status.success(), "umoci: {}", String::from_utf8_lossy(&u.stderr));
-    assert_eq!(std::fs::read_to_string(bundle.join("rootfs/hi")).unwrap(), "hi\n");
+    let u = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        u.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&u.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/hi")).unwrap(),
+        "hi\n"
+    );
 }
 
 #[test]
@@ -116,10 +269,16 @@ fn rebuild_is_cached_and_keeps_the_image_id() {
     if !can_run() {
         return;
     }
-    let c = ctx("FROM busybox:local\nCOPY f /f\nRUN cat /f > /g\n", &[("f", "one")]);
+    let c = ctx(
+        "FROM busybox:local\nCOPY f /f\nRUN cat /f > /g\n",
+        &[("f", "one")],
+    );
     let a = run(&["build", "-q", "-t", "e2e-cache", "."], c.path());
     assert!(a.status.success(), "{}", log(&a));
-    let b = run(&["build", "--progress=plain", "-t", "e2e-cache", "."], c.path());
+    let b = run(
+        &["build", "--progress=plain", "-t", "e2e-cache", "."],
+        c.path(),
+    );
     assert!(b.status.success(), "{}", log(&b));
     assert_eq!(log(&b).matches("CACHED").count(), 2, "{}", log(&b));
     let id1 = String::from_utf8_lossy(&a.stdout).trim().to_string();
@@ -135,18 +294,37 @@ fn failing_run_reports_exit_code_and_leaves_no_trace() {
     if !can_run() {
         return;
     }
-    let c = ctx("FROM busybox:local\nRUN echo about to fail && exit 3\n", &[]);
-    let o = run(&["build", "--progress=plain", "-t", "e2e-fail", "."], c.path());
+    let own = fresh_store();
+    let root = own.path().join("root");
+    let c = ctx(
+        "FROM busybox:local\nRUN echo about to fail && exit 3\n",
+        &[],
+    );
+    let o = run_in(
+        &root,
+        &["build", "--progress=plain", "-t", "e2e-fail", "."],
+        c.path(),
+    );
     assert_eq!(o.status.code(), Some(1), "{}", log(&o));
     let l = log(&o);
     assert!(l.contains("exit code: 3"), "{l}");
     assert!(l.contains("Dockerfile:2"), "{l}");
-    let tmp: Vec<_> = std::fs::read_dir(store().join("root/tmp")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(&format!("-{}-", o.status.code().unwrap_or(0)))).collect();
-    assert!(tmp.is_empty());
+    assert!(l.contains("about to fail"), "{l}");
+    assert_eq!(
+        std::fs::read_dir(root.join("tmp")).unwrap().count(),
+        0,
+        "work dirs left in the store"
+    );
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(&store().join("root/tmp").display().to_string()), "a mount was left behind");
-    let img = run(&["inspect", "e2e-fail"], c.path());
-    assert!(!img.status.success(), "a failed build must not name an image");
+    assert!(
+        !mounts.contains(&root.display().to_string()),
+        "a mount was left behind"
+    );
+    let img = run_in(&root, &["inspect", "e2e-fail"], c.path());
+    assert!(
+        !img.status.success(),
+        "a failed build must not name an image"
+    );
 }
 
 #[test]

@@ -11,8 +11,16 @@ use crate::shell::{Env, Lexer};
 
 /// Build arguments usable without an `ARG` (passed to RUN, never recorded in history).
 pub const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// The image configuration a stage builds up (the Dockerfile-visible part of an OCI config).
@@ -148,7 +156,7 @@ pub struct Step {
 #[derive(Debug, Clone)]
 pub enum Dispatched {
     /// Changes the filesystem.
-    Step(Step),
+    Step(Box<Step>),
     /// Only changes the configuration.
     Meta {
         /// The history `created_by`.
@@ -219,7 +227,10 @@ pub fn global_arg_values(
                     .iter()
                     .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
                     .collect();
-                Some(lx.expand(def, &env).map_err(|e| ParseError::new(e.into(), Location::default()))?)
+                Some(
+                    lx.expand(def, &env)
+                        .map_err(|e| ParseError::new(e.into(), Location::default()))?,
+                )
             }
             (None, None) => None,
         };
@@ -273,16 +284,27 @@ pub fn dispatch_stage(
     let mut items = Vec::new();
     for cmd in &stage.commands {
         let loc = cmd.location;
-        let fail = |e: crate::shell::ExpandError| ParseError::new(ParseErrorKind::Expansion(e), loc);
-        let expand = |w: &str, state: &ImageState, args: &[(String, String)]| -> Result<String, ParseError> {
+        let fail =
+            |e: crate::shell::ExpandError| ParseError::new(ParseErrorKind::Expansion(e), loc);
+        let expand = |w: &str,
+                      state: &ImageState,
+                      args: &[(String, String)]|
+         -> Result<String, ParseError> {
             lx.expand(w, &Scope { state, args }).map_err(fail)
         };
-        let meta = |created_by: String| Dispatched::Meta { created_by, location: loc };
+        let meta = |created_by: String| Dispatched::Meta {
+            created_by,
+            location: loc,
+        };
         let abs = |p: &str, state: &ImageState| -> String {
             if p.starts_with('/') {
                 p.to_string()
             } else {
-                let wd = if state.workdir.is_empty() { "/" } else { &state.workdir };
+                let wd = if state.workdir.is_empty() {
+                    "/"
+                } else {
+                    &state.workdir
+                };
                 format!("{}/{}", wd.trim_end_matches('/'), p)
             }
         };
@@ -337,12 +359,12 @@ pub fn dispatch_stage(
                 if path == "/" {
                     meta(format!("WORKDIR {path}"))
                 } else {
-                    Dispatched::Step(Step {
+                    Dispatched::Step(Box::new(Step {
                         kind: StepKind::Mkdir { path: path.clone() },
                         created_by: format!("WORKDIR {path}"),
                         location: loc,
                         state: state.clone(),
-                    })
+                    }))
                 }
             }
             CommandKind::User(u) => {
@@ -361,8 +383,21 @@ pub fn dispatch_stage(
             CommandKind::Expose(ports) => {
                 let mut shown = Vec::new();
                 for p in ports {
-                    for p in lx.words(p, &Scope { state: &state, args: &args }).map_err(fail)? {
-                        let p = if p.contains('/') { p.to_ascii_lowercase() } else { format!("{p}/tcp") };
+                    for p in lx
+                        .words(
+                            p,
+                            &Scope {
+                                state: &state,
+                                args: &args,
+                            },
+                        )
+                        .map_err(fail)?
+                    {
+                        let p = if p.contains('/') {
+                            p.to_ascii_lowercase()
+                        } else {
+                            format!("{p}/tcp")
+                        };
                         shown.push(p.clone());
                         state.exposed_ports.insert(p);
                     }
@@ -396,11 +431,30 @@ pub fn dispatch_stage(
             }
             CommandKind::Healthcheck(h) => {
                 state.healthcheck = Some(match h {
-                    Healthcheck::None => HealthState { test: vec!["NONE".into()], ..Default::default() },
-                    Healthcheck::Cmd { test, interval, timeout, start_period, start_interval, retries } => {
+                    Healthcheck::None => HealthState {
+                        test: vec!["NONE".into()],
+                        ..Default::default()
+                    },
+                    Healthcheck::Cmd {
+                        test,
+                        interval,
+                        timeout,
+                        start_period,
+                        start_interval,
+                        retries,
+                    } => {
                         let dur = |d: &Option<String>| -> Result<Option<u64>, ParseError> {
                             d.as_deref()
-                                .map(|s| parse_duration(s).ok_or_else(|| ParseError::new(ParseErrorKind::InvalidFlag(format!("invalid duration {s:?}")), loc)))
+                                .map(|s| {
+                                    parse_duration(s).ok_or_else(|| {
+                                        ParseError::new(
+                                            ParseErrorKind::InvalidFlag(format!(
+                                                "invalid duration {s:?}"
+                                            )),
+                                            loc,
+                                        )
+                                    })
+                                })
                                 .transpose()
                         };
                         HealthState {
@@ -413,7 +467,16 @@ pub fn dispatch_stage(
                         }
                     }
                 });
-                meta(format!("HEALTHCHECK {}", go_list(&state.healthcheck.as_ref().map(|h| h.test.clone()).unwrap_or_default())))
+                meta(format!(
+                    "HEALTHCHECK {}",
+                    go_list(
+                        &state
+                            .healthcheck
+                            .as_ref()
+                            .map(|h| h.test.clone())
+                            .unwrap_or_default()
+                    )
+                ))
             }
             CommandKind::Onbuild(t) => {
                 state.onbuild.push(t.clone());
@@ -429,7 +492,12 @@ pub fn dispatch_stage(
                         m.target = Some(clean_abs(&abs(t, &state)));
                     }
                     if let Some(from) = &m.from {
-                        m.from = Some(resolve_from_name(from, stage.index, input.stage_names, loc)?);
+                        m.from = Some(resolve_from_name(
+                            from,
+                            stage.index,
+                            input.stage_names,
+                            loc,
+                        )?);
                     }
                     mounts.push(m);
                 }
@@ -456,20 +524,31 @@ pub fn dispatch_stage(
                 }
                 created_by.push_str(&argv.join(" "));
                 created_by.push_str(" # buildkit");
-                let network = run.network.as_ref().map(|n| expand(n, &state, &args)).transpose()?;
-                Dispatched::Step(Step {
-                    kind: StepKind::Run { argv, env, mounts, network },
+                let network = run
+                    .network
+                    .as_ref()
+                    .map(|n| expand(n, &state, &args))
+                    .transpose()?;
+                Dispatched::Step(Box::new(Step {
+                    kind: StepKind::Run {
+                        argv,
+                        env,
+                        mounts,
+                        network,
+                    },
                     created_by,
                     location: loc,
                     state: state.clone(),
-                })
+                }))
             }
             CommandKind::Copy(c) => {
                 let ex = |w: &String| expand(w, &state, &args);
                 let sources = c.sources.iter().map(ex).collect::<Result<Vec<_>, _>>()?;
                 let dest_raw = expand(&c.dest, &state, &args)?;
                 let mut dest = abs(&dest_raw, &state);
-                if (dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.")) && !dest.ends_with('/') {
+                if (dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/."))
+                    && !dest.ends_with('/')
+                {
                     dest.push('/');
                 }
                 let source = match &c.from {
@@ -479,7 +558,9 @@ pub fn dispatch_stage(
                             return Err(ParseError::new(ParseErrorKind::Stage("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".into()), loc));
                         }
                         match resolve_from_name(f, stage.index, input.stage_names, loc)? {
-                            s if s.starts_with("stage:") => CopySource::Stage(s[6..].parse().unwrap_or(0)),
+                            s if s.starts_with("stage:") => {
+                                CopySource::Stage(s[6..].parse().unwrap_or(0))
+                            }
                             img => CopySource::Image(img),
                         }
                     }
@@ -490,7 +571,11 @@ pub fn dispatch_stage(
                     .map(|f| {
                         Ok(InlineFile {
                             name: f.name.clone(),
-                            data: if f.expand { expand_heredoc(&lx, &f.data, &state, &args).map_err(fail)? } else { f.data.clone() },
+                            data: if f.expand {
+                                expand_heredoc(&lx, &f.data, &state, &args).map_err(fail)?
+                            } else {
+                                f.data.clone()
+                            },
                             expand: false,
                         })
                     })
@@ -499,13 +584,19 @@ pub fn dispatch_stage(
                 let chmod = c.chmod.as_ref().map(ex).transpose()?;
                 let verb = if c.add { "ADD" } else { "COPY" };
                 let mut shown: Vec<String> = Vec::new();
-                if let Some(f) = &c.from { shown.push(format!("--from={f}")); }
-                if let Some(o) = &chown { shown.push(format!("--chown={o}")); }
-                if let Some(m) = &chmod { shown.push(format!("--chmod={m}")); }
+                if let Some(f) = &c.from {
+                    shown.push(format!("--from={f}"));
+                }
+                if let Some(o) = &chown {
+                    shown.push(format!("--chown={o}"));
+                }
+                if let Some(m) = &chmod {
+                    shown.push(format!("--chmod={m}"));
+                }
                 shown.extend(sources.iter().cloned());
                 shown.extend(inline.iter().map(|f| format!("<<{}", f.name)));
                 shown.push(dest_raw.clone());
-                Dispatched::Step(Step {
+                Dispatched::Step(Box::new(Step {
                     kind: StepKind::Copy {
                         source,
                         sources,
@@ -522,12 +613,16 @@ pub fn dispatch_stage(
                     created_by: format!("{verb} {} # buildkit", shown.join(" ")),
                     location: loc,
                     state: state.clone(),
-                })
+                }))
             }
         };
         items.push(item);
     }
-    Ok(DispatchedStage { items, state, used_args: used })
+    Ok(DispatchedStage {
+        items,
+        state,
+        used_args: used,
+    })
 }
 
 /// `stage:N` for a stage name or index defined before `current`; otherwise the image reference.
@@ -549,7 +644,9 @@ fn resolve_from_name(
             loc,
         )),
         Some(_) => Err(ParseError::new(
-            ParseErrorKind::Stage(format!("stage {name:?} must be defined before current stage")),
+            ParseErrorKind::Stage(format!(
+                "stage {name:?} must be defined before current stage"
+            )),
             loc,
         )
         .with_hint("move the referenced stage above this one")),
@@ -635,7 +732,9 @@ pub fn parse_duration(s: &str) -> Option<u64> {
         let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let num: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mul = match &rest[..u] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -659,19 +758,37 @@ mod tests {
 
     fn run(text: &str, build_args: &[(&str, &str)]) -> Result<DispatchedStage, ParseError> {
         let st = parse_stages(&parse(text).unwrap()).unwrap();
-        let ba: BTreeMap<String, String> = build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let ba: BTreeMap<String, String> = build_args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let globals = global_arg_values(&st.global_args, &ba, '\\').unwrap();
         let names: Vec<Option<String>> = st.stages.iter().map(|s| s.name.clone()).collect();
-        let input = DispatchInput { build_args: &ba, global_args: &globals, stage_names: &names, escape: '\\', history_build_args: true };
+        let input = DispatchInput {
+            build_args: &ba,
+            global_args: &globals,
+            stage_names: &names,
+            escape: '\\',
+            history_build_args: true,
+        };
         dispatch_stage(st.stages.last().unwrap(), ImageState::default(), &input)
     }
 
     #[test]
     fn env_overrides_arg_and_args_scope() {
-        let d = run("ARG G=g\nFROM x\nARG G\nARG A=1\nENV A=2 B=$A\nWORKDIR /w/$G\nRUN echo\n", &[]).unwrap();
-        assert_eq!(d.state.env, vec![("A".into(), "2".into()), ("B".into(), "1".into())]);
+        let d = run(
+            "ARG G=g\nFROM x\nARG G\nARG A=1\nENV A=2 B=$A\nWORKDIR /w/$G\nRUN echo\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            d.state.env,
+            vec![("A".into(), "2".into()), ("B".into(), "1".into())]
+        );
         assert_eq!(d.state.workdir, "/w/g");
-        let Dispatched::Step(s) = d.items.last().unwrap() else { panic!() };
+        let Dispatched::Step(s) = d.items.last().unwrap() else {
+            panic!()
+        };
         assert_eq!(s.created_by, "RUN |2 G=g A=1 /bin/sh -c echo # buildkit");
     }
 
@@ -685,21 +802,37 @@ mod tests {
     #[test]
     fn secret_mount_target_joins_workdir() {
         let d = run("FROM x\nWORKDIR /app\nARG ID=tok\nRUN --mount=type=secret,id=$ID,target=s.txt cat s.txt\n", &[]).unwrap();
-        let Dispatched::Step(Step { kind: StepKind::Run { mounts, .. }, .. }) = d.items.last().unwrap() else { panic!() };
+        let Dispatched::Step(step) = d.items.last().unwrap() else {
+            panic!()
+        };
+        let StepKind::Run { mounts, .. } = &step.kind else {
+            panic!()
+        };
         assert_eq!(mounts[0].target.as_deref(), Some("/app/s.txt"));
         assert_eq!(mounts[0].id.as_deref(), Some("tok"));
     }
 
     #[test]
     fn later_stage_reference_is_an_error() {
-        let e = run("FROM x\nRUN --mount=from=later,target=/x true\nFROM y AS later\n", &[]);
+        let e = run(
+            "FROM x\nRUN --mount=from=later,target=/x true\nFROM y AS later\n",
+            &[],
+        );
         // dispatching the last stage is fine; the first one references a later stage
         assert!(e.is_ok());
-        let st = parse_stages(&parse("FROM x\nCOPY --from=later /a /b\nFROM y AS later\n").unwrap()).unwrap();
+        let st =
+            parse_stages(&parse("FROM x\nCOPY --from=later /a /b\nFROM y AS later\n").unwrap())
+                .unwrap();
         let ba = BTreeMap::new();
         let g = BTreeMap::new();
         let names: Vec<Option<String>> = st.stages.iter().map(|s| s.name.clone()).collect();
-        let input = DispatchInput { build_args: &ba, global_args: &g, stage_names: &names, escape: '\\', history_build_args: true };
+        let input = DispatchInput {
+            build_args: &ba,
+            global_args: &g,
+            stage_names: &names,
+            escape: '\\',
+            history_build_args: true,
+        };
         let e = dispatch_stage(&st.stages[0], ImageState::default(), &input).unwrap_err();
         assert!(e.to_string().contains("defined before"));
     }

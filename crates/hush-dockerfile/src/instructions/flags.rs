@@ -49,7 +49,10 @@ impl<'a> Flags<'a> {
     }
 
     pub(crate) fn strings(&mut self, name: &str) -> Vec<String> {
-        self.take(name).into_iter().map(Option::unwrap_or_default).collect()
+        self.take(name)
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect()
     }
 
     pub(crate) fn opt_bool(&mut self, name: &str) -> Result<Option<bool>, ParseError> {
@@ -60,7 +63,9 @@ impl<'a> Flags<'a> {
                 "true" | "1" | "" => Ok(Some(true)),
                 "false" | "0" => Ok(Some(false)),
                 _ => Err(ParseError::new(
-                    ParseErrorKind::InvalidFlag(format!("expecting boolean value for flag {name}, not: {v}")),
+                    ParseErrorKind::InvalidFlag(format!(
+                        "expecting boolean value for flag {name}, not: {v}"
+                    )),
                     self.node.location,
                 )),
             },

@@ -14,8 +14,24 @@ pub use mounts::{Mount, MountKind, Sharing};
 
 /// Every instruction of the Dockerfile reference.
 pub const KEYWORDS: &[&str] = &[
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
-    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
 
 /// A whole Dockerfile as stages.
@@ -230,11 +246,11 @@ pub fn parse_stages(df: &Dockerfile) -> Result<Stages, ParseError> {
             None => match kind {
                 CommandKind::Arg(decls) => out.global_args.extend(decls),
                 _ => {
-                    return Err(ParseError::new(
-                        ParseErrorKind::NoStages,
-                        node.location,
+                    return Err(
+                        ParseError::new(ParseErrorKind::NoStages, node.location).with_hint(
+                            "start the Dockerfile with FROM <image> (only ARG may come before it)",
+                        ),
                     )
-                    .with_hint("start the Dockerfile with FROM <image> (only ARG may come before it)"))
                 }
             },
         }
@@ -323,7 +339,16 @@ fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
         "copy" | "add" => {
             let add = kw == "add";
             let allowed: &[&str] = if add {
-                &["chown", "chmod", "link", "keep-git-dir", "checksum", "unpack", "exclude", "parents"]
+                &[
+                    "chown",
+                    "chmod",
+                    "link",
+                    "keep-git-dir",
+                    "checksum",
+                    "unpack",
+                    "exclude",
+                    "parents",
+                ]
             } else {
                 &["from", "chown", "chmod", "link", "parents", "exclude"]
             };
@@ -346,7 +371,7 @@ fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
             fl.finish()?;
             let inline = inline_files(&node.heredocs);
             let mut words = node.args.clone();
-            if words.len() < 2 && !(words.len() == 1 && !inline.is_empty()) {
+            if words.len() < 2 && (words.len() != 1 || inline.is_empty()) {
                 return Err(err(node, format!("{} requires at least two arguments, but only one was provided. Destination could not be determined", kw.to_uppercase())));
             }
             c.dest = words.pop().unwrap_or_default();
@@ -354,7 +379,8 @@ fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
             c.sources = words
                 .into_iter()
                 .filter(|w| {
-                    crate::parser::parse_heredoc(w).is_none_or(|h| !names.contains(&h.name.as_str()))
+                    crate::parser::parse_heredoc(w)
+                        .is_none_or(|h| !names.contains(&h.name.as_str()))
                 })
                 .collect();
             c.inline = inline;
@@ -443,9 +469,20 @@ fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
                 return Err(err(node, "ONBUILD requires at least one argument"));
             };
             match sub.keyword().as_str() {
-                "onbuild" => return Err(err(node, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")),
+                "onbuild" => {
+                    return Err(err(
+                        node,
+                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                    ))
+                }
                 "from" | "maintainer" => {
-                    return Err(err(node, format!("{} isn't allowed as an ONBUILD trigger", sub.name.to_uppercase())))
+                    return Err(err(
+                        node,
+                        format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            sub.name.to_uppercase()
+                        ),
+                    ))
                 }
                 _ => {}
             }
@@ -455,7 +492,16 @@ fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
             CommandKind::Onbuild(trigger.to_string())
         }
         "healthcheck" => {
-            let mut fl = Flags::new(node, &["interval", "timeout", "start-period", "start-interval", "retries"])?;
+            let mut fl = Flags::new(
+                node,
+                &[
+                    "interval",
+                    "timeout",
+                    "start-period",
+                    "start-interval",
+                    "retries",
+                ],
+            )?;
             let hc = match node.args.first().map(|s| s.to_ascii_uppercase()).as_deref() {
                 Some("NONE") => {
                     if node.args.len() > 1 {
@@ -469,12 +515,17 @@ fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
                         return Err(err(node, "Missing command after HEALTHCHECK CMD"));
                     }
                     let test = if node.json {
-                        std::iter::once("CMD".to_string()).chain(rest.iter().cloned()).collect()
+                        std::iter::once("CMD".to_string())
+                            .chain(rest.iter().cloned())
+                            .collect()
                     } else {
                         vec!["CMD-SHELL".to_string(), rest[0].clone()]
                     };
                     let retries = match fl.string("retries") {
-                        Some(r) => Some(r.parse::<i64>().map_err(|_| err(node, format!("invalid --retries value {r:?}")))?),
+                        Some(r) => Some(
+                            r.parse::<i64>()
+                                .map_err(|_| err(node, format!("invalid --retries value {r:?}")))?,
+                        ),
                         None => None,
                     };
                     Healthcheck::Cmd {
@@ -486,7 +537,12 @@ fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
                         retries,
                     }
                 }
-                Some(other) => return Err(err(node, format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"))),
+                Some(other) => {
+                    return Err(err(
+                        node,
+                        format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"),
+                    ))
+                }
                 None => return Err(err(node, "HEALTHCHECK requires an argument")),
             };
             fl.finish()?;
@@ -516,12 +572,24 @@ mod tests {
 
     #[test]
     fn groups_stages_and_global_args() {
-        let s = stages("ARG V=1\nFROM a AS Build\nRUN x\nFROM build\nCOPY --from=build /a /b\n").unwrap();
-        assert_eq!(s.global_args, vec![ArgDecl { name: "V".into(), default: Some("1".into()) }]);
+        let s = stages("ARG V=1\nFROM a AS Build\nRUN x\nFROM build\nCOPY --from=build /a /b\n")
+            .unwrap();
+        assert_eq!(
+            s.global_args,
+            vec![ArgDecl {
+                name: "V".into(),
+                default: Some("1".into())
+            }]
+        );
         assert_eq!(s.stages.len(), 2);
         assert_eq!(s.stages[0].name.as_deref(), Some("build"));
-        let CommandKind::Copy(c) = &s.stages[1].commands[0].kind else { panic!() };
-        assert_eq!((c.from.as_deref(), c.sources.as_slice(), c.dest.as_str()), (Some("build"), &["/a".to_string()][..], "/b"));
+        let CommandKind::Copy(c) = &s.stages[1].commands[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (c.from.as_deref(), c.sources.as_slice(), c.dest.as_str()),
+            (Some("build"), &["/a".to_string()][..], "/b")
+        );
     }
 
     #[test]
@@ -548,7 +616,9 @@ mod tests {
     #[test]
     fn heredoc_copy_sources() {
         let s = stages("FROM a\nCOPY <<A <<B /d/\na\nA\nb\nB\n").unwrap();
-        let CommandKind::Copy(c) = &s.stages[0].commands[0].kind else { panic!() };
+        let CommandKind::Copy(c) = &s.stages[0].commands[0].kind else {
+            panic!()
+        };
         assert!(c.sources.is_empty());
         assert_eq!(c.inline.len(), 2);
         assert_eq!(c.inline[1].data, "b\n");

@@ -61,8 +61,25 @@ pub struct Mount {
 }
 
 const KEYS: &[&str] = &[
-    "type", "target", "dst", "destination", "source", "src", "from", "id", "readonly", "ro",
-    "readwrite", "rw", "required", "mode", "uid", "gid", "sharing", "size", "env",
+    "type",
+    "target",
+    "dst",
+    "destination",
+    "source",
+    "src",
+    "from",
+    "id",
+    "readonly",
+    "ro",
+    "readwrite",
+    "rw",
+    "required",
+    "mode",
+    "uid",
+    "gid",
+    "sharing",
+    "size",
+    "env",
 ];
 
 /// Parse one `--mount` value (already expanded).
@@ -125,12 +142,21 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
             "env" => m.env = Some(need(value)?),
             "mode" => {
                 let v = need(value)?;
-                m.mode = Some(u32::from_str_radix(&v, 8).map_err(|_| format!("invalid mode {v:?}: must be octal"))?);
+                m.mode = Some(
+                    u32::from_str_radix(&v, 8)
+                        .map_err(|_| format!("invalid mode {v:?}: must be octal"))?,
+                );
             }
             "uid" | "gid" => {
                 let v = need(value)?;
-                let n = v.parse::<u32>().map_err(|_| format!("invalid {key} {v:?}: must be a number"))?;
-                if key == "uid" { m.uid = Some(n) } else { m.gid = Some(n) }
+                let n = v
+                    .parse::<u32>()
+                    .map_err(|_| format!("invalid {key} {v:?}: must be a number"))?;
+                if key == "uid" {
+                    m.uid = Some(n)
+                } else {
+                    m.gid = Some(n)
+                }
             }
             "sharing" => {
                 let v = need(value)?;
@@ -268,7 +294,10 @@ pub fn parse_size(s: &str) -> Option<u64> {
         'g' => (&s[..s.len() - 1], 1 << 30),
         _ => (s, 1),
     };
-    num.trim().parse::<f64>().ok().map(|n| (n * mul as f64) as u64)
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| (n * mul as f64) as u64)
 }
 
 #[cfg(test)]
@@ -283,7 +312,10 @@ mod tests {
         let m = parse_mount("type=secret,target=/keys/signing.pem").unwrap();
         assert_eq!(m.id.as_deref(), Some("signing.pem"));
         let m = parse_mount("type=secret,source=gh").unwrap();
-        assert_eq!((m.id.as_deref(), m.target.as_deref()), (Some("gh"), Some("/run/secrets/gh")));
+        assert_eq!(
+            (m.id.as_deref(), m.target.as_deref()),
+            (Some("gh"), Some("/run/secrets/gh"))
+        );
         let m = parse_mount("type=secret,id=t,env=TOKEN").unwrap();
         assert_eq!(m.target, None);
         let m = parse_mount("required,type=secret,id=t").unwrap();
@@ -292,12 +324,29 @@ mod tests {
 
     #[test]
     fn errors_match_buildkit() {
-        assert_eq!(parse_mount("type=tmp,target=/x").unwrap_err(), "unsupported mount type \"tmp\"");
-        assert!(parse_mount("type=secret,id=tok,colour=blue").unwrap_err().starts_with("unexpected key 'colour'"));
-        assert_eq!(parse_mount("type=ssh,source=x").unwrap_err(), "ssh does not support source");
-        assert_eq!(parse_mount("type=secret,from=x,id=a").unwrap_err(), "secret mount should not have a from");
-        assert_eq!(parse_mount("type=cache,target=/c,sharing=exclusive").unwrap_err(), "unsupported sharing value \"exclusive\"");
-        assert_eq!(parse_mount("type=cache,target").unwrap_err(), "invalid field 'target' must be a key=value pair");
+        assert_eq!(
+            parse_mount("type=tmp,target=/x").unwrap_err(),
+            "unsupported mount type \"tmp\""
+        );
+        assert!(parse_mount("type=secret,id=tok,colour=blue")
+            .unwrap_err()
+            .starts_with("unexpected key 'colour'"));
+        assert_eq!(
+            parse_mount("type=ssh,source=x").unwrap_err(),
+            "ssh does not support source"
+        );
+        assert_eq!(
+            parse_mount("type=secret,from=x,id=a").unwrap_err(),
+            "secret mount should not have a from"
+        );
+        assert_eq!(
+            parse_mount("type=cache,target=/c,sharing=exclusive").unwrap_err(),
+            "unsupported sharing value \"exclusive\""
+        );
+        assert_eq!(
+            parse_mount("type=cache,target").unwrap_err(),
+            "invalid field 'target' must be a key=value pair"
+        );
     }
 
     #[test]
@@ -306,6 +355,9 @@ mod tests {
         assert!(!parse_mount("type=bind,target=/x,rw").unwrap().readonly);
         assert!(!parse_mount("type=cache,target=/x").unwrap().readonly);
         assert!(parse_mount("type=cache,target=/x,ro").unwrap().readonly);
-        assert_eq!(parse_mount("type=tmpfs,target=/t,size=64m").unwrap().size, Some(64 << 20));
+        assert_eq!(
+            parse_mount("type=tmpfs,target=/t,size=64m").unwrap().size,
+            Some(64 << 20)
+        );
     }
 }

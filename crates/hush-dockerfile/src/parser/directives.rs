@@ -30,7 +30,11 @@ impl Default for Directives {
 
 impl Directives {
     /// Look at one (left-trimmed) line at the top of the file.
-    pub(super) fn possible_directive(&mut self, line: &str, lineno: usize) -> Result<(), ParseError> {
+    pub(super) fn possible_directive(
+        &mut self,
+        line: &str,
+        lineno: usize,
+    ) -> Result<(), ParseError> {
         if self.done {
             return Ok(());
         }
@@ -106,8 +110,14 @@ mod tests {
 
     #[test]
     fn directive_syntax() {
-        assert_eq!(parse_directive("# escape = `"), Some(("escape".into(), "`".into())));
-        assert_eq!(parse_directive("#syntax=docker/dockerfile:1"), Some(("syntax".into(), "docker/dockerfile:1".into())));
+        assert_eq!(
+            parse_directive("# escape = `"),
+            Some(("escape".into(), "`".into()))
+        );
+        assert_eq!(
+            parse_directive("#syntax=docker/dockerfile:1"),
+            Some(("syntax".into(), "docker/dockerfile:1".into()))
+        );
         assert_eq!(parse_directive("# just a comment"), None);
         assert_eq!(parse_directive("# 1x=y"), None);
     }

@@ -87,6 +87,9 @@ mod tests {
     #[test]
     fn several_per_line() {
         let docs = heredocs_from_line("COPY <<a <<b /dst/");
-        assert_eq!(docs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            docs.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 }

@@ -107,7 +107,11 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             }
         }
         d.possible_directive(raw.trim_start(), lineno)?;
-        let first = if is_comment(raw) { "" } else { raw.trim_start() };
+        let first = if is_comment(raw) {
+            ""
+        } else {
+            raw.trim_start()
+        };
         let start = lineno;
         let (mut line, mut eol) = trim_continuation(first, d.escape);
         if eol && line.is_empty() {
@@ -138,8 +142,8 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             });
         }
         let location = Location::lines(start, end);
-        let mut node = node_from_line(&line, d.escape)
-            .map_err(|kind| ParseError::new(kind, location))?;
+        let mut node =
+            node_from_line(&line, d.escape).map_err(|kind| ParseError::new(kind, location))?;
         node.comments = std::mem::take(&mut comments);
         let mut end = end;
         if node.can_contain_heredoc() && line.contains("<<") {
@@ -239,10 +243,8 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, ParseErrorKind> {
     match node.keyword().as_str() {
         "from" | "expose" => node.args = split_ws(args_text),
         "label" | "env" => node.args = words::parse_name_val(args_text, cmd, escape)?,
-        "maintainer" | "user" | "workdir" | "stopsignal" => {
-            if !args_text.is_empty() {
-                node.args = vec![args_text.to_string()];
-            }
+        "maintainer" | "user" | "workdir" | "stopsignal" if !args_text.is_empty() => {
+            node.args = vec![args_text.to_string()];
         }
         "add" | "copy" | "volume" => match words::parse_json(args_text) {
             Ok(v) => {
@@ -316,7 +318,7 @@ mod tests {
     #[test]
     fn continuation_counts_escapes() {
         assert_eq!(trim_continuation("a \\", '\\'), ("a ".into(), false));
-        assert_eq!(trim_continuation("a \\\\", '\\').1, true);
+        assert!(trim_continuation("a \\\\", '\\').1);
         assert_eq!(trim_continuation("a `  ", '`'), ("a ".into(), false));
     }
 

@@ -183,9 +183,15 @@ pub(crate) fn parse_name_val(
         let mut parts = rest.splitn(2, super::is_ws);
         let (k, v) = (parts.next().unwrap_or(""), parts.next());
         let Some(v) = v else {
-            return Err(ParseErrorKind::Syntax(format!("{key} must have two arguments")));
+            return Err(ParseErrorKind::Syntax(format!(
+                "{key} must have two arguments"
+            )));
         };
-        return Ok(vec![k.to_string(), v.trim_start_matches(super::is_ws).to_string(), String::new()]);
+        return Ok(vec![
+            k.to_string(),
+            v.trim_start_matches(super::is_ws).to_string(),
+            String::new(),
+        ]);
     }
     let mut out = Vec::new();
     for w in words {

@@ -23,7 +23,10 @@ pub trait Env {
 
 impl Env for [(String, String)] {
     fn lookup(&self, name: &str) -> Option<&str> {
-        self.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -140,7 +143,11 @@ impl ShellWord<'_> {
         c
     }
 
-    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Res<(String, Vec<String>)> {
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Res<(String, Vec<String>)> {
         let saved = self.lx.raw_escapes;
         self.lx.raw_escapes = raw_escapes;
         let r = self.stop_on_inner(stop);
@@ -207,7 +214,8 @@ impl ShellWord<'_> {
             match self.next() {
                 None => {
                     return Err(
-                        "unexpected end of statement while looking for matching single-quote".into(),
+                        "unexpected end of statement while looking for matching single-quote"
+                            .into(),
                     )
                 }
                 Some('\'') => {
@@ -231,7 +239,8 @@ impl ShellWord<'_> {
             match self.peek() {
                 None => {
                     return Err(
-                        "unexpected end of statement while looking for matching double-quote".into(),
+                        "unexpected end of statement while looking for matching double-quote"
+                            .into(),
                     )
                 }
                 Some('"') => {
@@ -340,9 +349,15 @@ impl ShellWord<'_> {
                 if self.lx.skip_unset && value.is_none() {
                     return Ok(format!("${{{name}{chs}{word}}}"));
                 }
-                let empty = value.as_deref().is_none_or(|v| null_is_unset && v.is_empty());
+                let empty = value
+                    .as_deref()
+                    .is_none_or(|v| null_is_unset && v.is_empty());
                 match ch {
-                    Some('-') => Ok(if empty { word } else { value.unwrap_or_default() }),
+                    Some('-') => Ok(if empty {
+                        word
+                    } else {
+                        value.unwrap_or_default()
+                    }),
                     Some('+') => Ok(if empty { String::new() } else { word }),
                     Some('?') => {
                         if empty {
@@ -393,7 +408,12 @@ impl ShellWord<'_> {
                 })?;
                 match self.get(&name) {
                     None if self.lx.skip_unset => Ok(format!("${{{name}/{pat}/{rep}}}")),
-                    value => Ok(pattern::replace(&pat, &rep, &value.unwrap_or_default(), all)),
+                    value => Ok(pattern::replace(
+                        &pat,
+                        &rep,
+                        &value.unwrap_or_default(),
+                        all,
+                    )),
                 }
             }
             None => Err("syntax error: missing '}'".into()),
@@ -407,7 +427,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -65,7 +65,9 @@ fn kv(s: &str, what: &str) -> Result<(String, String), CliError> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         None if !s.is_empty() => Ok((s.to_string(), std::env::var(s).unwrap_or_default())),
-        _ => Err(CliError::Usage(format!("invalid {what} {s:?}: expected KEY=VALUE"))),
+        _ => Err(CliError::Usage(format!(
+            "invalid {what} {s:?}: expected KEY=VALUE"
+        ))),
     }
 }
 
@@ -79,46 +81,82 @@ enum Output {
 fn parse_output(s: &str) -> Result<Output, CliError> {
     let mut fields = BTreeMap::new();
     for f in s.split(',') {
-        let (k, v) = f.split_once('=').ok_or_else(|| CliError::Usage(format!("invalid --output {s:?}: {f:?} is not key=value")))?;
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            CliError::Usage(format!("invalid --output {s:?}: {f:?} is not key=value"))
+        })?;
         fields.insert(k.to_string(), v.to_string());
     }
-    let dest = || fields.get("dest").map(PathBuf::from).ok_or_else(|| CliError::Usage(format!("--output {s:?} needs dest=")));
+    let dest = || {
+        fields
+            .get("dest")
+            .map(PathBuf::from)
+            .ok_or_else(|| CliError::Usage(format!("--output {s:?} needs dest=")))
+    };
     let compression = match fields.get("compression").map(String::as_str) {
         None | Some("gzip") => Compression::Gzip,
         Some("zstd") => Compression::Zstd,
         Some("uncompressed") => Compression::None,
-        Some(c) => return Err(CliError::Usage(format!("unknown compression {c:?} (gzip, zstd or uncompressed)"))),
+        Some(c) => {
+            return Err(CliError::Usage(format!(
+                "unknown compression {c:?} (gzip, zstd or uncompressed)"
+            )))
+        }
     };
     match fields.get("type").map(String::as_str) {
         Some("docker") => Ok(Output::Docker(dest()?)),
         Some("oci") => Ok(Output::Oci(dest()?, compression)),
         Some("local") => Ok(Output::Local(dest()?)),
-        Some("image") | Some("registry") if fields.get("push").map(String::as_str) != Some("true") => Ok(Output::Image),
-        Some(t) => Err(CliError::Usage(format!("output type {t:?} is not supported (docker, oci, local, image)"))),
+        Some("image") | Some("registry")
+            if fields.get("push").map(String::as_str) != Some("true") =>
+        {
+            Ok(Output::Image)
+        }
+        Some(t) => Err(CliError::Usage(format!(
+            "output type {t:?} is not supported (docker, oci, local, image)"
+        ))),
         None => Err(CliError::Usage(format!("--output {s:?} needs type="))),
     }
 }
 
 pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     if !a.ssh.is_empty() {
-        return Err(CliError::Usage("--ssh is not supported by this hush yet".into()));
+        return Err(CliError::Usage(
+            "--ssh is not supported by this hush yet".into(),
+        ));
     }
     if let Some(p) = &a.platform {
-        let host = hush_dockerfile::instructions::dispatch::platform_args()["TARGETPLATFORM"].clone();
+        let host =
+            hush_dockerfile::instructions::dispatch::platform_args()["TARGETPLATFORM"].clone();
         if p != &host {
-            return Err(CliError::Usage(format!("--platform {p} is not supported: hush builds for this host's platform ({host})")));
+            return Err(CliError::Usage(format!(
+                "--platform {p} is not supported: hush builds for this host's platform ({host})"
+            )));
         }
     }
     let progress = a.progress.as_str();
     if !["auto", "plain", "tty", "rawjson", "quiet"].contains(&progress) {
-        return Err(CliError::Usage(format!("invalid --progress {progress:?} (auto, plain, tty, rawjson, quiet)")));
+        return Err(CliError::Usage(format!(
+            "invalid --progress {progress:?} (auto, plain, tty, rawjson, quiet)"
+        )));
     }
-    let outputs = a.output.iter().map(|o| parse_output(o)).collect::<Result<Vec<_>, _>>()?;
-    let context = a.context.canonicalize().map_err(|e| CliError::Io { what: format!("open build context {}", a.context.display()), source: e })?;
+    let outputs = a
+        .output
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let context = a.context.canonicalize().map_err(|e| CliError::Io {
+        what: format!("open build context {}", a.context.display()),
+        source: e,
+    })?;
     let (name, text) = match a.file.as_deref() {
         Some("-") => {
             let mut t = String::new();
-            std::io::stdin().read_to_string(&mut t).map_err(|e| CliError::Io { what: "read Dockerfile from stdin".into(), source: e })?;
+            std::io::stdin()
+                .read_to_string(&mut t)
+                .map_err(|e| CliError::Io {
+                    what: "read Dockerfile from stdin".into(),
+                    source: e,
+                })?;
             ("Dockerfile".to_string(), t)
         }
         Some(f) => (f.to_string(), read(Path::new(f))?),
@@ -127,10 +165,21 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             (p.display().to_string(), read(&p)?)
         }
     };
-    let build_args = a.build_args.iter().map(|s| kv(s, "--build-arg")).collect::<Result<BTreeMap<_, _>, _>>()?;
-    let labels = a.labels.iter().map(|s| kv(s, "--label")).collect::<Result<BTreeMap<_, _>, _>>()?;
-    let secrets = hush_secrets::Secrets::load(&a.secrets, a.secret_size_limit, &|k| std::env::var(k).ok())?;
-    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok());
+    let build_args = a
+        .build_args
+        .iter()
+        .map(|s| kv(s, "--build-arg"))
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let labels = a
+        .labels
+        .iter()
+        .map(|s| kv(s, "--label"))
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    let secrets =
+        hush_secrets::Secrets::load(&a.secrets, a.secret_size_limit, &|k| std::env::var(k).ok())?;
+    let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let opts = hush_solver::BuildOptions {
         dockerfile: text.clone(),
         dockerfile_name: name.clone(),
@@ -146,12 +195,22 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         history_build_args: true,
     };
     let reporter = Plain::new(progress == "quiet" || a.quiet);
-    let img = hush_solver::build(store, &opts, &reporter).map_err(|err| CliError::Build { err, file: name.clone(), text })?;
+    let img = hush_solver::build(store, &opts, &reporter).map_err(|err| CliError::Build {
+        err: Box::new(err),
+        file: name.clone(),
+        text,
+    })?;
     for o in outputs {
         match o {
             Output::Image => {}
             Output::Docker(dest) => super::image::write_archive(store, &img, &a.tags, &dest)?,
-            Output::Oci(dest, comp) => super::image::write_oci(store, &img, a.tags.first().map(String::as_str), &dest, comp)?,
+            Output::Oci(dest, comp) => super::image::write_oci(
+                store,
+                &img,
+                a.tags.first().map(String::as_str),
+                &dest,
+                comp,
+            )?,
             Output::Local(dest) => super::image::write_local(store, &img, &dest)?,
         }
     }
@@ -160,12 +219,18 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     } else if progress != "quiet" {
         eprintln!("writing image {} done", img.config_digest);
         for t in &a.tags {
-            eprintln!("naming to {} done", hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone()));
+            eprintln!(
+                "naming to {} done",
+                hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone())
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn read(p: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(p).map_err(|e| CliError::Io { what: format!("read Dockerfile {}", p.display()), source: e })
+    std::fs::read_to_string(p).map_err(|e| CliError::Io {
+        what: format!("read Dockerfile {}", p.display()),
+        source: e,
+    })
 }

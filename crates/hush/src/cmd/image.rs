@@ -70,7 +70,10 @@ pub(crate) struct PruneArgs {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn import(store: &Store, a: ImportArgs) -> CliResult {
@@ -80,7 +83,9 @@ pub(crate) fn import(store: &Store, a: ImportArgs) -> CliResult {
 }
 
 fn size_of(img: &Image) -> u64 {
-    img.layers().map(|l| l.iter().map(|d| d.size).sum()).unwrap_or(0)
+    img.layers()
+        .map(|l| l.iter().map(|d| d.size).sum())
+        .unwrap_or(0)
 }
 
 fn human_size(b: u64) -> String {
@@ -97,7 +102,9 @@ fn human_size(b: u64) -> String {
 }
 
 fn ago(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(hush_oci::image::parse_rfc3339) else { return "N/A".into() };
+    let Some(t) = created.and_then(hush_oci::image::parse_rfc3339) else {
+        return "N/A".into();
+    };
     let d = (now() - t).max(0);
     match d {
         0..=59 => format!("{d} seconds ago"),
@@ -108,10 +115,19 @@ fn ago(created: Option<&str>) -> String {
 }
 
 pub(crate) fn images(store: &Store) -> CliResult {
-    println!("{:<40} {:<15} {:<16} {:>10}", "REPOSITORY:TAG", "IMAGE ID", "CREATED", "SIZE");
+    println!(
+        "{:<40} {:<15} {:<16} {:>10}",
+        "REPOSITORY:TAG", "IMAGE ID", "CREATED", "SIZE"
+    );
     for (name, d) in store.list()? {
         let img = store.image_by_manifest(&d)?;
-        println!("{:<40} {:<15} {:<16} {:>10}", name, img.config_digest.short(), ago(img.config.created.as_deref()), human_size(size_of(&img)));
+        println!(
+            "{:<40} {:<15} {:<16} {:>10}",
+            name,
+            img.config_digest.short(),
+            ago(img.config.created.as_deref()),
+            human_size(size_of(&img))
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -121,7 +137,11 @@ pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
     let mut out = Vec::new();
     for n in &a.images {
         let img = store.resolve(n)?;
-        let tags: Vec<&String> = names.iter().filter(|(_, d)| **d == img.manifest_digest).map(|(k, _)| k).collect();
+        let tags: Vec<&String> = names
+            .iter()
+            .filter(|(_, d)| **d == img.manifest_digest)
+            .map(|(k, _)| k)
+            .collect();
         out.push(serde_json::json!({
             "Id": img.config_digest.to_string(),
             "RepoTags": tags,
@@ -160,27 +180,59 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
     rows.reverse();
     if a.format == "json" {
         for (i, (h, size)) in rows.iter().enumerate() {
-            let id = if i == 0 { img.config_digest.to_string() } else { "<missing>".into() };
-            println!("{}", serde_json::json!({"ID": id, "CreatedAt": h.created, "CreatedBy": h.created_by, "Size": size, "Comment": h.comment}));
+            let id = if i == 0 {
+                img.config_digest.to_string()
+            } else {
+                "<missing>".into()
+            };
+            println!(
+                "{}",
+                serde_json::json!({"ID": id, "CreatedAt": h.created, "CreatedBy": h.created_by, "Size": size, "Comment": h.comment})
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<14}{:<20}{:<47}{:<10}COMMENT", "IMAGE", "CREATED", "CREATED BY", "SIZE");
+    println!(
+        "{:<14}{:<20}{:<47}{:<10}COMMENT",
+        "IMAGE", "CREATED", "CREATED BY", "SIZE"
+    );
     for (i, (h, size)) in rows.iter().enumerate() {
-        let id = if i == 0 { img.config_digest.short() } else { "<missing>".into() };
+        let id = if i == 0 {
+            img.config_digest.short()
+        } else {
+            "<missing>".into()
+        };
         let mut by = h.created_by.clone().unwrap_or_default();
         if !a.no_trunc && by.chars().count() > 45 {
             by = format!("{}…", by.chars().take(44).collect::<String>());
         }
-        println!("{:<14}{:<20}{:<47}{:<10}{}", id, ago(h.created.as_deref()), by, human_size(*size), h.comment.clone().unwrap_or_default());
+        println!(
+            "{:<14}{:<20}{:<47}{:<10}{}",
+            id,
+            ago(h.created.as_deref()),
+            by,
+            human_size(*size),
+            h.comment.clone().unwrap_or_default()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Write to `dest` through a temp file, so a failure leaves no half-written output.
-fn atomic_file(dest: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<(), CliError>) -> Result<(), CliError> {
-    let tmp = dest.with_file_name(format!(".{}.hush-tmp", dest.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()));
-    let io = |what: &str, e| CliError::Io { what: format!("{what} {}", dest.display()), source: e };
+fn atomic_file(
+    dest: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let tmp = dest.with_file_name(format!(
+        ".{}.hush-tmp",
+        dest.file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default()
+    ));
+    let io = |what: &str, e| CliError::Io {
+        what: format!("{what} {}", dest.display()),
+        source: e,
+    };
     let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
     let r = write(&mut f).and_then(|_| f.sync_all().map_err(|e| io("write", e)));
     match r {
@@ -192,22 +244,45 @@ fn atomic_file(dest: &Path, write: impl FnOnce(&mut std::fs::File) -> Result<(),
     }
 }
 
-pub(crate) fn write_archive(store: &Store, img: &Image, tags: &[String], dest: &Path) -> Result<(), CliError> {
+pub(crate) fn write_archive(
+    store: &Store,
+    img: &Image,
+    tags: &[String],
+    dest: &Path,
+) -> Result<(), CliError> {
     atomic_file(dest, |f| {
         let w = std::io::BufWriter::with_capacity(1 << 20, f);
-        Ok(hush_oci::archive::write_docker_archive(store, img, tags, w)?)
+        Ok(hush_oci::archive::write_docker_archive(
+            store, img, tags, w,
+        )?)
     })
 }
 
-pub(crate) fn write_oci(store: &Store, img: &Image, tag: Option<&str>, dest: &Path, comp: Compression) -> Result<(), CliError> {
+pub(crate) fn write_oci(
+    store: &Store,
+    img: &Image,
+    tag: Option<&str>,
+    dest: &Path,
+    comp: Compression,
+) -> Result<(), CliError> {
     let is_tar = dest.extension().is_some_and(|e| e == "tar");
-    let dir = if is_tar { store.temp_dir("oci-out")? } else { dest.to_path_buf() };
+    let dir = if is_tar {
+        store.temp_dir("oci-out")?
+    } else {
+        dest.to_path_buf()
+    };
     hush_oci::archive::write_oci_layout(store, img, tag, &dir, comp)?;
     if is_tar {
         let r = atomic_file(dest, |f| {
             let mut b = tar_builder(f);
-            b.append_dir_all(".", &dir).map_err(|e| CliError::Io { what: "write OCI archive".into(), source: e })?;
-            b.finish().map_err(|e| CliError::Io { what: "write OCI archive".into(), source: e })
+            b.append_dir_all(".", &dir).map_err(|e| CliError::Io {
+                what: "write OCI archive".into(),
+                source: e,
+            })?;
+            b.finish().map_err(|e| CliError::Io {
+                what: "write OCI archive".into(),
+                source: e,
+            })
         });
         let _ = std::fs::remove_dir_all(&dir);
         r?;
@@ -223,19 +298,36 @@ use hush_oci::tar as hush_oci_tar;
 
 pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(), CliError> {
     let tmp = store.temp_dir("local-out")?;
-    let lowers: Vec<PathBuf> = img.config.rootfs.diff_ids.iter().rev().map(|d| store.snapshot_dir(d)).collect();
+    let lowers: Vec<PathBuf> = img
+        .config
+        .rootfs
+        .diff_ids
+        .iter()
+        .rev()
+        .map(|d| store.snapshot_dir(d))
+        .collect();
     let r = (|| -> Result<(), CliError> {
-        let ov = hush_sandbox::overlay::Overlay::mount(&tmp, &lowers, &[]).map_err(|e| CliError::Usage(e.to_string()))?;
-        std::fs::create_dir_all(dest).map_err(|e| CliError::Io { what: format!("create {}", dest.display()), source: e })?;
+        let ov = hush_sandbox::overlay::Overlay::mount(&tmp, &lowers, &[])
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        std::fs::create_dir_all(dest).map_err(|e| CliError::Io {
+            what: format!("create {}", dest.display()),
+            source: e,
+        })?;
         let status = std::process::Command::new("cp")
             .arg("-a")
             .arg(format!("{}/.", ov.merged().display()))
             .arg(dest)
             .status()
-            .map_err(|e| CliError::Io { what: "run cp".into(), source: e })?;
+            .map_err(|e| CliError::Io {
+                what: "run cp".into(),
+                source: e,
+            })?;
         ov.finish().map_err(|e| CliError::Usage(e.to_string()))?;
         if !status.success() {
-            return Err(CliError::Usage(format!("copying the filesystem to {} failed", dest.display())));
+            return Err(CliError::Usage(format!(
+                "copying the filesystem to {} failed",
+                dest.display()
+            )));
         }
         Ok(())
     })();
@@ -245,7 +337,11 @@ pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(),
 
 pub(crate) fn save(store: &Store, a: SaveArgs) -> CliResult {
     let img = store.resolve(&a.image)?;
-    let tags = if a.image.starts_with("sha256:") { Vec::new() } else { vec![a.image.clone()] };
+    let tags = if a.image.starts_with("sha256:") {
+        Vec::new()
+    } else {
+        vec![a.image.clone()]
+    };
     write_archive(store, &img, &tags, &a.output)?;
     Ok(ExitCode::SUCCESS)
 }

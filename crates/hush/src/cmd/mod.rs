@@ -26,7 +26,7 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Import a rootfs tarball as a one-layer image (offline base images).
     Import(image::ImportArgs),
     /// List images.
@@ -51,20 +51,33 @@ enum Command {
 #[derive(Debug)]
 pub(crate) enum CliError {
     Usage(String),
-    Build { err: hush_solver::Error, file: String, text: String },
+    Build {
+        err: Box<hush_solver::Error>,
+        file: String,
+        text: String,
+    },
     Store(hush_oci::Error),
     Secrets(hush_secrets::Error),
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CliError::Usage(m) => write!(f, "{m}"),
-            CliError::Build { err: hush_solver::Error::Dockerfile(e), .. } => {
-                write!(f, "dockerfile parse error on line {}: {e}", e.location.start_line)
-            }
-            CliError::Build { err, .. } => write!(f, "{err}"),
+            CliError::Build { err, .. } => match &**err {
+                hush_solver::Error::Dockerfile(e) => {
+                    write!(
+                        f,
+                        "dockerfile parse error on line {}: {e}",
+                        e.location.start_line
+                    )
+                }
+                err => write!(f, "{err}"),
+            },
             CliError::Store(e) => write!(f, "{e}"),
             CliError::Secrets(e) => write!(f, "{e}"),
             CliError::Io { what, .. } => write!(f, "failed to {what}"),
@@ -75,8 +88,10 @@ impl std::fmt::Display for CliError {
 impl std::error::Error for CliError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CliError::Build { err: hush_solver::Error::Dockerfile(_), .. } => None,
-            CliError::Build { err, .. } => std::error::Error::source(err),
+            CliError::Build { err, .. } => match &**err {
+                hush_solver::Error::Dockerfile(_) => None,
+                err => std::error::Error::source(err),
+            },
             CliError::Store(e) => std::error::Error::source(e),
             CliError::Secrets(e) => std::error::Error::source(e),
             CliError::Io { source, .. } => Some(source),
@@ -95,14 +110,16 @@ impl CliError {
 
     pub(crate) fn dockerfile_location(&self) -> Option<(&str, &str, Location)> {
         match self {
-            CliError::Build { err, file, text } => err.location().map(|l| (file.as_str(), text.as_str(), l)),
+            CliError::Build { err, file, text } => {
+                err.location().map(|l| (file.as_str(), text.as_str(), l))
+            }
             _ => None,
         }
     }
 
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
-            CliError::Build { err, .. } => match err {
+            CliError::Build { err, .. } => match &**err {
                 hush_solver::Error::Dockerfile(e) => e.hint.clone(),
                 hush_solver::Error::Step { hint, .. } => hint.clone(),
                 hush_solver::Error::MissingImage { name, .. } => Some(format!(
@@ -119,7 +136,10 @@ impl CliError {
 
     pub(crate) fn tail(&self) -> Vec<String> {
         match self {
-            CliError::Build { err: hush_solver::Error::RunFailed { tail, .. }, .. } => tail.clone(),
+            CliError::Build { err, .. } => match &**err {
+                hush_solver::Error::RunFailed { tail, .. } => tail.clone(),
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         }
     }
@@ -145,12 +165,16 @@ fn default_root() -> PathBuf {
     }
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share")
+        });
     data.join("hush")
 }
 
 fn nix_is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 pub(crate) fn run(cli: Cli) -> CliResult {
@@ -159,7 +183,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
     }
     let store = Store::open(cli.root.clone().unwrap_or_else(default_root))?;
     match cli.command {
-        Command::Build(a) => build::run(&store, a),
+        Command::Build(a) => build::run(&store, *a),
         Command::Import(a) => image::import(&store, a),
         Command::Images => image::images(&store),
         Command::Inspect(a) => image::inspect(&store, a),
