@@ -98,7 +98,7 @@ pub enum ParseErrorKind {
     #[error("{0}")]
     Expansion(#[from] crate::shell::ExpandError),
     /// A Dockerfile without any `FROM`.
-    #[error("dockerfile contains no stages to build")]
+    #[error("dockerfile contains no stages to build (no build stage in current context)")]
     NoStages,
     /// An instruction before the first FROM that may not stand there.
     #[error("{0} instruction must come after FROM (only ARG may precede it)")]

@@ -104,10 +104,16 @@ impl SecretDir {
         uid: u32,
         gid: u32,
     ) -> Result<PathBuf> {
+        let p = self.add_file(secret.expose(), mode)?;
+        nix::unistd::chown(&p, Some(uid.into()), Some(gid.into())).ctx("chown", &p)?;
+        Ok(p)
+    }
+
+    /// Write a file (a secret's bytes or a heredoc script) with `mode`; returns its host path.
+    pub fn add_file(&mut self, bytes: &[u8], mode: u32) -> Result<PathBuf> {
         self.count += 1;
         let p = self.dir.join(format!("s{}", self.count));
-        fs::write(&p, secret.expose()).ctx("write secret file", &p)?;
-        nix::unistd::chown(&p, Some(uid.into()), Some(gid.into())).ctx("chown", &p)?;
+        fs::write(&p, bytes).ctx("write file", &p)?;
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
         Ok(p)
     }
@@ -144,6 +150,34 @@ pub fn base_stubs(spec: &RunSpec) -> Vec<crate::overlay::Stub> {
     v
 }
 
+/// docker's (and BuildKit's) default capability set for build containers.
+fn default_capabilities() -> std::result::Result<oci_spec::runtime::LinuxCapabilities, oci_spec::OciSpecError> {
+    use oci_spec::runtime::Capability as C;
+    let caps: std::collections::HashSet<C> = [
+        C::Chown,
+        C::DacOverride,
+        C::Fsetid,
+        C::Fowner,
+        C::Mknod,
+        C::NetRaw,
+        C::Setgid,
+        C::Setuid,
+        C::Setfcap,
+        C::Setpcap,
+        C::NetBindService,
+        C::SysChroot,
+        C::Kill,
+        C::AuditWrite,
+    ]
+    .into_iter()
+    .collect();
+    oci_spec::runtime::LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()
+}
+
 fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
     let bad = |e: oci_spec::OciSpecError| Error::Container(e.to_string());
     let mut s = Spec::default();
@@ -166,9 +200,9 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
         .build()
         .map_err(bad)?;
     if let Some(p) = s.process() {
-        process.set_capabilities(p.capabilities().clone());
         process.set_rlimits(p.rlimits().clone());
     }
+    process.set_capabilities(Some(default_capabilities().map_err(bad)?));
     s.set_process(Some(process));
     s.set_hostname(Some("buildkitsandbox".into()));
     s.set_root(Some(

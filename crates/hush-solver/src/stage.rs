@@ -85,7 +85,7 @@ pub(crate) fn state_of(c: &ImageConfig) -> ImageState {
                 retries: h.retries,
             }
         }),
-        onbuild: Vec::new(),
+        onbuild: r.on_build.clone().unwrap_or_default(),
         author: c.author.clone(),
     }
 }
@@ -391,22 +391,7 @@ impl Ctx<'_> {
                 })?;
                 Ok(ov.finish()?)
             }
-            StepKind::Run {
-                argv,
-                env,
-                mounts,
-                network,
-            } => self.execute_run(
-                id,
-                built,
-                step,
-                dir,
-                &lowers,
-                argv,
-                env,
-                mounts,
-                network.as_deref(),
-            ),
+            StepKind::Run { .. } => self.execute_run(id, step, dir, &lowers),
         }
     }
 
@@ -418,21 +403,12 @@ impl Ctx<'_> {
         built_from_image(&img)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn execute_run(
-        &mut self,
-        id: usize,
-        built: &Built,
-        step: &Step,
-        dir: &Path,
-        lowers: &[PathBuf],
-        argv: &[String],
-        env: &[(String, String)],
-        mounts: &[hush_dockerfile::instructions::Mount],
-        network: Option<&str>,
-    ) -> Result<PathBuf> {
+    fn execute_run(&mut self, id: usize, step: &Step, dir: &Path, lowers: &[PathBuf]) -> Result<PathBuf> {
+        let StepKind::Run { argv, env, mounts, network, scripts } = &step.kind else {
+            unreachable!("execute_run is called for RUN steps")
+        };
         let loc = step.location;
-        let net = network.unwrap_or(&self.opts.network);
+        let net = network.as_deref().unwrap_or(&self.opts.network);
         let host_network = match net {
             "host" | "default" => true,
             "none" => false,
@@ -444,10 +420,20 @@ impl Ctx<'_> {
                 })
             }
         };
-        let exec = mounts
-            .iter()
-            .any(|m| m.kind == MountKind::Secret && m.mode.unwrap_or(0) & 0o111 != 0);
+        let exec = !scripts.is_empty()
+            || mounts
+                .iter()
+                .any(|m| m.kind == MountKind::Secret && m.mode.unwrap_or(0) & 0o111 != 0);
         let mut secret_dir = SecretDir::mount(&dir.join("bundle"), exec)?;
+        let mut script_binds = Vec::new();
+        for s in scripts {
+            let host = secret_dir.add_file(s.data.as_bytes(), 0o755)?;
+            script_binds.push(BindMount {
+                source: host,
+                target: format!("/dev/pipes/{}", s.name),
+                readonly: true,
+            });
+        }
         let mut env: Vec<(String, String)> = env.to_vec();
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push((
@@ -487,6 +473,7 @@ impl Ctx<'_> {
                 readonly: true,
             });
         }
+        spec.binds.extend(script_binds);
         let mut extra_mounts: Vec<Overlay> = Vec::new();
         for (n, m) in mounts.iter().enumerate() {
             let target = m.target.clone().unwrap_or_default();
@@ -666,7 +653,6 @@ impl Ctx<'_> {
         drop(extra_mounts);
         drop(secret_dir);
         let upper = ov.finish()?;
-        let _ = built;
         if code != 0 {
             let text = String::from_utf8_lossy(&tail);
             let lines: Vec<String> = text

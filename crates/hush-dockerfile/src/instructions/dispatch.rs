@@ -106,6 +106,8 @@ pub enum StepKind {
         mounts: Vec<Mount>,
         /// `--network` (`default`, `none`, `host`).
         network: Option<String>,
+        /// Heredoc scripts to provide at `/dev/pipes/<name>` (a `#!` heredoc is run as a file).
+        scripts: Vec<InlineFile>,
     },
     /// COPY/ADD.
     Copy {
@@ -282,7 +284,18 @@ pub fn dispatch_stage(
     let mut args: Vec<(String, String)> = Vec::new();
     let mut used = BTreeSet::new();
     let mut items = Vec::new();
-    for cmd in &stage.commands {
+    // ONBUILD triggers of the base run first; the new image does not inherit them (docker's rule).
+    let mut commands = Vec::new();
+    for t in std::mem::take(&mut state.onbuild) {
+        let df = crate::parser::parse(&t).map_err(|e| ParseError { location: stage.location, ..e })?;
+        for node in &df.children {
+            let kind = super::parse_command(node).map_err(|e| ParseError { location: stage.location, ..e })?;
+            commands.push(super::Command { kind, location: stage.location, original: t.clone() });
+        }
+    }
+    commands.extend(stage.commands.iter().cloned());
+    let mut cmd_set = false;
+    for cmd in &commands {
         let loc = cmd.location;
         let fail =
             |e: crate::shell::ExpandError| ParseError::new(ParseErrorKind::Expansion(e), loc);
@@ -420,13 +433,16 @@ pub fn dispatch_stage(
             CommandKind::Cmd(c) => {
                 let argv = argv_of(c, &state);
                 state.cmd = Some(argv.clone());
+                cmd_set = true;
                 meta(format!("CMD {}", go_list(&argv)))
             }
             CommandKind::Entrypoint(c) => {
                 let argv = argv_of(c, &state);
                 state.entrypoint = Some(argv.clone());
-                // An ENTRYPOINT resets an inherited CMD (docker's rule).
-                state.cmd = None;
+                // An ENTRYPOINT resets a CMD inherited from the base image (docker's rule).
+                if !cmd_set {
+                    state.cmd = None;
+                }
                 meta(format!("ENTRYPOINT {}", go_list(&argv)))
             }
             CommandKind::Healthcheck(h) => {
@@ -501,7 +517,7 @@ pub fn dispatch_stage(
                     }
                     mounts.push(m);
                 }
-                let argv = run_argv(run, &state);
+                let (argv, scripts) = run_argv(run, &state);
                 let mut env = state.env.clone();
                 let mut hist_args = Vec::new();
                 for (k, v) in &args {
@@ -535,6 +551,7 @@ pub fn dispatch_stage(
                         env,
                         mounts,
                         network,
+                        scripts,
                     },
                     created_by,
                     location: loc,
@@ -665,16 +682,22 @@ fn argv_of(c: &CommandLine, state: &ImageState) -> Vec<String> {
     }
 }
 
-fn run_argv(run: &super::Run, state: &ImageState) -> Vec<String> {
+/// The argv of a RUN, and the heredoc scripts it runs as files (BuildKit's rules: a lone heredoc
+/// is the shell script, or, with a `#!` line, an executable file; a command with heredocs is
+/// handed to the shell whole).
+fn run_argv(run: &super::Run, state: &ImageState) -> (Vec<String>, Vec<InlineFile>) {
     let CommandLine::Shell(line) = &run.cmd else {
-        return argv_of(&run.cmd, state);
+        return (argv_of(&run.cmd, state), Vec::new());
     };
     if run.heredocs.is_empty() {
-        return argv_of(&run.cmd, state);
+        return (argv_of(&run.cmd, state), Vec::new());
     }
     let mut v = state.shell();
     let single = crate::parser::parse_heredoc(line.trim());
     match (single, run.heredocs.as_slice()) {
+        (Some(_), [doc]) if doc.data.starts_with("#!") => {
+            return (vec![format!("/dev/pipes/{}", doc.name)], vec![doc.clone()]);
+        }
         (Some(_), [doc]) => v.push(doc.data.clone()),
         _ => {
             let mut script = format!("{line}\n");
@@ -686,7 +709,7 @@ fn run_argv(run: &super::Run, state: &ImageState) -> Vec<String> {
             v.push(script);
         }
     }
-    v
+    (v, Vec::new())
 }
 
 fn expand_heredoc(

@@ -309,7 +309,7 @@ fn pairs(node: &Node, what: &str) -> Result<Vec<(String, String)>, ParseError> {
     Ok(out)
 }
 
-fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
+pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
     let kw = node.keyword();
     let one = |what: &str| -> Result<String, ParseError> {
         match node.args.as_slice() {
