@@ -151,7 +151,8 @@ pub fn base_stubs(spec: &RunSpec) -> Vec<crate::overlay::Stub> {
 }
 
 /// docker's (and BuildKit's) default capability set for build containers.
-fn default_capabilities() -> std::result::Result<oci_spec::runtime::LinuxCapabilities, oci_spec::OciSpecError> {
+fn default_capabilities(
+) -> std::result::Result<oci_spec::runtime::LinuxCapabilities, oci_spec::OciSpecError> {
     use oci_spec::runtime::Capability as C;
     let caps: std::collections::HashSet<C> = [
         C::Chown,

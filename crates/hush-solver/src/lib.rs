@@ -12,6 +12,7 @@ mod cache;
 mod copy;
 mod error;
 mod graph;
+mod run;
 mod stage;
 
 use std::collections::BTreeMap;

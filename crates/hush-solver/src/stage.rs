@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use hush_dockerfile::dockerignore::Dockerignore;
 use hush_dockerfile::instructions::dispatch::{CopySource, Dispatched, ImageState, Step, StepKind};
-use hush_dockerfile::instructions::{MountKind, Sharing};
+use hush_dockerfile::instructions::MountKind;
 use hush_oci::image::{History, ImageConfig, LayerDesc};
 use hush_oci::store::Store;
 use hush_oci::Digest;
-use hush_sandbox::container::{self, BindMount, RunSpec, SecretDir};
-use hush_sandbox::overlay::{Overlay, Stub};
+
+use hush_sandbox::overlay::Overlay;
 
 use crate::cache::{CachedLayer, KeyBuilder, Record};
 use crate::copy::{self, CopyReq};
@@ -226,7 +226,7 @@ impl Ctx<'_> {
         Ok(k.finish())
     }
 
-    fn stage(&self, i: usize, step: &Step) -> Result<&Built> {
+    pub(crate) fn stage(&self, i: usize, step: &Step) -> Result<&Built> {
         self.stages
             .get(i)
             .and_then(Option::as_ref)
@@ -402,277 +402,6 @@ impl Ctx<'_> {
         })?;
         built_from_image(&img)
     }
-
-    fn execute_run(&mut self, id: usize, step: &Step, dir: &Path, lowers: &[PathBuf]) -> Result<PathBuf> {
-        let StepKind::Run { argv, env, mounts, network, scripts } = &step.kind else {
-            unreachable!("execute_run is called for RUN steps")
-        };
-        let loc = step.location;
-        let net = network.as_deref().unwrap_or(&self.opts.network);
-        let host_network = match net {
-            "host" | "default" => true,
-            "none" => false,
-            other => {
-                return Err(Error::Step {
-                    message: format!("network mode {other:?} is not supported"),
-                    location: loc,
-                    hint: Some("use --network=host or --network=none".into()),
-                })
-            }
-        };
-        let exec = !scripts.is_empty()
-            || mounts
-                .iter()
-                .any(|m| m.kind == MountKind::Secret && m.mode.unwrap_or(0) & 0o111 != 0);
-        let mut secret_dir = SecretDir::mount(&dir.join("bundle"), exec)?;
-        let mut script_binds = Vec::new();
-        for s in scripts {
-            let host = secret_dir.add_file(s.data.as_bytes(), 0o755)?;
-            script_binds.push(BindMount {
-                source: host,
-                target: format!("/dev/pipes/{}", s.name),
-                readonly: true,
-            });
-        }
-        let mut env: Vec<(String, String)> = env.to_vec();
-        if !env.iter().any(|(k, _)| k == "PATH") {
-            env.push((
-                "PATH".into(),
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ));
-        }
-        let mut spec = RunSpec {
-            argv: argv.to_vec(),
-            env: Vec::new(),
-            cwd: step.state.workdir.clone(),
-            ids: Default::default(),
-            host_network,
-            binds: Vec::new(),
-            tmpfs: Vec::new(),
-        };
-        // /etc/hosts and /etc/resolv.conf, as BuildKit provides them.
-        let hosts = dir.join("bundle").join("hosts");
-        fs::write(
-            &hosts,
-            "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-        )
-        .map_err(|e| Error::Io {
-            action: "write",
-            path: hosts.clone(),
-            source: e,
-        })?;
-        spec.binds.push(BindMount {
-            source: hosts,
-            target: "/etc/hosts".into(),
-            readonly: true,
-        });
-        if host_network && Path::new("/etc/resolv.conf").exists() {
-            spec.binds.push(BindMount {
-                source: "/etc/resolv.conf".into(),
-                target: "/etc/resolv.conf".into(),
-                readonly: true,
-            });
-        }
-        spec.binds.extend(script_binds);
-        let mut extra_mounts: Vec<Overlay> = Vec::new();
-        for (n, m) in mounts.iter().enumerate() {
-            let target = m.target.clone().unwrap_or_default();
-            match m.kind {
-                MountKind::Secret => {
-                    let sid = m.id.clone().unwrap_or_default();
-                    let Some(secret) = self.opts.secrets.get(&sid) else {
-                        if m.required {
-                            return Err(Error::Step {
-                                message: format!("secret {sid} not found"),
-                                location: loc,
-                                hint: Some(format!(
-                                    "pass it with --secret id={sid},src=FILE (or env=VAR)"
-                                )),
-                            });
-                        }
-                        self.reporter.warn(&format!(
-                            "line {}: secret {sid:?} was not given; skipping its optional mount",
-                            loc.start_line
-                        ));
-                        continue;
-                    };
-                    if let Some(var) = &m.env {
-                        match std::str::from_utf8(secret.expose()) {
-                            Ok(v) => env.push((var.clone(), v.to_string())),
-                            Err(_) => return Err(Error::step(format!("secret {sid} is not valid UTF-8 and cannot be put in env {var}"), loc)),
-                        }
-                        if m.target.is_none() {
-                            continue;
-                        }
-                    }
-                    let host = secret_dir.add(
-                        secret,
-                        m.mode.unwrap_or(0o400),
-                        m.uid.unwrap_or(0),
-                        m.gid.unwrap_or(0),
-                    )?;
-                    spec.binds.push(BindMount {
-                        source: host,
-                        target,
-                        readonly: true,
-                    });
-                }
-                MountKind::Ssh => {
-                    let sid = m.id.clone().unwrap_or_else(|| "default".into());
-                    if m.required {
-                        return Err(Error::Step {
-                            message: format!("no SSH key {sid:?} forwarded from the client"),
-                            location: loc,
-                            hint: Some(
-                                "SSH forwarding (--ssh) is not supported by this hush yet".into(),
-                            ),
-                        });
-                    }
-                    self.reporter.warn(&format!(
-                        "line {}: no SSH agent {sid:?} forwarded; skipping the optional ssh mount",
-                        loc.start_line
-                    ));
-                }
-                MountKind::Tmpfs => spec.tmpfs.push((target, m.size)),
-                MountKind::Cache => {
-                    let cid = m.id.clone().unwrap_or_else(|| target.clone());
-                    let name: String = cid
-                        .chars()
-                        .map(|c| {
-                            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                                c
-                            } else {
-                                '_'
-                            }
-                        })
-                        .collect();
-                    let hashed = Digest::of(cid.as_bytes()).short();
-                    let cdir = self
-                        .store
-                        .root()
-                        .join("cache-mounts")
-                        .join(format!("{name}-{hashed}"));
-                    if !cdir.exists() {
-                        fs::create_dir_all(&cdir).map_err(|e| Error::Io {
-                            action: "create",
-                            path: cdir.clone(),
-                            source: e,
-                        })?;
-                        nix::unistd::chown(
-                            &cdir,
-                            Some(m.uid.unwrap_or(0).into()),
-                            Some(m.gid.unwrap_or(0).into()),
-                        )
-                        .map_err(|e| Error::Io {
-                            action: "chown",
-                            path: cdir.clone(),
-                            source: e.into(),
-                        })?;
-                        use std::os::unix::fs::PermissionsExt;
-                        fs::set_permissions(
-                            &cdir,
-                            fs::Permissions::from_mode(m.mode.unwrap_or(0o755)),
-                        )
-                        .map_err(|e| Error::Io {
-                            action: "chmod",
-                            path: cdir.clone(),
-                            source: e,
-                        })?;
-                    }
-                    let _ = m.sharing == Sharing::Locked;
-                    spec.binds.push(BindMount {
-                        source: cdir,
-                        target,
-                        readonly: m.readonly,
-                    });
-                }
-                MountKind::Bind => {
-                    let src_rel = m.source.clone().unwrap_or_default();
-                    let root: PathBuf = match m.from.as_deref() {
-                        None => self.opts.context.clone(),
-                        Some(f) => {
-                            let b = match f
-                                .strip_prefix("stage:")
-                                .and_then(|i| i.parse::<usize>().ok())
-                            {
-                                Some(i) => self.stage(i, step)?.clone(),
-                                None => self.image(f, step)?,
-                            };
-                            let ov = Overlay::mount(
-                                &dir.join(format!("from{n}")),
-                                &b.lowers(self.store),
-                                &[],
-                            )?;
-                            let p = ov.merged();
-                            extra_mounts.push(ov);
-                            p
-                        }
-                    };
-                    let src = hush_sandbox::rootfs::scoped_join(&root, &src_rel, true)?;
-                    if !src.exists() {
-                        return Err(Error::step(
-                            format!("bind mount source {src_rel:?} not found"),
-                            loc,
-                        ));
-                    }
-                    let source = if src.is_dir() {
-                        // Writes to an rw bind land in a throw-away upper dir, never in the source.
-                        let ov = Overlay::mount(&dir.join(format!("bind{n}")), &[src], &[])?;
-                        let p = ov.merged();
-                        extra_mounts.push(ov);
-                        p
-                    } else {
-                        src
-                    };
-                    let readonly = m.readonly || !source.is_dir();
-                    spec.binds.push(BindMount {
-                        source,
-                        target,
-                        readonly,
-                    });
-                }
-            }
-        }
-        spec.env = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut stubs = container::base_stubs(&spec);
-        if !spec.cwd.is_empty() {
-            stubs.push(Stub::Dir(spec.cwd.clone()));
-        }
-        let ov = Overlay::mount(&dir.join("rootfs"), lowers, &stubs)?;
-        spec.ids = hush_sandbox::user::resolve(&ov.merged(), &step.state.user)
-            .map_err(|e| Error::step(e.to_string(), loc))?;
-        let mut tail: Vec<u8> = Vec::new();
-        let reporter = self.reporter;
-        let code = container::run(&dir.join("bundle"), &ov.merged(), &spec, &mut |chunk| {
-            reporter.output(id, chunk);
-            tail.extend_from_slice(chunk);
-            if tail.len() > 8192 {
-                tail.drain(..tail.len() - 8192);
-            }
-        })?;
-        drop(extra_mounts);
-        drop(secret_dir);
-        let upper = ov.finish()?;
-        if code != 0 {
-            let text = String::from_utf8_lossy(&tail);
-            let lines: Vec<String> = text
-                .lines()
-                .rev()
-                .take(6)
-                .map(String::from)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            return Err(Error::RunFailed {
-                command: argv.join(" "),
-                code,
-                location: loc,
-                tail: lines,
-            });
-        }
-        Ok(upper)
-    }
 }
 
 /// A [`Built`] for an image from the store.
@@ -693,9 +422,12 @@ pub(crate) fn built_from_image(img: &hush_oci::store::Image) -> Result<Built> {
 
 /// Config for `FROM scratch`.
 pub(crate) fn scratch() -> Built {
+    let mut config = ImageConfig::for_host();
+    // BuildKit gives a scratch stage the default PATH.
+    config.config.env = Some(vec![format!("PATH={}", crate::run::DEFAULT_PATH)]);
     Built {
         layers: Vec::new(),
-        config: ImageConfig::for_host(),
+        config,
         key: Digest::of(b"scratch"),
     }
 }

@@ -287,10 +287,20 @@ pub fn dispatch_stage(
     // ONBUILD triggers of the base run first; the new image does not inherit them (docker's rule).
     let mut commands = Vec::new();
     for t in std::mem::take(&mut state.onbuild) {
-        let df = crate::parser::parse(&t).map_err(|e| ParseError { location: stage.location, ..e })?;
+        let df = crate::parser::parse(&t).map_err(|e| ParseError {
+            location: stage.location,
+            ..e
+        })?;
         for node in &df.children {
-            let kind = super::parse_command(node).map_err(|e| ParseError { location: stage.location, ..e })?;
-            commands.push(super::Command { kind, location: stage.location, original: t.clone() });
+            let kind = super::parse_command(node).map_err(|e| ParseError {
+                location: stage.location,
+                ..e
+            })?;
+            commands.push(super::Command {
+                kind,
+                location: stage.location,
+                original: t.clone(),
+            });
         }
     }
     commands.extend(stage.commands.iter().cloned());

@@ -1,0 +1,390 @@
+//! RUN: prepare its mounts on the host, run it in a container on the step's overlay, collect
+//! its output. One function per mount kind, as BuildKit's `convert_runmount.go` and friends.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use hush_dockerfile::instructions::dispatch::{Step, StepKind};
+use hush_dockerfile::instructions::{Mount, MountKind, Sharing};
+use hush_dockerfile::Location;
+use hush_oci::Digest;
+use hush_sandbox::container::{self, BindMount, RunSpec, SecretDir};
+use hush_sandbox::overlay::{Overlay, Stub};
+
+use crate::error::{IoContext, NixContext};
+use crate::stage::Ctx;
+use crate::{Error, Result};
+
+/// `/etc/hosts` as BuildKit writes it for build containers.
+const HOSTS: &str =
+    "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Host-side state of one RUN's mounts; dropping it unmounts everything.
+struct Mounts {
+    spec: RunSpec,
+    /// tmpfs with the bundle, secret files and heredoc scripts.
+    tmpfs: SecretDir,
+    /// Read-only views of stages/images and throw-away layers over rw binds.
+    overlays: Vec<Overlay>,
+    /// Locks on cache mounts (`sharing=locked|private`), held for the RUN.
+    locks: Vec<nix::fcntl::Flock<fs::File>>,
+}
+
+impl Ctx<'_> {
+    /// Run a RUN step on `lowers`; returns the upper dir holding its changes.
+    pub(crate) fn execute_run(
+        &mut self,
+        id: usize,
+        step: &Step,
+        dir: &Path,
+        lowers: &[PathBuf],
+    ) -> Result<PathBuf> {
+        let StepKind::Run {
+            argv,
+            env,
+            mounts,
+            network,
+            scripts,
+        } = &step.kind
+        else {
+            unreachable!("execute_run is only called for RUN steps")
+        };
+        let loc = step.location;
+        let host_network = match network.as_deref().unwrap_or(&self.opts.network) {
+            "host" | "default" => true,
+            "none" => false,
+            other => {
+                return Err(Error::Step {
+                    message: format!("network mode {other:?} is not supported"),
+                    location: loc,
+                    hint: Some("use --network=host or --network=none".into()),
+                })
+            }
+        };
+        let exec = !scripts.is_empty()
+            || mounts
+                .iter()
+                .any(|m| m.kind == MountKind::Secret && m.mode.unwrap_or(0) & 0o111 != 0);
+        let mut env: Vec<(String, String)> = env.clone();
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        let mut m = Mounts {
+            spec: RunSpec {
+                argv: argv.clone(),
+                env: Vec::new(),
+                cwd: step.state.workdir.clone(),
+                ids: Default::default(),
+                host_network,
+                binds: Vec::new(),
+                tmpfs: Vec::new(),
+            },
+            tmpfs: SecretDir::mount(&dir.join("bundle"), exec)?,
+            overlays: Vec::new(),
+            locks: Vec::new(),
+        };
+        let hosts = m.tmpfs.add_file(HOSTS.as_bytes(), 0o644)?;
+        m.spec.binds.push(BindMount {
+            source: hosts,
+            target: "/etc/hosts".into(),
+            readonly: true,
+        });
+        if host_network && Path::new("/etc/resolv.conf").exists() {
+            m.spec.binds.push(BindMount {
+                source: "/etc/resolv.conf".into(),
+                target: "/etc/resolv.conf".into(),
+                readonly: true,
+            });
+        }
+        for s in scripts {
+            let source = m.tmpfs.add_file(s.data.as_bytes(), 0o755)?;
+            m.spec.binds.push(BindMount {
+                source,
+                target: format!("/dev/pipes/{}", s.name),
+                readonly: true,
+            });
+        }
+        for (n, mount) in mounts.iter().enumerate() {
+            match mount.kind {
+                MountKind::Secret => self.secret_mount(&mut m, &mut env, mount, loc)?,
+                MountKind::Ssh => self.ssh_mount(mount, loc)?,
+                MountKind::Tmpfs => m.spec.tmpfs.push((target(mount), mount.size)),
+                MountKind::Cache => {
+                    self.cache_mount(&mut m, mount, step, &dir.join(format!("cache{n}")))?
+                }
+                MountKind::Bind => {
+                    self.bind_mount(&mut m, mount, step, &dir.join(format!("bind{n}")))?
+                }
+            }
+        }
+        m.spec.env = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut stubs = container::base_stubs(&m.spec);
+        if !m.spec.cwd.is_empty() {
+            stubs.push(Stub::Dir(m.spec.cwd.clone()));
+        }
+        let ov = Overlay::mount(&dir.join("rootfs"), lowers, &stubs)?;
+        m.spec.ids = hush_sandbox::user::resolve(&ov.merged(), &step.state.user)
+            .map_err(|e| Error::step(e.to_string(), loc))?;
+        let mut tail = Tail::default();
+        let reporter = self.reporter;
+        let code = container::run(&dir.join("bundle"), &ov.merged(), &m.spec, &mut |chunk| {
+            reporter.output(id, chunk);
+            tail.push(chunk);
+        })?;
+        drop(m);
+        let upper = ov.finish()?;
+        if code != 0 {
+            return Err(Error::RunFailed {
+                command: argv.join(" "),
+                code,
+                location: loc,
+                tail: tail.lines(6),
+            });
+        }
+        Ok(upper)
+    }
+
+    /// `type=secret`: a file on the RUN's tmpfs bound at the target, and/or an env var.
+    fn secret_mount(
+        &self,
+        m: &mut Mounts,
+        env: &mut Vec<(String, String)>,
+        mount: &Mount,
+        loc: Location,
+    ) -> Result<()> {
+        let id = mount.id.clone().unwrap_or_default();
+        let Some(secret) = self.opts.secrets.get(&id) else {
+            if mount.required {
+                return Err(Error::Step {
+                    message: format!("secret {id} not found"),
+                    location: loc,
+                    hint: Some(format!(
+                        "pass it with --secret id={id},src=FILE (or env=VAR)"
+                    )),
+                });
+            }
+            self.reporter.warn(&format!(
+                "line {}: secret {id:?} was not given; skipping its optional mount",
+                loc.start_line
+            ));
+            return Ok(());
+        };
+        if let Some(var) = &mount.env {
+            let value = std::str::from_utf8(secret.expose()).map_err(|_| {
+                Error::step(
+                    format!("secret {id} is not valid UTF-8 and cannot be put in env {var}"),
+                    loc,
+                )
+            })?;
+            env.push((var.clone(), value.to_string()));
+            if mount.target.is_none() {
+                return Ok(());
+            }
+        }
+        let source = m.tmpfs.add(
+            secret,
+            mount.mode.unwrap_or(0o400),
+            mount.uid.unwrap_or(0),
+            mount.gid.unwrap_or(0),
+        )?;
+        m.spec.binds.push(BindMount {
+            source,
+            target: target(mount),
+            readonly: true,
+        });
+        Ok(())
+    }
+
+    /// `type=ssh`: not forwarded yet; required → error, optional → skipped with a warning.
+    fn ssh_mount(&self, mount: &Mount, loc: Location) -> Result<()> {
+        let id = mount.id.clone().unwrap_or_else(|| "default".into());
+        if mount.required {
+            return Err(Error::Step {
+                message: format!("no SSH key {id:?} forwarded from the client"),
+                location: loc,
+                hint: Some("SSH forwarding (--ssh) is not supported by this hush yet".into()),
+            });
+        }
+        self.reporter.warn(&format!(
+            "line {}: no SSH agent {id:?} forwarded; skipping the optional ssh mount",
+            loc.start_line
+        ));
+        Ok(())
+    }
+
+    /// `type=cache`: a directory under `$HUSH_ROOT/cache-mounts` that outlives builds, seeded from
+    /// `from`/`source` on first use; `sharing=locked` serialises users, `private` gives a busy
+    /// cache's second user a fresh directory.
+    fn cache_mount(
+        &self,
+        m: &mut Mounts,
+        mount: &Mount,
+        step: &Step,
+        scratch: &Path,
+    ) -> Result<()> {
+        let target = target(mount);
+        let id = mount.id.clone().unwrap_or_else(|| target.clone());
+        let safe: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let base = self.store.root().join("cache-mounts");
+        fs::create_dir_all(&base).ctx("create", &base)?;
+        let mut dir = base.join(format!("{safe}-{}", Digest::of(id.as_bytes()).short()));
+        let lock_path = dir.with_extension("lock");
+        let lock_file = fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx("open", &lock_path)?;
+        match mount.sharing {
+            Sharing::Shared => {}
+            Sharing::Locked => {
+                let l = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+                    .map_err(|(_, e)| e)
+                    .nix_ctx("lock", &lock_path)?;
+                m.locks.push(l);
+            }
+            Sharing::Private => match nix::fcntl::Flock::lock(
+                lock_file,
+                nix::fcntl::FlockArg::LockExclusiveNonblock,
+            ) {
+                Ok(l) => m.locks.push(l),
+                Err(_) => dir = scratch.to_path_buf(),
+            },
+        }
+        if !dir.exists() {
+            let tmp = dir.with_extension("new");
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(&tmp).ctx("create", &tmp)?;
+            if let Some(from) = &mount.from {
+                let seed = self.view(
+                    m,
+                    from,
+                    mount.source.as_deref().unwrap_or("/"),
+                    step,
+                    &scratch.with_extension("seed"),
+                )?;
+                let status = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(format!("{}/.", seed.display()))
+                    .arg(&tmp)
+                    .status()
+                    .ctx("run cp for", &tmp)?;
+                if !status.success() {
+                    return Err(Error::step(
+                        format!("failed to seed cache mount {id:?} from {from}"),
+                        step.location,
+                    ));
+                }
+            } else {
+                nix::unistd::chown(
+                    &tmp,
+                    Some(mount.uid.unwrap_or(0).into()),
+                    Some(mount.gid.unwrap_or(0).into()),
+                )
+                .nix_ctx("chown", &tmp)?;
+                fs::set_permissions(
+                    &tmp,
+                    fs::Permissions::from_mode(mount.mode.unwrap_or(0o755)),
+                )
+                .ctx("chmod", &tmp)?;
+            }
+            fs::rename(&tmp, &dir).ctx("create", &dir)?;
+        }
+        m.spec.binds.push(BindMount {
+            source: dir,
+            target,
+            readonly: mount.readonly,
+        });
+        Ok(())
+    }
+
+    /// `type=bind`: a path of the context, a stage or an image. Directories are bound through an
+    /// overlay with a throw-away upper dir, so `rw` writes never reach the source.
+    fn bind_mount(&self, m: &mut Mounts, mount: &Mount, step: &Step, scratch: &Path) -> Result<()> {
+        let rel = mount.source.clone().unwrap_or_default();
+        let src = match &mount.from {
+            None => hush_sandbox::rootfs::scoped_join(&self.opts.context, &rel, true)?,
+            Some(from) => self.view(m, from, &rel, step, &scratch.with_extension("from"))?,
+        };
+        if fs::symlink_metadata(&src).is_err() {
+            return Err(Error::step(
+                format!("bind mount source {rel:?} not found"),
+                step.location,
+            ));
+        }
+        let (source, readonly) = if src.is_dir() {
+            let ov = Overlay::mount(scratch, &[src], &[])?;
+            let p = ov.merged();
+            m.overlays.push(ov);
+            (p, mount.readonly)
+        } else {
+            (src, true)
+        };
+        m.spec.binds.push(BindMount {
+            source,
+            target: target(mount),
+            readonly,
+        });
+        Ok(())
+    }
+
+    /// A read-only view of `path` inside a stage (`stage:N`) or an image.
+    fn view(
+        &self,
+        m: &mut Mounts,
+        from: &str,
+        path: &str,
+        step: &Step,
+        scratch: &Path,
+    ) -> Result<PathBuf> {
+        let built = match from
+            .strip_prefix("stage:")
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            Some(i) => self.stage(i, step)?.clone(),
+            None => self.image(from, step)?,
+        };
+        let ov = Overlay::mount(scratch, &built.lowers(self.store), &[])?;
+        let p = hush_sandbox::rootfs::scoped_join(&ov.merged(), path, true)?;
+        m.overlays.push(ov);
+        Ok(p)
+    }
+}
+
+fn target(m: &Mount) -> String {
+    m.target.clone().unwrap_or_default()
+}
+
+/// The last few KiB of a RUN's output, for the error message.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, chunk: &[u8]) {
+        self.0.extend_from_slice(chunk);
+        if self.0.len() > 8192 {
+            self.0.drain(..self.0.len() - 8192);
+        }
+    }
+
+    fn lines(&self, n: usize) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.0);
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(n)..]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+}
