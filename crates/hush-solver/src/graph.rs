@@ -1,11 +1,11 @@
-//! Which stages a build needs, in what order, and the final image.
+//! Which stages a build needs, running independent ones in parallel, and the final image.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc;
 
 use hush_dockerfile::dockerignore::Dockerignore;
 use hush_dockerfile::instructions::dispatch::{
-    dispatch_stage, expand_from, global_arg_values, CopySource, DispatchInput, Dispatched,
-    DispatchedStage, StepKind,
+    dispatch_stage, expand_from, global_arg_values, CopySource, DispatchInput, Dispatched, StepKind,
 };
 use hush_dockerfile::instructions::{parse_stages, Stages};
 use hush_oci::store::{Image, Store};
@@ -25,6 +25,20 @@ fn target_index(stages: &Stages, target: Option<&str>) -> Result<usize> {
                 .ok_or_else(|| Error::NoTarget(t.into()))
         }
     }
+}
+
+/// What a stage starts from.
+#[derive(Clone)]
+enum Base {
+    Scratch,
+    Stage(usize),
+    Image(Box<Built>),
+}
+
+/// A stage the target needs: its base and the stages it waits for.
+struct Node {
+    base: Base,
+    deps: BTreeSet<usize>,
 }
 
 /// Build, store the image under the tags, and return it.
@@ -47,49 +61,30 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         escape: stages.escape,
         history_build_args: opts.history_build_args,
     };
-    let ignore = read_dockerignore(opts);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let mut ctx = Ctx {
+    let ctx = Ctx {
         store,
         opts,
         reporter,
-        ignore,
-        stages: vec![None; stages.stages.len()],
-        step_counter: 0,
+        ignore: read_dockerignore(opts),
+        stages: vec![None; stages.stages.len()].into(),
+        step_counter: 0.into(),
         now,
     };
-
-    // Resolve bases and dispatch lazily, depth-first from the target: only needed stages run.
-    let mut order = Vec::new();
-    let mut visiting = BTreeSet::new();
-    let mut bases: Vec<Option<Base>> = vec![None; stages.stages.len()];
-    visit(
+    let mut nodes: BTreeMap<usize, Node> = BTreeMap::new();
+    plan(
         &stages,
         target,
         &globals,
         &names,
-        &mut order,
-        &mut visiting,
-        &mut bases,
-        &ctx,
+        &mut nodes,
+        &mut BTreeSet::new(),
+        store,
     )?;
-    let mut used_args = BTreeSet::new();
-    for i in order {
-        let stage = &stages.stages[i];
-        let base = match bases[i].take().expect("visited") {
-            Base::Scratch => scratch(),
-            Base::Stage(j) => ctx.stages[j].clone().expect("dependency built first"),
-            Base::Image(b) => *b,
-        };
-        let d: DispatchedStage = dispatch_stage(stage, state_of(&base.config), &input)?;
-        used_args.extend(d.used_args.iter().cloned());
-        let label = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
-        let built = ctx.run_stage(&label, base, &d.items, &d.state)?;
-        ctx.stages[i] = Some(built);
-    }
+    let used_args = run_parallel(&ctx, &stages, nodes, &input)?;
     let unused: Vec<&String> = opts
         .build_args
         .keys()
@@ -104,7 +99,9 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
             "one or more build-args {unused:?} were not consumed"
         ));
     }
-    let mut final_built: Built = ctx.stages[target].take().expect("target built");
+    let mut final_built = ctx.stages.into_inner().unwrap_or_else(|e| e.into_inner())[target]
+        .take()
+        .expect("target built");
     final_built.config.created = Some(hush_oci::image::rfc3339(
         opts.source_date_epoch.unwrap_or(now),
     ));
@@ -113,25 +110,96 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     Ok(store.put_image(&final_built.config, &layers, &opts.tags)?)
 }
 
-#[derive(Clone)]
-enum Base {
-    Scratch,
-    Stage(usize),
-    Image(Box<Built>),
+/// Run every planned stage once its dependencies are done, as many at once as there are cores.
+/// On the first failure no new stage starts; running ones finish; that failure is returned.
+fn run_parallel(
+    ctx: &Ctx<'_>,
+    stages: &Stages,
+    mut pending: BTreeMap<usize, Node>,
+    input: &DispatchInput<'_>,
+) -> Result<BTreeSet<String>> {
+    let width = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let mut done: BTreeSet<usize> = BTreeSet::new();
+    let mut used_args = BTreeSet::new();
+    let mut first_error: Option<Error> = None;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, Result<(Built, BTreeSet<String>)>)>();
+        let mut running = 0;
+        loop {
+            if first_error.is_none() {
+                let ready: Vec<usize> = pending
+                    .iter()
+                    .filter(|(_, n)| n.deps.iter().all(|d| done.contains(d)))
+                    .map(|(i, _)| *i)
+                    .take(width.saturating_sub(running))
+                    .collect();
+                for i in ready {
+                    let node = pending.remove(&i).expect("ready node is pending");
+                    let tx = tx.clone();
+                    running += 1;
+                    scope.spawn(move || {
+                        let r = run_one(ctx, stages, i, node.base, input);
+                        let _ = tx.send((i, r));
+                    });
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let (i, r) = rx.recv().expect("a running stage reports");
+            running -= 1;
+            match r {
+                Ok((built, used)) => {
+                    used_args.extend(used);
+                    ctx.stages.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(built);
+                    done.insert(i);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    });
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(used_args),
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn visit(
+fn run_one(
+    ctx: &Ctx<'_>,
     stages: &Stages,
     i: usize,
-    globals: &std::collections::BTreeMap<String, Option<String>>,
+    base: Base,
+    input: &DispatchInput<'_>,
+) -> Result<(Built, BTreeSet<String>)> {
+    let stage = &stages.stages[i];
+    let base = match base {
+        Base::Scratch => scratch(),
+        Base::Stage(j) => ctx.stages.lock().unwrap_or_else(|e| e.into_inner())[j]
+            .clone()
+            .expect("dependency built first"),
+        Base::Image(b) => *b,
+    };
+    let d = dispatch_stage(stage, state_of(&base.config), input)?;
+    let label = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
+    let built = ctx.run_stage(&label, base, &d.items, &d.state)?;
+    Ok((built, d.used_args))
+}
+
+/// Find the stages `i` needs (depth-first), with their bases and dependencies.
+fn plan(
+    stages: &Stages,
+    i: usize,
+    globals: &BTreeMap<String, Option<String>>,
     names: &[Option<String>],
-    order: &mut Vec<usize>,
+    nodes: &mut BTreeMap<usize, Node>,
     visiting: &mut BTreeSet<usize>,
-    bases: &mut Vec<Option<Base>>,
-    ctx: &Ctx<'_>,
+    store: &Store,
 ) -> Result<()> {
-    if order.contains(&i) {
+    if nodes.contains_key(&i) {
         return Ok(());
     }
     if !visiting.insert(i) {
@@ -143,6 +211,7 @@ fn visit(
     let stage = &stages.stages[i];
     let base_ref = expand_from(stage, globals, stages.escape)?;
     let lower = base_ref.to_ascii_lowercase();
+    let mut deps = BTreeSet::new();
     let base = if lower == "scratch" {
         Base::Scratch
     } else if let Some(j) = names
@@ -150,21 +219,17 @@ fn visit(
         .position(|n| n.as_deref() == Some(lower.as_str()))
         .filter(|j| *j < i)
     {
-        visit(stages, j, globals, names, order, visiting, bases, ctx)?;
+        deps.insert(j);
         Base::Stage(j)
     } else {
-        let img = ctx
-            .store
-            .resolve(&base_ref)
-            .map_err(|_| Error::MissingImage {
-                name: base_ref.clone(),
-                location: stage.location,
-            })?;
+        let img = store.resolve(&base_ref).map_err(|_| Error::MissingImage {
+            name: base_ref.clone(),
+            location: stage.location,
+        })?;
         Base::Image(Box::new(built_from_image(&img)?))
     };
-    bases[i] = Some(base);
-    // Stages this one reads with COPY --from / RUN --mount from=.
-    let empty = std::collections::BTreeMap::new();
+    // Stages read with COPY --from / RUN --mount from=: dispatch with an empty config to find them.
+    let empty = BTreeMap::new();
     let input = DispatchInput {
         build_args: &empty,
         global_args: globals,
@@ -172,30 +237,32 @@ fn visit(
         escape: stages.escape,
         history_build_args: false,
     };
-    let probe = dispatch_stage(stage, Default::default(), &input);
-    if let Ok(d) = probe {
-        for item in &d.items {
-            let Dispatched::Step(s) = item else { continue };
-            let deps: Vec<usize> = match &s.kind {
-                StepKind::Copy {
-                    source: CopySource::Stage(j),
-                    ..
-                } => vec![*j],
-                StepKind::Run { mounts, .. } => mounts
-                    .iter()
-                    .filter_map(|m| m.from.as_deref()?.strip_prefix("stage:")?.parse().ok())
-                    .collect(),
-                _ => vec![],
-            };
-            for j in deps {
-                visit(stages, j, globals, names, order, visiting, bases, ctx)?;
+    for item in dispatch_stage(stage, Default::default(), &input)?.items {
+        let Dispatched::Step(s) = item else { continue };
+        match &s.kind {
+            StepKind::Copy {
+                source: CopySource::Stage(j),
+                ..
+            } => {
+                deps.insert(*j);
             }
+            StepKind::Run { mounts, .. } => {
+                deps.extend(mounts.iter().filter_map(|m| {
+                    m.from
+                        .as_deref()?
+                        .strip_prefix("stage:")?
+                        .parse::<usize>()
+                        .ok()
+                }));
+            }
+            _ => {}
         }
-    } else if let Err(e) = probe {
-        return Err(e.into());
+    }
+    for j in deps.clone() {
+        plan(stages, j, globals, names, nodes, visiting, store)?;
     }
     visiting.remove(&i);
-    order.push(i);
+    nodes.insert(i, Node { base, deps });
     Ok(())
 }
 

@@ -36,7 +36,7 @@ struct Mounts {
 impl Ctx<'_> {
     /// Run a RUN step on `lowers`; returns the upper dir holding its changes.
     pub(crate) fn execute_run(
-        &mut self,
+        &self,
         id: usize,
         step: &Step,
         dir: &Path,

@@ -42,8 +42,8 @@ pub(crate) struct Ctx<'a> {
     pub opts: &'a BuildOptions,
     pub reporter: &'a dyn Reporter,
     pub ignore: Dockerignore,
-    pub stages: Vec<Option<Built>>,
-    pub step_counter: usize,
+    pub stages: std::sync::Mutex<Vec<Option<Built>>>,
+    pub step_counter: std::sync::atomic::AtomicUsize,
     pub now: i64,
 }
 
@@ -135,7 +135,7 @@ impl Ctx<'_> {
 
     /// Run a dispatched stage on top of `base`.
     pub(crate) fn run_stage(
-        &mut self,
+        &self,
         stage_label: &str,
         mut built: Built,
         items: &[Dispatched],
@@ -155,8 +155,10 @@ impl Ctx<'_> {
                     built.key = k.finish();
                 }
                 Dispatched::Step(step) => {
-                    self.step_counter += 1;
-                    let id = self.step_counter;
+                    let id = self
+                        .step_counter
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                        + 1;
                     self.reporter.step(
                         id,
                         stage_label,
@@ -226,14 +228,17 @@ impl Ctx<'_> {
         Ok(k.finish())
     }
 
-    pub(crate) fn stage(&self, i: usize, step: &Step) -> Result<&Built> {
+    /// A finished stage (a copy: stages finish on other threads).
+    pub(crate) fn stage(&self, i: usize, step: &Step) -> Result<Built> {
         self.stages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .get(i)
-            .and_then(Option::as_ref)
+            .and_then(Option::clone)
             .ok_or_else(|| Error::step(format!("stage {i} was not built"), step.location))
     }
 
-    fn run_step(&mut self, id: usize, built: &mut Built, step: &Step) -> Result<()> {
+    fn run_step(&self, id: usize, built: &mut Built, step: &Step) -> Result<()> {
         let key = self.step_key(built, step)?;
         if !self.opts.no_cache {
             if let Some(rec) = self
@@ -302,7 +307,7 @@ impl Ctx<'_> {
         }))
     }
 
-    fn execute(&mut self, id: usize, built: &Built, step: &Step, dir: &Path) -> Result<PathBuf> {
+    fn execute(&self, id: usize, built: &Built, step: &Step, dir: &Path) -> Result<PathBuf> {
         let lowers = built.lowers(self.store);
         match &step.kind {
             StepKind::Mkdir { path } => {
