@@ -141,26 +141,21 @@ pub fn write_docker_archive(
     for (l, diff_id) in img.layers()?.iter().zip(&img.config.rootfs.diff_ids) {
         let name = format!("blobs/sha256/{}", diff_id.hex());
         if seen.insert(name.clone()) {
-            let path = store.blob_path(&l.digest);
             let mut h = tar::Header::new_gnu();
             h.set_mode(0o644);
             if l.media_type == MediaType::ImageLayer {
                 h.set_size(l.size);
-                b.append_data(&mut h, &name, File::open(&path).ctx("open", &path)?)
-                    .ctx("write archive layer", &path)?;
+                let what = format!("layer {}", l.digest);
+                b.append_data(&mut h, &name, store.open_layer(l)?).ctx("write archive", what)?;
             } else {
                 // Compressed in the store: decompress into the archive.
+                let path = store.blob_path(&l.digest);
                 let tmp = store.temp_dir("export")?;
                 let t = tmp.join("layer");
-                io::copy(
-                    &mut open_maybe_compressed(&path)?,
-                    &mut File::create(&t).ctx("create", &t)?,
-                )
-                .ctx("write", &t)?;
+                io::copy(&mut open_maybe_compressed(&path)?, &mut File::create(&t).ctx("create", &t)?).ctx("write", &t)?;
                 let len = fs::metadata(&t).ctx("stat", &t)?.len();
                 h.set_size(len);
-                b.append_data(&mut h, &name, File::open(&t).ctx("open", &t)?)
-                    .ctx("write", &t)?;
+                b.append_data(&mut h, &name, File::open(&t).ctx("open", &t)?).ctx("write", &t)?;
                 crate::store::remove_tree(&tmp)?;
             }
         }
@@ -239,7 +234,7 @@ pub fn write_oci_layout(
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).ctx("write", dir)?;
     let mut layers = Vec::new();
     for l in img.layers()? {
-        let src = store.blob_path(&l.digest);
+        let src = format!("layer {}", l.digest);
         let (media_type, tmp) = match comp {
             Compression::None => (MediaType::ImageLayer, None),
             Compression::Gzip => (
@@ -255,7 +250,7 @@ pub fn write_oci_layout(
             None => {
                 let dst = blobs.join(l.digest.hex());
                 io::copy(
-                    &mut File::open(&src).ctx("open", &src)?,
+                    &mut store.open_layer(&l)?,
                     &mut File::create(&dst).ctx("create", &dst)?,
                 )
                 .ctx("write", &dst)?;
@@ -264,7 +259,7 @@ pub fn write_oci_layout(
             Some(tmp) => {
                 let f = File::create(&tmp).ctx("create", &tmp)?;
                 let mut hw = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f));
-                let mut input = File::open(&src).ctx("open", &src)?;
+                let mut input = store.open_layer(&l)?;
                 match comp {
                     Compression::Gzip => {
                         let mut gz =

@@ -229,6 +229,38 @@ impl Store {
         Ok(b)
     }
 
+    /// Is this layer available, as a blob or as a snapshot it can be regenerated from?
+    pub fn has_layer(&self, l: &LayerDesc) -> bool {
+        self.has_blob(&l.digest) || (l.media_type == stored_layer_type() && self.snapshot_dir(&l.digest).is_dir())
+    }
+
+    /// Read a layer as stored: the blob if there is one, else its uncompressed tar regenerated
+    /// from the snapshot (built layers keep no second copy), checked against the digest while it
+    /// streams: a mismatch is a read error at the end, so a consumer never completes on bad data.
+    pub fn open_layer(&self, l: &LayerDesc) -> Result<Box<dyn Read + Send>> {
+        let path = self.blob_path(&l.digest);
+        if path.exists() {
+            return Ok(Box::new(File::open(&path).ctx("open", &path)?));
+        }
+        let snap = self.snapshot_dir(&l.digest);
+        if l.media_type != stored_layer_type() || !snap.is_dir() {
+            return Err(Error::Io {
+                action: "find layer",
+                path,
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let (reader, writer) = std::io::pipe().ctx("create pipe for", &snap)?;
+        let handle = std::thread::spawn(move || -> Result<(Digest, u64)> {
+            let hw = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, writer));
+            let hw = crate::layer::write_layer(&snap, hw, &mut |_, _| {})?;
+            let (d, n, w) = hw.finish();
+            drop(w.into_inner().map_err(|e| e.into_error()).ctx("write", &snap)?);
+            Ok((d, n))
+        });
+        Ok(Box::new(LayerStream { reader, handle: Some(handle), expected: l.digest.clone(), size: l.size }))
+    }
+
     /// The snapshot directory of a layer (by diff id).
     pub fn snapshot_dir(&self, diff_id: &Digest) -> PathBuf {
         // Short names keep overlay's lowerdir option (one page at most) able to hold many layers.
@@ -429,6 +461,32 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+}
+
+/// A layer tar regenerated from its snapshot on a thread, verified at the end.
+struct LayerStream {
+    reader: std::io::PipeReader,
+    handle: Option<std::thread::JoinHandle<Result<(Digest, u64)>>>,
+    expected: Digest,
+    size: u64,
+}
+
+impl Read for LayerStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        if n == 0 {
+            if let Some(h) = self.handle.take() {
+                let (digest, size) = h
+                    .join()
+                    .map_err(|_| std::io::Error::other("layer writer panicked"))?
+                    .map_err(std::io::Error::other)?;
+                if digest != self.expected || size != self.size {
+                    return Err(std::io::Error::other(Error::DigestMismatch { expected: self.expected.clone(), actual: digest }));
+                }
+            }
+        }
+        Ok(n)
     }
 }
 

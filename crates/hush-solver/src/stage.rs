@@ -10,6 +10,7 @@ use hush_dockerfile::instructions::dispatch::{CopySource, Dispatched, ImageState
 use hush_dockerfile::instructions::MountKind;
 use hush_oci::image::{History, ImageConfig, LayerDesc};
 use hush_oci::store::Store;
+use hush_oci::digest::HashingWriter;
 use hush_oci::Digest;
 
 use hush_sandbox::overlay::Overlay;
@@ -246,9 +247,10 @@ impl Ctx<'_> {
                 .cache_get(&key)
                 .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
             {
-                let usable = rec.layer.as_ref().is_none_or(|l| {
-                    self.store.has_blob(&l.blob) && self.store.snapshot_dir(&l.diff_id).is_dir()
-                });
+                let usable = rec
+                    .layer
+                    .as_ref()
+                    .is_none_or(|l| self.store.snapshot_dir(&l.diff_id).is_dir());
                 if usable {
                     self.reporter.cached(id);
                     self.push_layer(built, step, rec.layer, key);
@@ -296,9 +298,10 @@ impl Ctx<'_> {
         {
             return Ok(None);
         }
-        let w = self.store.blob_writer()?;
+        // The snapshot is the layer; its tar is only hashed here and regenerated on export.
+        let w = HashingWriter::new(std::io::sink());
         let w = hush_oci::layer::write_layer(upper, w, &mut |_, _| {})?;
-        let (diff_id, size) = self.store.commit_blob(w, None)?;
+        let (diff_id, size, _) = w.finish();
         self.store.commit_snapshot(upper, &diff_id)?;
         Ok(Some(CachedLayer {
             blob: diff_id.clone(),
