@@ -146,16 +146,22 @@ pub fn write_docker_archive(
             if l.media_type == MediaType::ImageLayer {
                 h.set_size(l.size);
                 let what = format!("layer {}", l.digest);
-                b.append_data(&mut h, &name, store.open_layer(l)?).ctx("write archive", what)?;
+                b.append_data(&mut h, &name, store.open_layer(l)?)
+                    .ctx("write archive", what)?;
             } else {
                 // Compressed in the store: decompress into the archive.
                 let path = store.blob_path(&l.digest);
                 let tmp = store.temp_dir("export")?;
                 let t = tmp.join("layer");
-                io::copy(&mut open_maybe_compressed(&path)?, &mut File::create(&t).ctx("create", &t)?).ctx("write", &t)?;
+                io::copy(
+                    &mut open_maybe_compressed(&path)?,
+                    &mut File::create(&t).ctx("create", &t)?,
+                )
+                .ctx("write", &t)?;
                 let len = fs::metadata(&t).ctx("stat", &t)?.len();
                 h.set_size(len);
-                b.append_data(&mut h, &name, File::open(&t).ctx("open", &t)?).ctx("write", &t)?;
+                b.append_data(&mut h, &name, File::open(&t).ctx("open", &t)?)
+                    .ctx("write", &t)?;
                 crate::store::remove_tree(&tmp)?;
             }
         }

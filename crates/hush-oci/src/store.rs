@@ -231,7 +231,8 @@ impl Store {
 
     /// Is this layer available, as a blob or as a snapshot it can be regenerated from?
     pub fn has_layer(&self, l: &LayerDesc) -> bool {
-        self.has_blob(&l.digest) || (l.media_type == stored_layer_type() && self.snapshot_dir(&l.digest).is_dir())
+        self.has_blob(&l.digest)
+            || (l.media_type == stored_layer_type() && self.snapshot_dir(&l.digest).is_dir())
     }
 
     /// Read a layer as stored: the blob if there is one, else its uncompressed tar regenerated
@@ -255,10 +256,19 @@ impl Store {
             let hw = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, writer));
             let hw = crate::layer::write_layer(&snap, hw, &mut |_, _| {})?;
             let (d, n, w) = hw.finish();
-            drop(w.into_inner().map_err(|e| e.into_error()).ctx("write", &snap)?);
+            drop(
+                w.into_inner()
+                    .map_err(|e| e.into_error())
+                    .ctx("write", &snap)?,
+            );
             Ok((d, n))
         });
-        Ok(Box::new(LayerStream { reader, handle: Some(handle), expected: l.digest.clone(), size: l.size }))
+        Ok(Box::new(LayerStream {
+            reader,
+            handle: Some(handle),
+            expected: l.digest.clone(),
+            size: l.size,
+        }))
     }
 
     /// The snapshot directory of a layer (by diff id).
@@ -482,7 +492,10 @@ impl Read for LayerStream {
                     .map_err(|_| std::io::Error::other("layer writer panicked"))?
                     .map_err(std::io::Error::other)?;
                 if digest != self.expected || size != self.size {
-                    return Err(std::io::Error::other(Error::DigestMismatch { expected: self.expected.clone(), actual: digest }));
+                    return Err(std::io::Error::other(Error::DigestMismatch {
+                        expected: self.expected.clone(),
+                        actual: digest,
+                    }));
                 }
             }
         }

@@ -31,6 +31,9 @@ pub enum Error {
         /// The last lines of its output.
         tail: Vec<String>,
     },
+    /// A secret's bytes were found in what the build wrote.
+    #[error("{0}")]
+    Leak(Box<Leak>),
     /// `--target` names no stage.
     #[error("target stage {0:?} could not be found")]
     NoTarget(String),
@@ -77,9 +80,34 @@ impl Error {
             Error::Step { location, .. }
             | Error::RunFailed { location, .. }
             | Error::MissingImage { location, .. } => Some(*location),
+            Error::Leak(l) => Some(l.location),
             _ => None,
         }
     }
+}
+
+/// Where a secret was found.
+#[derive(Debug, thiserror::Error)]
+#[error("secret leaked into {place}: secret {secret:?} ({form}) found in {path} at byte {offset}, written by {instruction} in stage {stage:?}")]
+pub struct Leak {
+    /// `layer` or `image config`.
+    pub place: &'static str,
+    /// The secret's id.
+    pub secret: String,
+    /// Which form matched.
+    pub form: String,
+    /// Path in the layer, or config field.
+    pub path: String,
+    /// Byte offset in that file.
+    pub offset: u64,
+    /// The instruction that wrote it.
+    pub instruction: String,
+    /// The stage.
+    pub stage: String,
+    /// Where.
+    pub location: Location,
+    /// How many findings in all.
+    pub count: usize,
 }
 
 /// Result with [`Error`].

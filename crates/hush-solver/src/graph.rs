@@ -65,7 +65,21 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    let guard = hush_scan::Guard::new(
+        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
+        opts.leak_min_len,
+    );
+    for t in guard.too_short() {
+        reporter.warn(&format!(
+            "secret {:?}: {} is {} bytes, shorter than the leak guard's minimum of {} (--leak-min-len): it is not guarded",
+            t.secret_id, t.what, t.len, opts.leak_min_len
+        ));
+    }
+    if opts.leak_check == crate::LeakCheck::Off && opts.secrets.ids().next().is_some() {
+        reporter.warn("--leak-check=off: layers are NOT checked for secrets; a leaked secret will ship in the image");
+    }
     let ctx = Ctx {
+        guard,
         store,
         opts,
         reporter,
@@ -99,13 +113,14 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
             "one or more build-args {unused:?} were not consumed"
         ));
     }
-    let mut final_built = ctx.stages.into_inner().unwrap_or_else(|e| e.into_inner())[target]
+    let mut final_built = ctx.stages.lock().unwrap_or_else(|e| e.into_inner())[target]
         .take()
         .expect("target built");
     final_built.config.created = Some(hush_oci::image::rfc3339(
         opts.source_date_epoch.unwrap_or(now),
     ));
     add_labels(&mut final_built.config, &opts.labels);
+    guard_config(&ctx, &final_built.config)?;
     let layers: Vec<_> = final_built.layers.iter().map(|(d, _)| d.clone()).collect();
     Ok(store.put_image(&final_built.config, &layers, &opts.tags)?)
 }
@@ -284,4 +299,22 @@ fn read_dockerignore(opts: &BuildOptions) -> Dockerignore {
         }
     }
     Dockerignore::default()
+}
+
+/// Scan the final config (env, labels, history, …) for secrets.
+fn guard_config(ctx: &Ctx<'_>, config: &hush_oci::image::ImageConfig) -> Result<()> {
+    if ctx.guard.is_empty() || ctx.opts.leak_check == crate::LeakCheck::Off {
+        return Ok(());
+    }
+    let hits = ctx.guard.scan_bytes("the image config", &config.to_bytes());
+    if hits.is_empty() {
+        return Ok(());
+    }
+    let step = hush_dockerfile::instructions::dispatch::Step {
+        kind: StepKind::Mkdir { path: "/".into() },
+        created_by: "the image configuration".into(),
+        location: Default::default(),
+        state: Default::default(),
+    };
+    ctx.report_leaks("image config", hits, "final", &step)
 }

@@ -18,9 +18,11 @@ mod stage;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use error::{Error, Result};
+pub use error::{Error, Leak, Result};
 pub use graph::build;
 use hush_dockerfile::Location;
+/// The leak guard's default minimum length.
+pub use hush_scan::DEFAULT_MIN_LEN as DEFAULT_LEAK_MIN_LEN;
 
 /// Everything a build needs.
 pub struct BuildOptions {
@@ -48,6 +50,21 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// Record build args in RUN history (docker's behaviour).
     pub history_build_args: bool,
+    /// What the leak guard does on a finding.
+    pub leak_check: LeakCheck,
+    /// Shorter values are reported as too short to guard.
+    pub leak_min_len: usize,
+}
+
+/// `--leak-check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeakCheck {
+    /// Fail the build (the default).
+    Error,
+    /// Report and go on.
+    Warn,
+    /// Do not scan.
+    Off,
 }
 
 /// Progress events; the binary renders them.

@@ -8,16 +8,16 @@ use std::time::Instant;
 use hush_dockerfile::dockerignore::Dockerignore;
 use hush_dockerfile::instructions::dispatch::{CopySource, Dispatched, ImageState, Step, StepKind};
 use hush_dockerfile::instructions::MountKind;
+use hush_oci::digest::HashingWriter;
 use hush_oci::image::{History, ImageConfig, LayerDesc};
 use hush_oci::store::Store;
-use hush_oci::digest::HashingWriter;
 use hush_oci::Digest;
 
 use hush_sandbox::overlay::Overlay;
 
 use crate::cache::{CachedLayer, KeyBuilder, Record};
 use crate::copy::{self, CopyReq};
-use crate::{BuildOptions, Error, Reporter, Result};
+use crate::{BuildOptions, Error, LeakCheck, Reporter, Result};
 
 /// A stage's (or an image's) filesystem and config.
 #[derive(Debug, Clone)]
@@ -45,6 +45,7 @@ pub(crate) struct Ctx<'a> {
     pub ignore: Dockerignore,
     pub stages: std::sync::Mutex<Vec<Option<Built>>>,
     pub step_counter: std::sync::atomic::AtomicUsize,
+    pub guard: hush_scan::Guard,
     pub now: i64,
 }
 
@@ -167,7 +168,7 @@ impl Ctx<'_> {
                         step.location,
                     );
                     let t = Instant::now();
-                    self.run_step(id, &mut built, step)?;
+                    self.run_step(id, stage_label, &mut built, step)?;
                     self.reporter.done(id, t.elapsed().as_secs_f64());
                 }
             }
@@ -239,7 +240,7 @@ impl Ctx<'_> {
             .ok_or_else(|| Error::step(format!("stage {i} was not built"), step.location))
     }
 
-    fn run_step(&self, id: usize, built: &mut Built, step: &Step) -> Result<()> {
+    fn run_step(&self, id: usize, stage: &str, built: &mut Built, step: &Step) -> Result<()> {
         let key = self.step_key(built, step)?;
         if !self.opts.no_cache {
             if let Some(rec) = self
@@ -253,6 +254,11 @@ impl Ctx<'_> {
                     .is_none_or(|l| self.store.snapshot_dir(&l.diff_id).is_dir());
                 if usable {
                     self.reporter.cached(id);
+                    if let Some(l) = &rec.layer {
+                        // A cached layer was guarded against the secrets of the build that made
+                        // it; this build's secrets may differ.
+                        self.guard_layer(&self.store.snapshot_dir(&l.diff_id), stage, step)?;
+                    }
                     self.push_layer(built, step, rec.layer, key);
                     return Ok(());
                 }
@@ -261,7 +267,7 @@ impl Ctx<'_> {
         let dir = self.store.temp_dir("step")?;
         let result = self.execute(id, built, step, &dir);
         let layer = match result {
-            Ok(upper) => self.commit_layer(&upper),
+            Ok(upper) => self.commit_layer(&upper, stage, step),
             Err(e) => Err(e),
         };
         let _ = hush_oci::store::remove_tree(&dir);
@@ -290,24 +296,91 @@ impl Ctx<'_> {
         built.key = key;
     }
 
-    /// Turn an upper dir into a stored layer (tar blob + snapshot), or None if it is empty.
-    fn commit_layer(&self, upper: &Path) -> Result<Option<CachedLayer>> {
+    /// Turn an upper dir into a stored layer (snapshot + diff id), or None if it is empty.
+    /// The layer tar is produced once, hashed and scanned by the leak guard in the same pass;
+    /// on a finding the layer is never committed.
+    fn commit_layer(&self, upper: &Path, stage: &str, step: &Step) -> Result<Option<CachedLayer>> {
         if fs::read_dir(upper)
             .map(|mut d| d.next().is_none())
             .unwrap_or(true)
         {
             return Ok(None);
         }
-        // The snapshot is the layer; its tar is only hashed here and regenerated on export.
-        let w = HashingWriter::new(std::io::sink());
-        let w = hush_oci::layer::write_layer(upper, w, &mut |_, _| {})?;
-        let (diff_id, size, _) = w.finish();
+        let (diff_id, size) = self.tar_and_guard(upper, stage, step)?;
         self.store.commit_snapshot(upper, &diff_id)?;
         Ok(Some(CachedLayer {
             blob: diff_id.clone(),
             diff_id,
             size,
         }))
+    }
+
+    /// Write a directory's layer tar to a hasher, scanning every file for secrets.
+    fn tar_and_guard(&self, dir: &Path, stage: &str, step: &Step) -> Result<(Digest, u64)> {
+        let check = !self.guard.is_empty() && self.opts.leak_check != LeakCheck::Off;
+        let mut scan = self.guard.scan();
+        let w = HashingWriter::new(std::io::sink());
+        let w = hush_oci::layer::write_layer(dir, w, &mut |path, chunk| {
+            if check {
+                scan.feed(path, chunk)
+            }
+        })?;
+        let (diff_id, size, _) = w.finish();
+        self.report_leaks("layer", scan.finish(), stage, step)?;
+        Ok((diff_id, size))
+    }
+
+    fn guard_layer(&self, snapshot: &Path, stage: &str, step: &Step) -> Result<()> {
+        if !self.guard.is_empty() && self.opts.leak_check != LeakCheck::Off {
+            self.tar_and_guard(snapshot, stage, step)?;
+        }
+        Ok(())
+    }
+
+    /// Fail (or warn about) findings. Messages name the secret and where, never the value.
+    pub(crate) fn report_leaks(
+        &self,
+        place: &'static str,
+        hits: Vec<hush_scan::Hit>,
+        stage: &str,
+        step: &Step,
+    ) -> Result<()> {
+        let mut hits = hits;
+        hits.sort_by_key(|h| (h.path.clone(), h.offset, h.form.form.starts_with("field")));
+        let Some(first) = hits.first() else {
+            return Ok(());
+        };
+        let err = Error::Leak(Box::new(crate::error::Leak {
+            place,
+            secret: first.form.secret_id.clone(),
+            form: first.form.form.clone(),
+            path: if place == "layer" {
+                format!("/{}", first.path)
+            } else {
+                first.path.clone()
+            },
+            offset: first.offset,
+            instruction: step
+                .created_by
+                .trim_end_matches(" # buildkit")
+                .split(" /bin/sh -c ")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            stage: stage.to_string(),
+            location: step.location,
+            count: hits.len(),
+        }));
+        for h in &hits {
+            self.reporter.warn(&format!(
+                "leak: secret {:?} ({}) in {} at byte {} (Dockerfile line {})",
+                h.form.secret_id, h.form.form, h.path, h.offset, step.location.start_line
+            ));
+        }
+        match self.opts.leak_check {
+            LeakCheck::Error => Err(err),
+            _ => Ok(()),
+        }
     }
 
     fn execute(&self, id: usize, built: &Built, step: &Step, dir: &Path) -> Result<PathBuf> {

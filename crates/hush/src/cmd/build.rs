@@ -56,6 +56,13 @@ pub(crate) struct BuildArgs {
     /// SSH agent socket or keys to forward (`default|ID[=SOCKET|KEY…]`).
     #[arg(long)]
     ssh: Vec<String>,
+    /// On a secret found in a layer or the config: `error` fails the build (exit code 3), `warn`
+    /// reports it, `off` does not look (and says so loudly).
+    #[arg(long, default_value = "error", value_parser = ["error", "warn", "off"])]
+    leak_check: String,
+    /// Secret values (and fields) shorter than this are reported as too short to guard.
+    #[arg(long, default_value_t = hush_scan_min_len())]
+    leak_min_len: usize,
     /// Only print the image id.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -193,6 +200,12 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         labels,
         source_date_epoch,
         history_build_args: true,
+        leak_check: match a.leak_check.as_str() {
+            "warn" => hush_solver::LeakCheck::Warn,
+            "off" => hush_solver::LeakCheck::Off,
+            _ => hush_solver::LeakCheck::Error,
+        },
+        leak_min_len: a.leak_min_len,
     };
     let reporter = Plain::new(progress == "quiet" || a.quiet);
     let img = hush_solver::build(store, &opts, &reporter).map_err(|err| CliError::Build {
@@ -233,4 +246,8 @@ fn read(p: &Path) -> Result<String, CliError> {
         what: format!("read Dockerfile {}", p.display()),
         source: e,
     })
+}
+
+fn hush_scan_min_len() -> usize {
+    hush_solver::DEFAULT_LEAK_MIN_LEN
 }

@@ -104,6 +104,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Leak(_)) => 3,
             _ => 1,
         }
     }
@@ -127,6 +128,9 @@ impl CliError {
                 )),
                 hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
                 hush_solver::Error::RunFailed { .. } => Some("the lines above are the end of the command's output".into()),
+                hush_solver::Error::Leak(_) => Some(
+                    "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it".into(),
+                ),
                 _ => None,
             },
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),

@@ -1,0 +1,169 @@
+//! The byte strings that count as a secret: its value, encodings, and structured fields.
+
+use base64::Engine;
+
+use crate::{Form, TooShort};
+
+/// Needles for one secret, and what was too short to guard.
+pub fn needles_for(
+    id: &str,
+    value: &[u8],
+    min_len: usize,
+) -> (Vec<(Form, Vec<u8>)>, Vec<TooShort>) {
+    let mut out = Vec::new();
+    let mut short = Vec::new();
+    let trimmed = trim_ascii(value);
+    if trimmed.len() < min_len {
+        short.push(TooShort {
+            secret_id: id.into(),
+            what: "the whole value".into(),
+            len: trimmed.len(),
+        });
+    } else {
+        encodings(id, "", trimmed, &mut out);
+    }
+    for (field, v) in fields(trimmed) {
+        if v.len() < min_len {
+            short.push(TooShort {
+                secret_id: id.into(),
+                what: format!("field {field:?}"),
+                len: v.len(),
+            });
+            continue;
+        }
+        if v.as_slice() == trimmed {
+            continue;
+        }
+        encodings(id, &format!("field {field:?}"), &v, &mut out);
+    }
+    (out, short)
+}
+
+fn trim_ascii(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+fn encodings(id: &str, label: &str, v: &[u8], out: &mut Vec<(Form, Vec<u8>)>) {
+    let form = |f: &str| Form {
+        secret_id: id.into(),
+        form: if label.is_empty() {
+            f.to_string()
+        } else if f == "raw" {
+            label.to_string()
+        } else {
+            format!("{label}, {f}")
+        },
+    };
+    out.push((form("raw"), v.to_vec()));
+    for (name, engine) in [
+        ("base64", &base64::engine::general_purpose::STANDARD_NO_PAD),
+        (
+            "base64url",
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ),
+    ] {
+        for align in 0..3usize {
+            let mut buf = vec![0u8; align];
+            buf.extend_from_slice(v);
+            let enc = engine.encode(&buf);
+            // Characters wholly determined by the secret's bits, whatever surrounds it.
+            let first = (8 * align).div_ceil(6);
+            let last = (8 * (align + v.len())) / 6;
+            if last > first {
+                out.push((form(name), enc.as_bytes()[first..last].to_vec()));
+            }
+        }
+    }
+    out.push((form("hex"), hex::encode(v).into_bytes()));
+    out.push((form("HEX"), hex::encode_upper(v).into_bytes()));
+    let url = url_encode(v);
+    if url != v {
+        out.push((form("url-encoded"), url));
+    }
+    if let Ok(s) = std::str::from_utf8(v) {
+        let json = serde_json::to_string(s).unwrap_or_default();
+        let inner = json.as_bytes()[1..json.len() - 1].to_vec();
+        if inner != v {
+            out.push((form("json-escaped"), inner));
+        }
+    }
+}
+
+fn url_encode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    for &b in v {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
+}
+
+/// Field values of structured secrets: JSON strings (docker `auths` decoded), `KEY=VALUE`
+/// lines, `.netrc` logins and passwords, PEM body lines.
+fn fields(v: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(v) {
+        json_fields("", &json, &mut out);
+        return out;
+    }
+    let Ok(text) = std::str::from_utf8(v) else {
+        return out;
+    };
+    if text.contains("-----BEGIN ") {
+        for line in text.lines() {
+            let l = line.trim();
+            if !l.is_empty() && !l.starts_with("-----") && !l.contains(':') {
+                out.push(("PEM line".into(), l.as_bytes().to_vec()));
+            }
+        }
+        return out;
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.iter().any(|w| *w == "machine" || *w == "password") {
+        for pair in words.windows(2) {
+            if pair[0] == "password" || pair[0] == "login" {
+                out.push((pair[0].to_string(), pair[1].as_bytes().to_vec()));
+            }
+        }
+        return out;
+    }
+    for line in text.lines() {
+        let line = line.trim().trim_start_matches("export ");
+        if let Some((k, val)) = line.split_once('=') {
+            if !k.is_empty() && !k.starts_with('#') && !k.contains(' ') {
+                let val = val.trim().trim_matches(['"', '\'']);
+                out.push((k.to_string(), val.as_bytes().to_vec()));
+            }
+        }
+    }
+    out
+}
+
+fn json_fields(key: &str, v: &serde_json::Value, out: &mut Vec<(String, Vec<u8>)>) {
+    match v {
+        serde_json::Value::String(s) => {
+            out.push((key.to_string(), s.as_bytes().to_vec()));
+            if key == "auth" {
+                if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(s) {
+                    if let Some(p) = decoded.iter().position(|b| *b == b':') {
+                        out.push(("auth password".into(), decoded[p + 1..].to_vec()));
+                    }
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| json_fields(key, x, out)),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| json_fields(k, x, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,258 @@
+//! The leak guard.
+//!
+//! A [`Guard`] is built once per build from the secrets' values: each value, its common
+//! encodings (base64 standard and URL-safe at all three alignments, with or without padding;
+//! hex in both cases; URL-encoding; JSON-string escaping) and, for structured secrets (JSON,
+//! `KEY=VALUE`, `.netrc`, docker `config.json` auths, PEM), every field value of at least the
+//! minimum length on its own. A [`Scan`] is fed a layer's files as the layer tar is written and
+//! finds every needle with one Aho-Corasick automaton, across chunk boundaries.
+//!
+//! Needles are derived from secret bytes; they live in memory only and are zeroized when the
+//! guard is dropped. Findings name the secret id, the form and where — never the value.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod forms;
+
+use aho_corasick::AhoCorasick;
+use zeroize::Zeroize;
+
+pub use forms::needles_for;
+
+/// The default minimum length of a guarded value (`--leak-min-len`).
+pub const DEFAULT_MIN_LEN: usize = 8;
+
+/// What a needle is, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    /// The secret's id.
+    pub secret_id: String,
+    /// How the bytes relate to the secret: `raw`, `base64`, `hex`, `field "password"`, ….
+    pub form: String,
+}
+
+/// A value that could not be guarded because it is too short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooShort {
+    /// The secret's id.
+    pub secret_id: String,
+    /// The whole secret or which field.
+    pub what: String,
+    /// Its length.
+    pub len: usize,
+}
+
+/// A secret found somewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// Which secret, which form.
+    pub form: Form,
+    /// The path of the file inside the layer (or the config field).
+    pub path: String,
+    /// Byte offset of the match inside that file.
+    pub offset: u64,
+}
+
+/// The compiled needles of all secrets of a build.
+pub struct Guard {
+    ac: Option<AhoCorasick>,
+    forms: Vec<Form>,
+    max_len: usize,
+    too_short: Vec<TooShort>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Guard({} needles)", self.forms.len())
+    }
+}
+
+impl Guard {
+    /// Build the guard from `(id, value)` pairs.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>, min_len: usize) -> Self {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut forms = Vec::new();
+        let mut too_short = Vec::new();
+        for (id, value) in secrets {
+            let (needles, short) = forms::needles_for(id, value, min_len);
+            too_short.extend(short);
+            for (form, bytes) in needles {
+                if let Some(i) = patterns.iter().position(|p| *p == bytes) {
+                    let _ = i; // identical bytes already guarded (first form wins)
+                    let mut b = bytes;
+                    b.zeroize();
+                    continue;
+                }
+                patterns.push(bytes);
+                forms.push(form);
+            }
+        }
+        let max_len = patterns.iter().map(Vec::len).max().unwrap_or(0);
+        let ac = if patterns.is_empty() {
+            None
+        } else {
+            Some(AhoCorasick::new(&patterns).expect("needles build an automaton"))
+        };
+        for p in &mut patterns {
+            p.zeroize();
+        }
+        Guard {
+            ac,
+            forms,
+            max_len,
+            too_short,
+        }
+    }
+
+    /// No needles at all (no secrets, or all too short).
+    pub fn is_empty(&self) -> bool {
+        self.ac.is_none()
+    }
+
+    /// Values that were too short to guard.
+    pub fn too_short(&self) -> &[TooShort] {
+        &self.too_short
+    }
+
+    /// Start scanning one stream of files (a layer).
+    pub fn scan(&self) -> Scan<'_> {
+        Scan {
+            guard: self,
+            path: String::new(),
+            tail: Vec::new(),
+            offset: 0,
+            hits: Vec::new(),
+        }
+    }
+
+    /// Scan one whole buffer (a config blob, a history entry).
+    pub fn scan_bytes(&self, what: &str, bytes: &[u8]) -> Vec<Hit> {
+        let mut s = self.scan();
+        s.feed(what, bytes);
+        s.finish()
+    }
+}
+
+/// Scanning state for one layer: the current file and the bytes that may start a match.
+pub struct Scan<'g> {
+    guard: &'g Guard,
+    path: String,
+    tail: Vec<u8>,
+    offset: u64,
+    hits: Vec<Hit>,
+}
+
+impl Scan<'_> {
+    /// Feed the next chunk of `path`'s content (chunks of one file arrive in order).
+    pub fn feed(&mut self, path: &str, chunk: &[u8]) {
+        let Some(ac) = &self.guard.ac else { return };
+        if path != self.path {
+            self.path.clear();
+            self.path.push_str(path);
+            self.tail.zeroize();
+            self.tail.clear();
+            self.offset = 0;
+        }
+        let keep = self.tail.len();
+        let base = self.offset - keep as u64;
+        let mut window = std::mem::take(&mut self.tail);
+        window.extend_from_slice(chunk);
+        for m in ac.find_overlapping_iter(&window) {
+            if m.end() > keep {
+                self.hits.push(Hit {
+                    form: self.guard.forms[m.pattern().as_usize()].clone(),
+                    path: self.path.clone(),
+                    offset: base + m.start() as u64,
+                });
+            }
+        }
+        self.offset += chunk.len() as u64;
+        let start = window
+            .len()
+            .saturating_sub(self.guard.max_len.saturating_sub(1));
+        self.tail = window[start..].to_vec();
+        window.zeroize();
+    }
+
+    /// The findings.
+    pub fn finish(mut self) -> Vec<Hit> {
+        self.tail.zeroize();
+        std::mem::take(&mut self.hits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: &[u8] = b"hunter2-correct-horse";
+
+    fn found(hay: &[u8]) -> Vec<String> {
+        let g = Guard::new([("tok", S)], DEFAULT_MIN_LEN);
+        g.scan_bytes("f", hay)
+            .into_iter()
+            .map(|h| h.form.form)
+            .collect()
+    }
+
+    #[test]
+    fn raw_and_encodings() {
+        use base64::Engine;
+        assert_eq!(found(b"xx hunter2-correct-horse yy"), ["raw"]);
+        for prefix in ["", "a", "ab"] {
+            let mut v = prefix.as_bytes().to_vec();
+            v.extend_from_slice(S);
+            let std = base64::engine::general_purpose::STANDARD.encode(&v);
+            assert!(
+                !found(std.as_bytes()).is_empty(),
+                "base64 with {prefix:?} prefix: {std}"
+            );
+            let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&v);
+            assert!(
+                !found(url.as_bytes()).is_empty(),
+                "url base64 with {prefix:?}"
+            );
+        }
+        assert_eq!(found(hex::encode(S).as_bytes()), ["hex"]);
+        assert_eq!(found(hex::encode_upper(S).as_bytes()), ["HEX"]);
+        assert!(
+            found(b"hunter2-correct-horsX").is_empty(),
+            "a near miss is no hit"
+        );
+    }
+
+    #[test]
+    fn chunk_boundaries() {
+        let g = Guard::new([("tok", S)], DEFAULT_MIN_LEN);
+        let hay = b"0123456789hunter2-correct-horse!";
+        for split in 0..hay.len() {
+            let mut s = g.scan();
+            s.feed("f", &hay[..split]);
+            s.feed("f", &hay[split..]);
+            let hits = s.finish();
+            assert_eq!(hits.len(), 1, "split at {split}");
+            assert_eq!(hits[0].offset, 10);
+        }
+        // a new file does not continue the previous one's tail
+        let mut s = g.scan();
+        s.feed("a", b"hunter2-corr");
+        s.feed("b", b"ect-horse");
+        assert!(s.finish().is_empty());
+    }
+
+    #[test]
+    fn structured_fields_and_short_values() {
+        let secret = br#"{"username": "myuser", "password": "mypassword123"}"#;
+        let g = Guard::new([("mysecret", &secret[..])], DEFAULT_MIN_LEN);
+        let hits = g.scan_bytes("app/out", b"token=mypassword123\n");
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].form.form, "field \"password\"");
+        assert!(g
+            .too_short()
+            .iter()
+            .any(|t| t.what == "field \"username\"" && t.len == 6));
+        let g = Guard::new([("pin", &b"1234"[..])], DEFAULT_MIN_LEN);
+        assert!(g.is_empty());
+        assert_eq!(g.too_short()[0].what, "the whole value");
+    }
+}
