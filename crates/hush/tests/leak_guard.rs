@@ -1,0 +1,158 @@
+//! The leak guard on real builds: the article's GOOD example builds; copying the secret into a
+//! layer (directly, base64-encoded, through a builder stage) is refused, names the file, and
+//! leaves the store as it was. Needs root and busybox-static; skipped otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hush() -> PathBuf {
+    std::env::var_os("HUSH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hush")))
+}
+
+fn can_run() -> bool {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let bb = Command::new("sh")
+        .args(["-c", "command -v busybox"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !(root && bb) {
+        eprintln!("SKIP: leak-guard tests need root and busybox-static");
+    }
+    root && bb
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+const SECRETS_JSON: &str = "{\n  \"username\": \"myuser\",\n  \"password\": \"mypassword123\"\n}\n";
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("hush-leak-")
+            .tempdir()
+            .unwrap();
+        let tar = dir.path().join("busybox.tar");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs.sh");
+        assert!(Command::new("bash")
+            .arg(script)
+            .arg(&tar)
+            .status()
+            .unwrap()
+            .success());
+        let e = Env { dir };
+        let o = e.hush(&["import", tar.to_str().unwrap(), "busybox:local"]);
+        assert!(o.status.success());
+        std::fs::write(e.dir.path().join("secrets.json"), SECRETS_JSON).unwrap();
+        std::fs::create_dir(e.dir.path().join("ctx")).unwrap();
+        e
+    }
+
+    fn hush(&self, args: &[&str]) -> Output {
+        Command::new(hush())
+            .env("HUSH_ROOT", self.dir.path().join("root"))
+            .current_dir(self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn build(&self, dockerfile: &str, extra: &[&str]) -> (Option<i32>, String) {
+        let df = self.dir.path().join("Dockerfile");
+        std::fs::write(&df, dockerfile).unwrap();
+        let mut args = vec![
+            "build",
+            "--progress=plain",
+            "-f",
+            df.to_str().unwrap(),
+            "--secret",
+            "id=mysecret,src=secrets.json",
+        ];
+        args.extend_from_slice(extra);
+        args.push("ctx");
+        let o = self.hush(&args);
+        (
+            o.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    }
+
+    fn snapshots(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("root/snapshots"))
+            .unwrap()
+            .count()
+    }
+}
+
+const GOOD: &str = "FROM busybox:local AS builder\nRUN mkdir /app\nRUN --mount=type=secret,id=mysecret \\\n    cat /run/secrets/mysecret > /app/secrets.json && \\\n    grep -q password /app/secrets.json && echo built > /app/artifact && \\\n    rm /app/secrets.json\nFROM busybox:local\nCOPY --from=builder /app/artifact /artifact\n";
+
+#[test]
+fn good_example_builds_and_leak_variants_are_refused() {
+    if !can_run() {
+        return;
+    }
+    let e = Env::new();
+    let (code, log) = e.build(GOOD, &["-t", "good"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("mypassword123"));
+
+    let before = e.snapshots();
+    let no_rm = GOOD.replace(" && \\\n    rm /app/secrets.json", "");
+    let (code, log) = e.build(&no_rm, &["-t", "bad"]);
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("secret leaked into layer"), "{log}");
+    assert!(log.contains("/app/secrets.json"), "{log}");
+    assert!(log.contains("Dockerfile:3"), "{log}");
+    assert!(
+        !log.contains("mypassword123"),
+        "the error must not show the secret"
+    );
+    assert_eq!(
+        e.snapshots(),
+        before,
+        "the leaking layer must not be committed"
+    );
+    assert!(!e.hush(&["inspect", "bad"]).status.success());
+
+    let b64 = "FROM busybox:local\nRUN --mount=type=secret,id=mysecret base64 /run/secrets/mysecret > /enc\n";
+    let (code, log) = e.build(b64, &[]);
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("/enc") && log.contains("base64"), "{log}");
+
+    // only the password, on its own, hex-encoded
+    let field = "FROM busybox:local\nRUN --mount=type=secret,id=mysecret sed -n 's/.*\"password\": \"\\(.*\\)\".*/\\1/p' /run/secrets/mysecret | tr -d '\\n' | od -An -tx1 | tr -d ' \\n' > /p\n";
+    let (code, log) = e.build(field, &[]);
+    assert_eq!(code, Some(3), "{log}");
+    assert!(
+        log.contains("field \\\"password\\\", hex") || log.contains("field \"password\", hex"),
+        "{log}"
+    );
+
+    // warn mode reports and goes on
+    let (code, log) = e.build(b64, &["--leak-check=warn"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("leak: secret \"mysecret\""), "{log}");
+}
+
+#[test]
+fn build_arg_holding_a_secret_is_caught_in_history() {
+    if !can_run() {
+        return;
+    }
+    let e = Env::new();
+    let df = "FROM busybox:local\nARG PASSWORD\nRUN echo using the password\n";
+    let (code, log) = e.build(df, &["--build-arg", "PASSWORD=mypassword123"]);
+    assert_eq!(code, Some(3), "{log}");
+    assert!(log.contains("secret leaked into image config"), "{log}");
+}
