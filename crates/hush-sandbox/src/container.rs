@@ -295,7 +295,32 @@ pub fn run(
         .ctx("start container helper for", bundle)?;
     let mut reader = reader;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut told = false;
     loop {
+        // Poll with a timeout: the signal may be delivered to another thread, so a blocked read
+        // would never see EINTR; checking the flag between polls always does.
+        if crate::signals::interrupted() && !told {
+            // Tell the helper to kill the container; keep reading until it is gone.
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            told = true;
+        }
+        let ready = {
+            use std::os::fd::AsFd;
+            let mut fds = [nix::poll::PollFd::new(reader.as_fd(), nix::poll::PollFlags::POLLIN)];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16))
+        };
+        match ready {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    action: "wait for output of",
+                    path: bundle.into(),
+                    source: e.into(),
+                })
+            }
+        }
         match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => output(&buf[..n]),
@@ -328,10 +353,34 @@ pub fn helper_main(bundle: &Path) -> i32 {
     }
 }
 
+/// Wait for the container's init; on SIGINT/SIGTERM kill it (a PID 1 ignores signals it has no
+/// handler for, so only SIGKILL is sure) and keep waiting.
+fn wait_killing_on_signal(pid: nix::unistd::Pid) -> i32 {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    let mut killed = false;
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return if killed { 130 } else { code },
+            Ok(WaitStatus::Signaled(_, sig, _)) => {
+                return if killed { 130 } else { 128 + sig as i32 }
+            }
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => {
+                if crate::signals::interrupted() && !killed {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    killed = true;
+                }
+            }
+            Err(_) => return 125,
+        }
+    }
+}
+
 fn helper(bundle: &Path) -> Result<i32> {
     use libcontainer::container::builder::ContainerBuilder;
     use libcontainer::syscall::syscall::SyscallType;
     use libcontainer::workload::default::DefaultExecutor;
+    crate::signals::install();
     let state = bundle.join("state");
     let id = format!("hush-{}-{:08x}", std::process::id(), rand::random::<u32>());
     let err = |e: libcontainer::error::LibcontainerError| Error::Container(e.to_string());
@@ -346,11 +395,7 @@ fn helper(bundle: &Path) -> Result<i32> {
         .map_err(err)?;
     let started = c.start().map_err(err);
     let code = match (started, c.pid()) {
-        (Ok(()), Some(pid)) => match nix::sys::wait::waitpid(pid, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
-            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-            _ => 125,
-        },
+        (Ok(()), Some(pid)) => wait_killing_on_signal(pid),
         (Err(e), _) => {
             let _ = c.delete(true);
             return Err(e);

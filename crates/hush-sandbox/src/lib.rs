@@ -6,6 +6,7 @@ pub mod container;
 mod error;
 pub mod overlay;
 pub mod rootfs;
+pub mod signals;
 pub mod user;
 
 pub use error::{Error, Result};

@@ -56,6 +56,8 @@ pub struct Hit {
 /// The compiled needles of all secrets of a build.
 pub struct Guard {
     ac: Option<AhoCorasick>,
+    /// Plain values (whole secrets and fields, not encodings), for masking output.
+    mask: Option<AhoCorasick>,
     forms: Vec<Form>,
     max_len: usize,
     too_short: Vec<TooShort>,
@@ -71,17 +73,23 @@ impl Guard {
     /// Build the guard from `(id, value)` pairs.
     pub fn new<'a>(secrets: impl IntoIterator<Item = (&'a str, &'a [u8])>, min_len: usize) -> Self {
         let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut plain: Vec<Vec<u8>> = Vec::new();
         let mut forms = Vec::new();
         let mut too_short = Vec::new();
         for (id, value) in secrets {
             let (needles, short) = forms::needles_for(id, value, min_len);
             too_short.extend(short);
             for (form, bytes) in needles {
-                if let Some(i) = patterns.iter().position(|p| *p == bytes) {
-                    let _ = i; // identical bytes already guarded (first form wins)
+                if patterns.contains(&bytes) {
+                    // identical bytes already guarded (the first form names them)
                     let mut b = bytes;
                     b.zeroize();
                     continue;
+                }
+                if form.form == "raw"
+                    || (form.form.starts_with("field") && !form.form.contains(", "))
+                {
+                    plain.push(bytes.clone());
                 }
                 patterns.push(bytes);
                 forms.push(form);
@@ -93,11 +101,22 @@ impl Guard {
         } else {
             Some(AhoCorasick::new(&patterns).expect("needles build an automaton"))
         };
-        for p in &mut patterns {
+        let mask = if plain.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasick::builder()
+                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                    .build(&plain)
+                    .expect("values build an automaton"),
+            )
+        };
+        for p in patterns.iter_mut().chain(plain.iter_mut()) {
             p.zeroize();
         }
         Guard {
             ac,
+            mask,
             forms,
             max_len,
             too_short,
@@ -112,6 +131,21 @@ impl Guard {
     /// Values that were too short to guard.
     pub fn too_short(&self) -> &[TooShort] {
         &self.too_short
+    }
+
+    /// `line` with every secret value (and field value) replaced by `****`.
+    pub fn mask_line(&self, line: &[u8]) -> Vec<u8> {
+        match &self.mask {
+            None => line.to_vec(),
+            Some(ac) => {
+                let mut out = Vec::with_capacity(line.len());
+                ac.replace_all_with_bytes(line, &mut out, |_, _, dst| {
+                    dst.extend_from_slice(b"****");
+                    true
+                });
+                out
+            }
+        }
     }
 
     /// Start scanning one stream of files (a layer).
@@ -219,6 +253,17 @@ mod tests {
             found(b"hunter2-correct-horsX").is_empty(),
             "a near miss is no hit"
         );
+    }
+
+    #[test]
+    fn masks_values_in_output() {
+        let secret = br#"{"password": "mypassword123"}"#;
+        let g = Guard::new([("s", &secret[..]), ("t", S)], DEFAULT_MIN_LEN);
+        assert_eq!(
+            g.mask_line(b"pw=mypassword123 tok=hunter2-correct-horse!\n"),
+            b"pw=**** tok=****!\n"
+        );
+        assert_eq!(g.mask_line(b"nothing here"), b"nothing here");
     }
 
     #[test]

@@ -38,6 +38,10 @@ impl KeyBuilder {
 pub(crate) struct Record {
     /// The layer, or none when the step changed nothing.
     pub layer: Option<CachedLayer>,
+    /// When the step ran (Unix seconds): a cache hit keeps the original time, so a rebuild
+    /// that changes nothing yields the same config, hence the same image id.
+    #[serde(default)]
+    pub created: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -34,6 +34,9 @@ pub enum Error {
     /// A secret's bytes were found in what the build wrote.
     #[error("{0}")]
     Leak(Box<Leak>),
+    /// Ctrl-C or SIGTERM.
+    #[error("interrupted")]
+    Interrupted,
     /// `--target` names no stage.
     #[error("target stage {0:?} could not be found")]
     NoTarget(String),

@@ -116,9 +116,13 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     let mut final_built = ctx.stages.lock().unwrap_or_else(|e| e.into_inner())[target]
         .take()
         .expect("target built");
-    final_built.config.created = Some(hush_oci::image::rfc3339(
-        opts.source_date_epoch.unwrap_or(now),
-    ));
+    // The newest layer's time (a no-op rebuild keeps the image id), or now for a metadata-only image.
+    let created = if final_built.created > 0 {
+        final_built.created
+    } else {
+        now
+    };
+    final_built.config.created = Some(ctx.stamp(created));
     add_labels(&mut final_built.config, &opts.labels);
     guard_config(&ctx, &final_built.config)?;
     let layers: Vec<_> = final_built.layers.iter().map(|(d, _)| d.clone()).collect();

@@ -25,6 +25,8 @@ pub(crate) struct Built {
     pub layers: Vec<(LayerDesc, Digest)>,
     pub config: ImageConfig,
     pub key: Digest,
+    /// When its newest layer was made (Unix seconds; 0 for scratch).
+    pub created: i64,
 }
 
 impl Built {
@@ -131,8 +133,9 @@ pub(crate) fn apply_state(c: &mut ImageConfig, s: &ImageState) {
 }
 
 impl Ctx<'_> {
-    fn created(&self) -> String {
-        hush_oci::image::rfc3339(self.opts.source_date_epoch.unwrap_or(self.now))
+    /// A history/config timestamp: `SOURCE_DATE_EPOCH` when set, else `t`.
+    pub(crate) fn stamp(&self, t: i64) -> String {
+        hush_oci::image::rfc3339(self.opts.source_date_epoch.unwrap_or(t))
     }
 
     /// Run a dispatched stage on top of `base`.
@@ -144,10 +147,13 @@ impl Ctx<'_> {
         final_state: &ImageState,
     ) -> Result<Built> {
         for item in items {
+            if hush_sandbox::signals::interrupted() {
+                return Err(Error::Interrupted);
+            }
             match item {
                 Dispatched::Meta { created_by, .. } => {
                     built.config.history.push(History {
-                        created: Some(self.created()),
+                        created: Some(self.stamp(built.created)),
                         created_by: Some(created_by.clone()),
                         comment: Some("buildkit.dockerfile.v0".into()),
                         empty_layer: true,
@@ -259,7 +265,7 @@ impl Ctx<'_> {
                         // it; this build's secrets may differ.
                         self.guard_layer(&self.store.snapshot_dir(&l.diff_id), stage, step)?;
                     }
-                    self.push_layer(built, step, rec.layer, key);
+                    self.push_layer(built, step, rec.layer, key, rec.created);
                     return Ok(());
                 }
             }
@@ -274,21 +280,30 @@ impl Ctx<'_> {
         let layer = layer?;
         let rec = Record {
             layer: layer.clone(),
+            created: self.now,
         };
         self.store
             .cache_put(&key, &serde_json::to_vec(&rec).expect("record serializes"))?;
-        self.push_layer(built, step, layer, key);
+        self.push_layer(built, step, layer, key, self.now);
         Ok(())
     }
 
-    fn push_layer(&self, built: &mut Built, step: &Step, layer: Option<CachedLayer>, key: Digest) {
+    fn push_layer(
+        &self,
+        built: &mut Built,
+        step: &Step,
+        layer: Option<CachedLayer>,
+        key: Digest,
+        created: i64,
+    ) {
         let empty = layer.is_none();
         if let Some(l) = layer {
             built.layers.push((l.desc(), l.diff_id.clone()));
             built.config.rootfs.diff_ids.push(l.diff_id);
         }
+        built.created = created;
         built.config.history.push(History {
-            created: Some(self.created()),
+            created: Some(self.stamp(created)),
             created_by: Some(step.created_by.clone()),
             comment: Some("buildkit.dockerfile.v0".into()),
             empty_layer: empty,
@@ -492,12 +507,16 @@ pub(crate) fn built_from_image(img: &hush_oci::store::Image) -> Result<Built> {
         .into_iter()
         .zip(img.config.rootfs.diff_ids.iter().cloned())
         .collect();
-    let mut config = img.config.clone();
-    config.history.retain(|_| true);
     Ok(Built {
         layers,
-        config,
+        config: img.config.clone(),
         key: img.config_digest.clone(),
+        created: img
+            .config
+            .created
+            .as_deref()
+            .and_then(hush_oci::image::parse_rfc3339)
+            .unwrap_or(0),
     })
 }
 
@@ -510,6 +529,7 @@ pub(crate) fn scratch() -> Built {
         layers: Vec::new(),
         config,
         key: Digest::of(b"scratch"),
+        created: 0,
     }
 }
 

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         let bundle = std::path::PathBuf::from(args.get(2).cloned().unwrap_or_default());
         return ExitCode::from(hush_sandbox::container::helper_main(&bundle) as u8);
     }
+    hush_sandbox::signals::install();
     let cli = cmd::Cli::parse();
     match cmd::run(cli) {
         Ok(code) => code,

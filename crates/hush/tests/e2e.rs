@@ -282,6 +282,8 @@ fn rebuild_is_cached_and_keeps_the_image_id() {
     assert!(b.status.success(), "{}", log(&b));
     assert_eq!(log(&b).matches("CACHED").count(), 2, "{}", log(&b));
     let id1 = String::from_utf8_lossy(&a.stdout).trim().to_string();
+    // A second later: the image id must not depend on the clock.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let again = run(&["build", "-q", "-t", "e2e-cache", "."], c.path());
     assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), id1);
     std::fs::write(c.path().join("f"), "two").unwrap();
@@ -340,4 +342,77 @@ fn parse_errors_name_the_line_and_suggest() {
     assert!(l.contains("did you mean ENTRYPOINT?"), "{l}");
     let o = run(&["build", "--bogus-flag", "."], c.path());
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn interrupt_stops_the_run_and_leaves_no_trace() {
+    if !can_run() {
+        return;
+    }
+    let own = fresh_store();
+    let root = own.path().join("root");
+    let c = ctx("FROM busybox:local\nRUN echo started && sleep 300\n", &[]);
+    let mut child = Command::new(hush())
+        .env("HUSH_ROOT", &root)
+        .current_dir(c.path())
+        .args(["build", "--progress=plain", "-t", "e2e-int", "."])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until the RUN has started
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&root.display().to_string())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never mounted anything"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    nix_kill(child.id(), libc_sigterm());
+    let status = child.wait().unwrap();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?} to stop",
+        t.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&root.display().to_string()),
+        "a mount was left behind"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.join("tmp")).unwrap().count(),
+        0,
+        "work dirs left in the store"
+    );
+    let ps = Command::new("sh")
+        .arg("-c")
+        .arg("ps -eo args | grep -c '^sleep 300' || true")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout).trim(),
+        "0",
+        "the RUN's process survived"
+    );
+}
+
+fn libc_sigterm() -> i32 {
+    15
+}
+
+fn nix_kill(pid: u32, sig: i32) {
+    assert!(Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success());
 }

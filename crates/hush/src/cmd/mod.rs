@@ -104,6 +104,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
+            CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Interrupted) => 130,
             CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Leak(_)) => 3,
             _ => 1,
         }
