@@ -307,7 +307,10 @@ pub fn run(
         }
         let ready = {
             use std::os::fd::AsFd;
-            let mut fds = [nix::poll::PollFd::new(reader.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let mut fds = [nix::poll::PollFd::new(
+                reader.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
             nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16))
         };
         match ready {

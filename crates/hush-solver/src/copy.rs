@@ -289,7 +289,7 @@ impl Writer<'_> {
             let t = fs::read_link(src).ctx("read link", src)?;
             std::os::unix::fs::symlink(&t, dst).ctx("create symlink", dst)?;
         } else if ft.is_file() {
-            fs::copy(src, dst).ctx("copy to", dst)?;
+            return self.copy_file(src, m, dst);
         } else {
             return Ok(()); // devices, fifos and sockets are not copied
         }
@@ -313,8 +313,11 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Copy a directory's contents: directories and links in walk order, then regular files
+    /// on every core (parents exist by then), then directory times (children change them).
     fn copy_tree(&self, src_top: &Path, src_rel: &str, dst_top: &Path) -> Result<()> {
         let mut dirs = Vec::new();
+        let mut files: Vec<(PathBuf, fs::Metadata, PathBuf)> = Vec::new();
         for e in walkdir::WalkDir::new(src_top)
             .follow_links(false)
             .sort_by_file_name()
@@ -347,16 +350,113 @@ impl Writer<'_> {
             }
             let m = e.path().symlink_metadata().ctx("stat", e.path())?;
             let dst = dst_top.join(&sub);
+            if m.is_file() {
+                files.push((e.path().to_path_buf(), m, dst));
+                continue;
+            }
             self.copy_entry(e.path(), &m, &dst)?;
             if m.is_dir() {
                 dirs.push((dst, m.mtime()));
             }
         }
+        self.copy_files_parallel(&files)?;
         for (d, t) in dirs.into_iter().rev() {
             hush_oci::layer::set_mtime(&d, t)?;
         }
         Ok(())
     }
+}
+
+impl Writer<'_> {
+    /// Copy regular files on every core. Work is handed out a directory at a time: two threads
+    /// creating files in one directory would contend for its inode lock.
+    fn copy_files_parallel(&self, files: &[(PathBuf, fs::Metadata, PathBuf)]) -> Result<()> {
+        let mut groups: Vec<&[(PathBuf, fs::Metadata, PathBuf)]> = Vec::new();
+        let mut start = 0;
+        for i in 1..=files.len() {
+            if i == files.len() || files[i].2.parent() != files[start].2.parent() {
+                groups.push(&files[start..i]);
+                start = i;
+            }
+        }
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(groups.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| loop {
+                    let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(group) = groups.get(g) else { break };
+                    for (src, m, dst) in group.iter() {
+                        if let Err(e) = self.copy_file(src, m, dst) {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                            next.store(groups.len(), std::sync::atomic::Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// One regular file: replace what is at `dst` (never following a link there), write the
+    /// bytes, then owner, mode and time through the open descriptor.
+    fn copy_file(&self, src: &Path, m: &fs::Metadata, dst: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        match fs::symlink_metadata(dst) {
+            Ok(d) if d.is_dir() => fs::remove_dir_all(dst).ctx("replace", dst)?,
+            Ok(_) => fs::remove_file(dst).ctx("replace", dst)?,
+            Err(_) => {}
+        }
+        let mode = self.mode(m);
+        let mut input = fs::File::open(src).ctx("open", src)?;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(dst)
+            .ctx("create", dst)?;
+        if m.len() <= 256 * 1024 {
+            let mut buf = Vec::with_capacity(m.len() as usize + 1);
+            input.read_to_end(&mut buf).ctx("read", src)?;
+            out.write_all(&buf).ctx("write", dst)?;
+        } else {
+            std::io::copy(&mut input, &mut out).ctx("copy to", dst)?;
+        }
+        let (u, g) = self.owner(m);
+        if (u, g) != (0, 0) || !nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::fchown(&out, Some(u), Some(g)).ctx("chown", dst)?;
+        }
+        if mode & umask() != 0 || mode & 0o7000 != 0 {
+            out.set_permissions(fs::Permissions::from_mode(mode))
+                .ctx("chmod", dst)?;
+        }
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime().max(0) as u64);
+        out.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
+            .ctx("set time of", dst)?;
+        Ok(())
+    }
+}
+
+/// The process umask (read once): bits a created file's mode loses unless set explicitly.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        nix::sys::stat::umask(old);
+        old.bits()
+    })
 }
 
 fn is_archive(p: &Path) -> bool {
