@@ -127,38 +127,88 @@ pub(crate) fn context_digest(
     for s in sources {
         for rel in expand_source(root, s, ignore, loc)? {
             let top = scoped_join(root, &rel, true)?;
-            for e in walkdir::WalkDir::new(&top)
-                .follow_links(false)
-                .sort_by_file_name()
-            {
-                let e = e.map_err(|e| Error::Io {
-                    action: "read",
-                    path: top.clone(),
-                    source: e.into(),
-                })?;
-                let m = e.metadata().map_err(|e| Error::Io {
-                    action: "stat",
-                    path: e.path().map(Path::to_path_buf).unwrap_or_default(),
-                    source: e.into(),
-                })?;
-                let sub = e.path().strip_prefix(&top).unwrap_or(e.path());
-                let crel = join_rel(&rel, &sub.to_string_lossy());
-                if !sub.as_os_str().is_empty() && ignore.is_excluded(&crel) {
-                    continue;
-                }
-                h.update(format!(
-                    "{crel}\0{:o}\0{}\0{}\0{}\0{}\0{}\n",
-                    m.mode(),
-                    m.len(),
-                    m.mtime(),
-                    m.mtime_nsec(),
-                    m.ctime_nsec(),
-                    m.ino()
-                ));
+            h.update(entry_line(&rel, &fs::metadata(&top).ctx("stat", &top)?));
+            if !top.is_dir() {
+                continue;
+            }
+            // The top level's subtrees are hashed on every core, then combined in order.
+            let mut children: Vec<String> = fs::read_dir(&top)
+                .ctx("read", &top)?
+                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+                .collect();
+            children.sort();
+            let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let digests: Vec<Result<[u8; 32]>> = std::thread::scope(|scope| {
+                let chunks: Vec<Vec<String>> = children
+                    .chunks(children.len().div_ceil(workers).max(1))
+                    .map(<[String]>::to_vec)
+                    .collect();
+                let handles: Vec<_> = chunks
+                    .into_iter()
+                    .map(|chunk| {
+                        let (top, rel) = (&top, &rel);
+                        scope.spawn(move || {
+                            chunk
+                                .iter()
+                                .map(|c| digest_tree(&top.join(c), &join_rel(rel, c), ignore))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            for d in digests {
+                h.update(d?);
             }
         }
     }
     Ok(hex::encode(h.finalize()))
+}
+
+fn entry_line(rel: &str, m: &fs::Metadata) -> String {
+    format!(
+        "{rel}\0{:o}\0{}\0{}\0{}\0{}\0{}\n",
+        m.mode(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime_nsec(),
+        m.ino()
+    )
+}
+
+/// Digest of one subtree's paths and metadata (excluded paths skipped).
+fn digest_tree(top: &Path, rel: &str, ignore: &Dockerignore) -> Result<[u8; 32]> {
+    let mut h = Sha256::new();
+    for e in walkdir::WalkDir::new(top)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let e = e.map_err(|e| Error::Io {
+            action: "read",
+            path: top.into(),
+            source: e.into(),
+        })?;
+        let sub = e.path().strip_prefix(top).unwrap_or(e.path());
+        let crel = if sub.as_os_str().is_empty() {
+            rel.to_string()
+        } else {
+            join_rel(rel, &sub.to_string_lossy())
+        };
+        if !ignore.is_empty() && ignore.is_excluded(&crel) {
+            continue;
+        }
+        let m = e.metadata().map_err(|err| Error::Io {
+            action: "stat",
+            path: e.path().to_path_buf(),
+            source: err.into(),
+        })?;
+        h.update(entry_line(&crel, &m));
+    }
+    Ok(h.finalize().into())
 }
 
 /// Parse `--chmod` (octal, or symbolic like `u=rw,go=r`) into a function of the source mode.
@@ -591,6 +641,30 @@ mod tests {
         assert_eq!(parse_chmod("0600").unwrap()(0o777, false), 0o600);
         assert!(parse_chmod("99999").is_none());
         assert!(parse_chmod("q=rw").is_none());
+    }
+
+    #[test]
+    fn context_digest_sees_deep_changes_and_ignores_excluded_files() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in ["a/x", "a/y", "b"] {
+            fs::create_dir_all(r.join(d)).unwrap();
+        }
+        fs::write(r.join("a/x/f"), "1").unwrap();
+        fs::write(r.join("b/g"), "2").unwrap();
+        fs::write(r.join("b/skip.log"), "3").unwrap();
+        let ignore = Dockerignore::parse("*/*.log\n");
+        let loc = hush_dockerfile::Location::default();
+        let digest = || context_digest(r, &[".".to_string()], &ignore, loc).unwrap();
+        let d0 = digest();
+        assert_eq!(digest(), d0, "stable");
+        fs::write(r.join("b/skip.log"), "changed").unwrap();
+        assert_eq!(digest(), d0, "an excluded file does not count");
+        fs::write(r.join("a/x/f"), "11").unwrap();
+        let d1 = digest();
+        assert_ne!(d1, d0, "a deep content change counts");
+        fs::rename(r.join("a/x/f"), r.join("a/y/f")).unwrap();
+        assert_ne!(digest(), d1, "a move counts");
     }
 
     #[test]
