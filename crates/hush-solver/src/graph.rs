@@ -98,6 +98,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         &mut BTreeSet::new(),
         store,
     )?;
+    preflight(&stages, &nodes, &input, opts)?;
     let used_args = run_parallel(&ctx, &stages, nodes, &input)?;
     let unused: Vec<&String> = opts
         .build_args
@@ -321,4 +322,71 @@ fn guard_config(ctx: &Ctx<'_>, config: &hush_oci::image::ImageConfig) -> Result<
         state: Default::default(),
     };
     ctx.report_leaks("image config", hits, "final", &step)
+}
+
+/// Before any step runs: every secret and ssh id that a `required` mount of the stages being
+/// built needs and that was not given, all at once.
+fn preflight(
+    stages: &Stages,
+    nodes: &BTreeMap<usize, Node>,
+    input: &DispatchInput<'_>,
+    opts: &BuildOptions,
+) -> Result<()> {
+    use hush_dockerfile::instructions::MountKind;
+    let mut missing: Vec<(String, hush_dockerfile::Location)> = Vec::new();
+    for i in nodes.keys() {
+        for item in dispatch_stage(&stages.stages[*i], Default::default(), input)?.items {
+            let Dispatched::Step(s) = item else { continue };
+            let StepKind::Run { mounts, .. } = &s.kind else {
+                continue;
+            };
+            for m in mounts.iter().filter(|m| m.required) {
+                let id = m.id.clone().unwrap_or_default();
+                let absent = match m.kind {
+                    MountKind::Secret => opts.secrets.get(&id).is_none(),
+                    MountKind::Ssh => true,
+                    _ => false,
+                };
+                if absent {
+                    let what = if m.kind == MountKind::Ssh {
+                        format!("ssh {id:?}")
+                    } else {
+                        format!("secret {id:?}")
+                    };
+                    if !missing.iter().any(|(w, _)| *w == what) {
+                        missing.push((what, s.location));
+                    }
+                }
+            }
+        }
+    }
+    let Some((_, first)) = missing.first() else {
+        return Ok(());
+    };
+    let list: Vec<String> = missing
+        .iter()
+        .map(|(w, l)| format!("{w} (line {})", l.start_line))
+        .collect();
+    let has_ssh = missing.iter().any(|(w, _)| w.starts_with("ssh"));
+    Err(Error::Step {
+        message: format!(
+            "required {} not given: {}{}",
+            if missing.len() == 1 {
+                "mount is"
+            } else {
+                "mounts are"
+            },
+            list.join(", "),
+            if has_ssh {
+                " (no SSH key forwarded)"
+            } else {
+                ""
+            }
+        ),
+        location: *first,
+        hint: Some(
+            "pass secrets with --secret id=ID,src=FILE (or env=VAR) and agents with --ssh ID"
+                .into(),
+        ),
+    })
 }

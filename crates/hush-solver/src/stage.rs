@@ -436,8 +436,16 @@ impl Ctx<'_> {
                 add,
                 unpack,
                 exclude,
+                parents,
                 ..
             } => {
+                if *parents {
+                    return Err(Error::Step {
+                        message: "COPY --parents is not supported by this hush yet".into(),
+                        location: step.location,
+                        hint: Some("copy each directory with its own COPY instruction".into()),
+                    });
+                }
                 let src_mount;
                 let src_root: PathBuf = match source {
                     CopySource::Context => self.opts.context.clone(),

@@ -416,3 +416,29 @@ fn nix_kill(pid: u32, sig: i32) {
         .unwrap()
         .success());
 }
+
+#[test]
+fn preflight_lists_every_missing_required_secret_before_running() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local\nRUN touch /ran-first\nRUN --mount=type=secret,id=a,required true\nRUN --mount=type=secret,id=b,required=true true\nRUN --mount=type=secret,id=c true\n",
+        &[],
+    );
+    let o = run(&["build", "--progress=plain", "--no-cache", "."], c.path());
+    assert_eq!(o.status.code(), Some(1));
+    let l = log(&o);
+    assert!(
+        l.contains("secret \"a\" (line 3), secret \"b\" (line 4)"),
+        "{l}"
+    );
+    assert!(
+        !l.contains("secret \"c\""),
+        "optional mounts are not required: {l}"
+    );
+    assert!(
+        !l.contains("#1 "),
+        "no step may run before the pre-flight check: {l}"
+    );
+}
