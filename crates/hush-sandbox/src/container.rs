@@ -109,6 +109,12 @@ impl SecretDir {
         Ok(p)
     }
 
+    /// A fresh path on the tmpfs for something the caller creates (an ssh-agent socket).
+    pub fn new_path(&mut self, suffix: &str) -> PathBuf {
+        self.count += 1;
+        self.dir.join(format!("s{}{suffix}", self.count))
+    }
+
     /// Write a file (a secret's bytes or a heredoc script) with `mode`; returns its host path.
     pub fn add_file(&mut self, bytes: &[u8], mode: u32) -> Result<PathBuf> {
         self.count += 1;

@@ -3,8 +3,12 @@
 //! A secret's bytes live in memory only: [`Secret`] zeroizes them on drop, has no `Debug`,
 //! `Display` or `Serialize` of its value, and hands the bytes out only through
 //! [`Secret::expose`], whose callers are the few places that must write them to a RUN's tmpfs.
+//!
+//! [`ssh`] forwards ssh-agent requests into build containers.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod ssh;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -344,7 +344,7 @@ fn preflight(
                 let id = m.id.clone().unwrap_or_default();
                 let absent = match m.kind {
                     MountKind::Secret => opts.secrets.get(&id).is_none(),
-                    MountKind::Ssh => true,
+                    MountKind::Ssh => opts.ssh.get(&id).is_none(),
                     _ => false,
                 };
                 if absent {

@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub network: String,
     /// `--secret`s.
     pub secrets: hush_secrets::Secrets,
+    /// `--ssh` agents.
+    pub ssh: hush_secrets::ssh::Agents,
     /// `-t`.
     pub tags: Vec<String>,
     /// `--label`.
@@ -75,6 +77,8 @@ pub trait Reporter: Sync {
     fn cached(&self, id: usize);
     /// Output of a RUN.
     fn output(&self, id: usize, chunk: &[u8]);
+    /// A note about a step (e.g. how many ssh signatures it asked for).
+    fn info(&self, id: usize, message: &str);
     /// A step is done.
     fn done(&self, id: usize, seconds: f64);
     /// Something the user should know.

@@ -31,6 +31,8 @@ struct Mounts {
     overlays: Vec<Overlay>,
     /// Locks on cache mounts (`sharing=locked|private`), held for the RUN.
     locks: Vec<nix::fcntl::Flock<fs::File>>,
+    /// ssh-agent sockets served to this RUN, with their ids.
+    agents: Vec<(String, hush_secrets::ssh::Proxy)>,
 }
 
 impl Ctx<'_> {
@@ -85,6 +87,7 @@ impl Ctx<'_> {
             tmpfs: SecretDir::mount(&dir.join("bundle"), exec)?,
             overlays: Vec::new(),
             locks: Vec::new(),
+            agents: Vec::new(),
         };
         let hosts = m.tmpfs.add_file(HOSTS.as_bytes(), 0o644)?;
         m.spec.binds.push(BindMount {
@@ -110,7 +113,7 @@ impl Ctx<'_> {
         for (n, mount) in mounts.iter().enumerate() {
             match mount.kind {
                 MountKind::Secret => self.secret_mount(&mut m, &mut env, mount, loc)?,
-                MountKind::Ssh => self.ssh_mount(mount, loc)?,
+                MountKind::Ssh => self.ssh_mount(&mut m, &mut env, mount, loc)?,
                 MountKind::Tmpfs => m.spec.tmpfs.push((target(mount), mount.size)),
                 MountKind::Cache => {
                     self.cache_mount(&mut m, mount, step, &dir.join(format!("cache{n}")))?
@@ -139,6 +142,16 @@ impl Ctx<'_> {
             lines.push(chunk, &mut emit)
         })?;
         lines.flush(&mut emit);
+        for (sid, proxy) in std::mem::take(&mut m.agents) {
+            let n = proxy.stop();
+            self.reporter.info(
+                id,
+                &format!(
+                    "ssh {sid:?}: {n} signature{}",
+                    if n == 1 { "" } else { "s" }
+                ),
+            );
+        }
         drop(m);
         let upper = ov.finish()?;
         if hush_sandbox::signals::interrupted() {
@@ -206,20 +219,60 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// `type=ssh`: not forwarded yet; required → error, optional → skipped with a warning.
-    fn ssh_mount(&self, mount: &Mount, loc: Location) -> Result<()> {
+    /// `type=ssh`: a socket on the RUN's tmpfs, served by a proxy to the `--ssh` agent, bound
+    /// at the target; `SSH_AUTH_SOCK` points at the first one unless the image sets it.
+    fn ssh_mount(
+        &self,
+        m: &mut Mounts,
+        env: &mut Vec<(String, String)>,
+        mount: &Mount,
+        loc: Location,
+    ) -> Result<()> {
         let id = mount.id.clone().unwrap_or_else(|| "default".into());
-        if mount.required {
-            return Err(Error::Step {
-                message: format!("no SSH key {id:?} forwarded from the client"),
-                location: loc,
-                hint: Some("SSH forwarding (--ssh) is not supported by this hush yet".into()),
-            });
+        let Some(agent) = self.opts.ssh.get(&id) else {
+            if mount.required {
+                return Err(Error::Step {
+                    message: format!("no SSH key {id:?} forwarded from the client"),
+                    location: loc,
+                    hint: Some(format!(
+                        "pass it with --ssh {id} (an agent) or --ssh {id}=KEYFILE"
+                    )),
+                });
+            }
+            self.reporter.warn(&format!(
+                "line {}: no SSH agent {id:?} forwarded (--ssh {id}); skipping the optional ssh mount",
+                loc.start_line
+            ));
+            return Ok(());
+        };
+        let index = m.agents.len();
+        let target = mount
+            .target
+            .clone()
+            .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{index}"));
+        let sock = m.tmpfs.new_path(".sock");
+        let proxy =
+            hush_secrets::ssh::Proxy::serve(&sock, agent).ctx("serve ssh agent at", &sock)?;
+        nix::unistd::chown(
+            &sock,
+            Some(mount.uid.unwrap_or(0).into()),
+            Some(mount.gid.unwrap_or(0).into()),
+        )
+        .nix_ctx("chown", &sock)?;
+        fs::set_permissions(
+            &sock,
+            fs::Permissions::from_mode(mount.mode.unwrap_or(0o600)),
+        )
+        .ctx("chmod", &sock)?;
+        m.spec.binds.push(BindMount {
+            source: sock,
+            target: target.clone(),
+            readonly: false,
+        });
+        if index == 0 && !env.iter().any(|(k, _)| k == "SSH_AUTH_SOCK") {
+            env.push(("SSH_AUTH_SOCK".into(), target));
         }
-        self.reporter.warn(&format!(
-            "line {}: no SSH agent {id:?} forwarded; skipping the optional ssh mount",
-            loc.start_line
-        ));
+        m.agents.push((id, proxy));
         Ok(())
     }
 

@@ -53,6 +53,9 @@ impl hush_solver::Reporter for Plain {
         }
         self.line(&format!("#{id} DONE {seconds:.1}s"));
     }
+    fn info(&self, id: usize, message: &str) {
+        self.line(&format!("#{id} {message}"));
+    }
     fn warn(&self, message: &str) {
         self.line(&format!("WARNING: {message}"));
     }

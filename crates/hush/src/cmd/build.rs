@@ -126,11 +126,6 @@ fn parse_output(s: &str) -> Result<Output, CliError> {
 }
 
 pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
-    if !a.ssh.is_empty() {
-        return Err(CliError::Usage(
-            "--ssh is not supported by this hush yet".into(),
-        ));
-    }
     if let Some(p) = &a.platform {
         let host =
             hush_dockerfile::instructions::dispatch::platform_args()["TARGETPLATFORM"].clone();
@@ -196,6 +191,11 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         no_cache: a.no_cache,
         network: a.network,
         secrets,
+        ssh: hush_secrets::ssh::Agents::load(
+            &a.ssh,
+            std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
+        )
+        .map_err(|e| CliError::Usage(e.to_string()))?,
         tags: a.tags.clone(),
         labels,
         source_date_epoch,
