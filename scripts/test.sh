@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The README's second command: every test (formatting, lints, unit, BuildKit data, end-to-end as root).
+# The README's second command: every test — formatting, lints, unit tests (BuildKit's parser and
+# expansion data included), end-to-end builds as root (real containers, skopeo/umoci, a real
+# ssh-agent/sshd/git), and the shared conformance suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -7,3 +9,4 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -q -- -D warnings
 cargo build --release -q
 HUSH_BIN=$PWD/target/release/hush cargo test --release -q --workspace 2>&1
+bash scripts/conformance.sh

@@ -28,6 +28,8 @@ pub(crate) struct CopyReq<'a> {
     pub chmod: Option<&'a str>,
     pub add: bool,
     pub unpack: Option<bool>,
+    /// `--parents`: keep each source's path (below the context, or below a `/./` pivot).
+    pub parents: bool,
     pub ignore: &'a Dockerignore,
     pub exclude: &'a [String],
     pub location: hush_dockerfile::Location,
@@ -509,6 +511,10 @@ fn umask() -> u32 {
     })
 }
 
+fn is_dir(p: &Path) -> bool {
+    fs::metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+}
+
 fn is_archive(p: &Path) -> bool {
     let mut b = [0u8; 512];
     let n = fs::File::open(p)
@@ -530,7 +536,8 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
         None => None,
     };
     let w = Writer { req, chmod };
-    let mut expanded = Vec::new();
+    // (source path, the part of it kept under the destination with --parents)
+    let mut expanded: Vec<(String, String)> = Vec::new();
     let mut wildcard = false;
     let no_ignore = Dockerignore::default();
     let ignore = if req.from_context {
@@ -540,7 +547,19 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
     };
     for s in req.sources {
         wildcard |= has_glob(s);
-        expanded.extend(expand_source(req.src_root, s, ignore, req.location)?);
+        let pivot = s
+            .split_once("/./")
+            .map(|(p, _)| hush_dockerfile::dockerignore::clean(p));
+        for rel in expand_source(req.src_root, s, ignore, req.location)? {
+            let kept = match &pivot {
+                Some(p) => rel
+                    .strip_prefix(&format!("{p}/"))
+                    .unwrap_or(&rel)
+                    .to_string(),
+                None => rel.clone(),
+            };
+            expanded.push((rel, kept));
+        }
     }
     if expanded.is_empty() && req.inline.is_empty() {
         return Err(Error::Step {
@@ -555,7 +574,8 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
     let existing_dir = scoped_join(req.dest_root, req.dest, true)
         .map(|p| p.is_dir())
         .unwrap_or(false);
-    let dest_is_dir = req.dest.ends_with('/')
+    let dest_is_dir = req.parents
+        || req.dest.ends_with('/')
         || expanded.len() + req.inline.len() > 1
         || wildcard
         || existing_dir;
@@ -578,8 +598,20 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
         let mode = w.chmod.as_ref().map_or(0o644, |f| f(0o644, false));
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
     }
-    for rel in expanded {
+    for (rel, kept) in expanded {
         let src = scoped_join(req.src_root, &rel, true)?;
+        if req.parents {
+            let target = format!("{dest}/{kept}");
+            if is_dir(&src) {
+                let top = w.mkdir_p(&target)?;
+                w.copy_tree(&src, &rel, &top)?;
+            } else {
+                let m = fs::metadata(&src).ctx("stat", &src)?;
+                let dst = w.dest_path(&target)?;
+                w.copy_entry(&src, &m, &dst)?;
+            }
+            continue;
+        }
         let m = fs::metadata(&src)
             .or_else(|_| fs::symlink_metadata(&src))
             .ctx("stat", &src)?;

@@ -439,13 +439,6 @@ impl Ctx<'_> {
                 parents,
                 ..
             } => {
-                if *parents {
-                    return Err(Error::Step {
-                        message: "COPY --parents is not supported by this hush yet".into(),
-                        location: step.location,
-                        hint: Some("copy each directory with its own COPY instruction".into()),
-                    });
-                }
                 let src_mount;
                 let src_root: PathBuf = match source {
                     CopySource::Context => self.opts.context.clone(),
@@ -489,6 +482,7 @@ impl Ctx<'_> {
                     chmod: chmod.as_deref(),
                     add: *add,
                     unpack: *unpack,
+                    parents: *parents,
                     ignore: &self.ignore,
                     exclude,
                     location: step.location,

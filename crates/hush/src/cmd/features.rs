@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 /// Features of `../shared/conformance/README.md` not implemented yet. Keep this honest.
-const UNSUPPORTED: &[&str] = &["copy-parents"];
+const UNSUPPORTED: &[&str] = &[];
 
 #[derive(Args)]
 pub(crate) struct FeaturesArgs {
