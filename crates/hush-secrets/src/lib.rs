@@ -108,6 +108,7 @@ pub enum Error {
 #[derive(Debug, Default)]
 pub struct Secrets {
     map: BTreeMap<String, (Secret, Source)>,
+    by_content: std::collections::BTreeSet<String>,
 }
 
 impl Secrets {
@@ -127,6 +128,7 @@ impl Secrets {
                 reason: reason.into(),
             };
             let (mut id, mut src, mut env, mut typ) = (None, None, None, None);
+            let mut by_content = false;
             for field in spec.split(',') {
                 let (k, v) = field
                     .split_once('=')
@@ -136,9 +138,11 @@ impl Secrets {
                     "src" | "source" => src = Some(v.to_string()),
                     "env" => env = Some(v.to_string()),
                     "type" => typ = Some(v.to_ascii_lowercase()),
+                    "cache" if v == "content" => by_content = true,
+                    "cache" => return Err(invalid("cache takes the value content")),
                     other => {
                         return Err(invalid(&format!(
-                            "unexpected key {other:?} (expected id, src, env or type)"
+                            "unexpected key {other:?} (expected id, src, env, type or cache)"
                         )))
                     }
                 }
@@ -178,6 +182,9 @@ impl Secrets {
                     limit: size_limit,
                 });
             }
+            if by_content {
+                out.by_content.insert(id.clone());
+            }
             out.map.insert(id, (Secret::new(bytes), source));
         }
         Ok(out)
@@ -186,6 +193,11 @@ impl Secrets {
     /// The secret with this id.
     pub fn get(&self, id: &str) -> Option<&Secret> {
         self.map.get(id).map(|(s, _)| s)
+    }
+
+    /// `--secret …,cache=content`: steps that mount this secret rebuild when its value changes.
+    pub fn cache_by_content(&self, id: &str) -> bool {
+        self.by_content.contains(id)
     }
 
     /// All ids with their secrets.

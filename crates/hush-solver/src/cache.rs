@@ -60,3 +60,66 @@ impl CachedLayer {
         }
     }
 }
+
+/// `--secret …,cache=content`: a keyed HMAC-SHA256 of the value, with a random key kept in the
+/// store (`cache-hmac.key`, 0600) — never a plain hash, which would let anyone who reads cache
+/// records test guesses of the secret.
+pub(crate) fn secret_fingerprint(
+    store: &hush_oci::store::Store,
+    id: &str,
+    secret: &hush_secrets::Secret,
+) -> crate::Result<String> {
+    use hmac::Mac;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = store.root().join("cache-hmac.key");
+    let key = match std::fs::read(&path) {
+        Ok(k) if k.len() == 32 => k,
+        _ => {
+            let k: [u8; 32] = rand_key();
+            let tmp = path.with_extension("new");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| crate::Error::Io {
+                    action: "create",
+                    path: tmp.clone(),
+                    source: e,
+                })?;
+            f.write_all(&k)
+                .and_then(|_| f.sync_all())
+                .map_err(|e| crate::Error::Io {
+                    action: "write",
+                    path: tmp.clone(),
+                    source: e,
+                })?;
+            // Two builds racing: the first rename wins and both read it back.
+            let _ = std::fs::hard_link(&tmp, &path);
+            let _ = std::fs::remove_file(&tmp);
+            std::fs::read(&path).map_err(|e| crate::Error::Io {
+                action: "read",
+                path: path.clone(),
+                source: e,
+            })?
+        }
+    };
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+    mac.update(id.as_bytes());
+    mac.update(&[0]);
+    mac.update(secret.expose());
+    Ok(format!(
+        "secret-content:{}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
+}
+
+fn rand_key() -> [u8; 32] {
+    let mut k = [0u8; 32];
+    let f = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k));
+    f.expect("/dev/urandom is readable");
+    k
+}

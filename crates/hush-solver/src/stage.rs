@@ -227,6 +227,14 @@ impl Ctx<'_> {
                             &Dockerignore::default(),
                             step.location,
                         )?);
+                    } else if m.kind == MountKind::Secret {
+                        let id = m.id.clone().unwrap_or_default();
+                        if let (true, Some(s)) = (
+                            self.opts.secrets.cache_by_content(&id),
+                            self.opts.secrets.get(&id),
+                        ) {
+                            k.add(&crate::cache::secret_fingerprint(self.store, &id, s)?);
+                        }
                     }
                 }
                 k.add(&self.opts.network);

@@ -442,3 +442,98 @@ fn preflight_lists_every_missing_required_secret_before_running() {
         "no step may run before the pre-flight check: {l}"
     );
 }
+
+#[test]
+fn secret_values_do_not_key_the_cache_unless_cache_content() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx("FROM busybox:local\nRUN --mount=type=secret,id=s sha256sum /run/secrets/s | cut -c1-64 > /h\n", &[]);
+    let sec = c
+        .path()
+        .join("..")
+        .join(format!("cache-secret-{}", std::process::id()));
+    let build = |value: &str, opt: &str| {
+        std::fs::write(&sec, value).unwrap();
+        run(
+            &[
+                "build",
+                "--progress=plain",
+                "--secret",
+                &format!("id=s,src={}{opt}", sec.display()),
+                ".",
+            ],
+            c.path(),
+        )
+    };
+    assert!(build("first-value-1", "").status.success());
+    // BuildKit's rule: a new value alone does not rebuild
+    let o = build("second-value-2", "");
+    assert!(log(&o).contains("CACHED"), "{}", log(&o));
+    // opt in: the value counts, through a keyed HMAC
+    let o = build("third-value-3", ",cache=content");
+    assert!(
+        o.status.success() && !log(&o).contains("CACHED"),
+        "{}",
+        log(&o)
+    );
+    let o = build("third-value-3", ",cache=content");
+    assert!(log(&o).contains("CACHED"), "{}", log(&o));
+    std::fs::remove_file(&sec).unwrap();
+    // no cache record holds a plain hash of the value
+    let plain = Command::new("sh")
+        .arg("-c")
+        .arg("printf third-value-3 | sha256sum | cut -c1-64")
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&plain.stdout).trim().to_string();
+    assert!(grep_tree(&store().join("root/cache"), plain.as_bytes()).is_empty());
+    let key = std::fs::metadata(store().join("root/cache-hmac.key")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn build_args_stay_out_of_history_when_asked() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx("FROM busybox:local\nARG V\nRUN echo hi\n", &[]);
+    let o = run(
+        &[
+            "build",
+            "-q",
+            "--build-arg",
+            "V=value-in-history",
+            "-t",
+            "e2e-hist",
+            ".",
+        ],
+        c.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let h = run(&["history", "--no-trunc", "e2e-hist"], c.path());
+    assert!(
+        log(&h).contains("V=value-in-history"),
+        "docker's behaviour by default: {}",
+        log(&h)
+    );
+    let o = run(
+        &[
+            "build",
+            "-q",
+            "--history-build-args=false",
+            "--build-arg",
+            "V=value-in-history",
+            "-t",
+            "e2e-hist",
+            ".",
+        ],
+        c.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let h = run(&["history", "--no-trunc", "e2e-hist"], c.path());
+    assert!(!log(&h).contains("value-in-history"), "{}", log(&h));
+}

@@ -343,12 +343,14 @@ pub fn dispatch_stage(
                         (None, Some(def)) => Some(expand(def, &state, &args)?),
                         (None, None) => input.global_args.get(&d.name).cloned().flatten(),
                     };
+                    // History shows the declaration as written, never a --build-arg value.
+                    shown.push(match &d.default {
+                        Some(def) => format!("{}={def}", d.name),
+                        None => d.name.clone(),
+                    });
                     if let Some(v) = value {
-                        shown.push(format!("{}={}", d.name, d.default.as_deref().unwrap_or(&v)));
                         args.retain(|(k, _)| k != &d.name);
                         args.push((d.name.clone(), v));
-                    } else {
-                        shown.push(d.name.clone());
                     }
                 }
                 meta(format!("ARG {}", shown.join(" ")))

@@ -63,6 +63,10 @@ pub(crate) struct BuildArgs {
     /// Secret values (and fields) shorter than this are reported as too short to guard.
     #[arg(long, default_value_t = hush_scan_min_len())]
     leak_min_len: usize,
+    /// Record build-arg values in RUN history entries (`|1 K=V /bin/sh -c …`), as docker does.
+    /// `--history-build-args=false` keeps them out.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    history_build_args: bool,
     /// Only print the image id.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -199,7 +203,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         tags: a.tags.clone(),
         labels,
         source_date_epoch,
-        history_build_args: true,
+        history_build_args: a.history_build_args,
         leak_check: match a.leak_check.as_str() {
             "warn" => hush_solver::LeakCheck::Warn,
             "off" => hush_solver::LeakCheck::Off,
