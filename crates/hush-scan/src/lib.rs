@@ -56,6 +56,8 @@ pub struct Hit {
 /// The compiled needles of all secrets of a build.
 pub struct Guard {
     ac: Option<AhoCorasick>,
+    /// SIMD (Teddy) searcher for the bulk of the bytes, when the needles allow one.
+    packed: Option<aho_corasick::packed::Searcher>,
     /// Plain values (whole secrets and fields, not encodings), for masking output.
     mask: Option<AhoCorasick>,
     forms: Vec<Form>,
@@ -99,7 +101,26 @@ impl Guard {
         let ac = if patterns.is_empty() {
             None
         } else {
-            Some(AhoCorasick::new(&patterns).expect("needles build an automaton"))
+            // Standard semantics (for the seam's overlapping search) with a DFA: the scan runs
+            // over every byte a build writes.
+            Some(
+                AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    // Layers are often compressed or random data, where a rare-byte prefilter
+                    // stops every few hundred bytes; the DFA alone is steadier.
+                    .prefilter(false)
+                    .build(&patterns)
+                    .expect("needles build an automaton"),
+            )
+        };
+        let packed = if patterns.is_empty() {
+            None
+        } else {
+            aho_corasick::packed::Config::new()
+                .match_kind(aho_corasick::packed::MatchKind::LeftmostFirst)
+                .builder()
+                .extend(&patterns)
+                .build()
         };
         let mask = if plain.is_empty() {
             None
@@ -116,6 +137,7 @@ impl Guard {
         }
         Guard {
             ac,
+            packed,
             mask,
             forms,
             max_len,
@@ -187,25 +209,57 @@ impl Scan<'_> {
             self.tail.clear();
             self.offset = 0;
         }
+        // Matches that straddle the previous chunk: search the kept tail plus the first bytes of
+        // this chunk, keeping only matches that start in the tail.
         let keep = self.tail.len();
-        let base = self.offset - keep as u64;
-        let mut window = std::mem::take(&mut self.tail);
-        window.extend_from_slice(chunk);
-        for m in ac.find_overlapping_iter(&window) {
-            if m.end() > keep {
-                self.hits.push(Hit {
-                    form: self.guard.forms[m.pattern().as_usize()].clone(),
-                    path: self.path.clone(),
-                    offset: base + m.start() as u64,
-                });
+        if keep > 0 {
+            let head = &chunk[..chunk.len().min(self.guard.max_len.saturating_sub(1))];
+            let mut seam = std::mem::take(&mut self.tail);
+            seam.extend_from_slice(head);
+            for m in ac.find_overlapping_iter(&seam) {
+                if m.start() < keep && m.end() > keep {
+                    self.hit(
+                        m.pattern().as_usize(),
+                        self.offset - keep as u64 + m.start() as u64,
+                    );
+                }
             }
+            self.tail = seam;
+            self.tail.truncate(keep);
+        }
+        // The chunk itself, in place, with the automaton's prefilter.
+        let found: Vec<(usize, usize)> = match &self.guard.packed {
+            Some(p) => p
+                .find_iter(chunk)
+                .map(|m| (m.pattern().as_usize(), m.start()))
+                .collect(),
+            None => ac
+                .find_iter(chunk)
+                .map(|m| (m.pattern().as_usize(), m.start()))
+                .collect(),
+        };
+        for (pattern, start) in found {
+            self.hit(pattern, self.offset + start as u64);
         }
         self.offset += chunk.len() as u64;
-        let start = window
-            .len()
-            .saturating_sub(self.guard.max_len.saturating_sub(1));
-        self.tail = window[start..].to_vec();
-        window.zeroize();
+        let want = self.guard.max_len.saturating_sub(1);
+        if chunk.len() >= want {
+            self.tail.zeroize();
+            self.tail.clear();
+            self.tail.extend_from_slice(&chunk[chunk.len() - want..]);
+        } else {
+            self.tail.extend_from_slice(chunk);
+            let excess = self.tail.len().saturating_sub(want);
+            self.tail.drain(..excess);
+        }
+    }
+
+    fn hit(&mut self, pattern: usize, offset: u64) {
+        self.hits.push(Hit {
+            form: self.guard.forms[pattern].clone(),
+            path: self.path.clone(),
+            offset,
+        });
     }
 
     /// The findings.
