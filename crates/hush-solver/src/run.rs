@@ -178,20 +178,12 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let id = mount.id.clone().unwrap_or_default();
         let Some(secret) = self.opts.secrets.get(&id) else {
-            if mount.required {
-                return Err(Error::Step {
-                    message: format!("secret {id} not found"),
-                    location: loc,
-                    hint: Some(format!(
-                        "pass it with --secret id={id},src=FILE (or env=VAR)"
-                    )),
-                });
-            }
-            self.reporter.warn(&format!(
-                "line {}: secret {id:?} was not given; skipping its optional mount",
-                loc.start_line
-            ));
-            return Ok(());
+            return self.absent(
+                mount,
+                loc,
+                format!("secret {id} not found"),
+                format!("pass it with --secret id={id},src=FILE (or env=VAR)"),
+            );
         };
         if let Some(var) = &mount.env {
             let value = std::str::from_utf8(secret.expose()).map_err(|_| {
@@ -230,20 +222,12 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let id = mount.id.clone().unwrap_or_else(|| "default".into());
         let Some(agent) = self.opts.ssh.get(&id) else {
-            if mount.required {
-                return Err(Error::Step {
-                    message: format!("no SSH key {id:?} forwarded from the client"),
-                    location: loc,
-                    hint: Some(format!(
-                        "pass it with --ssh {id} (an agent) or --ssh {id}=KEYFILE"
-                    )),
-                });
-            }
-            self.reporter.warn(&format!(
-                "line {}: no SSH agent {id:?} forwarded (--ssh {id}); skipping the optional ssh mount",
-                loc.start_line
-            ));
-            return Ok(());
+            return self.absent(
+                mount,
+                loc,
+                format!("no SSH key {id:?} forwarded from the client"),
+                format!("pass it with --ssh {id} (an agent) or --ssh {id}=KEYFILE"),
+            );
         };
         let index = m.agents.len();
         let target = mount
@@ -273,6 +257,23 @@ impl Ctx<'_> {
             env.push(("SSH_AUTH_SOCK".into(), target));
         }
         m.agents.push((id, proxy));
+        Ok(())
+    }
+
+    /// A secret or ssh id that was not given: an error when the mount is `required`, else the
+    /// mount is skipped with a warning (BuildKit's rule).
+    fn absent(&self, mount: &Mount, loc: Location, message: String, hint: String) -> Result<()> {
+        if mount.required {
+            return Err(Error::Step {
+                message,
+                location: loc,
+                hint: Some(hint),
+            });
+        }
+        self.reporter.warn(&format!(
+            "line {}: {message}; skipping the optional mount ({hint})",
+            loc.start_line
+        ));
         Ok(())
     }
 

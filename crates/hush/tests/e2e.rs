@@ -1,29 +1,15 @@
 //! End-to-end: real builds in real containers from a busybox-static base, checked by skopeo and
 //! umoci. Needs root (overlayfs, namespaces); skipped with a message otherwise.
 
+mod common;
+use common::{hush, log};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-fn hush() -> PathBuf {
-    std::env::var_os("HUSH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hush")))
-}
-
 fn can_run() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    let bb = Command::new("sh")
-        .args(["-c", "command -v busybox"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !(root && bb) {
-        eprintln!("SKIP: end-to-end tests need root and busybox-static");
-    }
-    root && bb
+    common::can_run(&["busybox"])
 }
 
 /// One store with busybox:local for all tests.
@@ -98,14 +84,6 @@ fn ctx(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::write(p, content).unwrap();
     }
     d
-}
-
-fn log(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn grep_tree(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {

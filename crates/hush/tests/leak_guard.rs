@@ -2,28 +2,14 @@
 //! layer (directly, base64-encoded, through a builder stage) is refused, names the file, and
 //! leaves the store as it was. Needs root and busybox-static; skipped otherwise.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::hush;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn hush() -> PathBuf {
-    std::env::var_os("HUSH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hush")))
-}
-
 fn can_run() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    let bb = Command::new("sh")
-        .args(["-c", "command -v busybox"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !(root && bb) {
-        eprintln!("SKIP: leak-guard tests need root and busybox-static");
-    }
-    root && bb
+    common::can_run(&["busybox"])
 }
 
 struct Env {

@@ -4,46 +4,23 @@
 //! private-repo example. The key must be found nowhere in the image or the store.
 //! Needs root, openssh-client, openssh-server, git; skipped otherwise.
 
+mod common;
+use common::{hush, log};
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-fn hush() -> PathBuf {
-    std::env::var_os("HUSH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hush")))
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 fn can_run() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    let tools = [
+    common::can_run(&[
         "busybox",
         "git",
         "ssh",
         "ssh-agent",
         "ssh-add",
         "ssh-keygen",
-    ]
-    .iter()
-    .all(|c| have(c))
-        && Path::new("/usr/sbin/sshd").exists();
-    if !(root && tools) {
-        eprintln!(
-            "SKIP: ssh forwarding tests need root, busybox, git, openssh-client and openssh-server"
-        );
-    }
-    root && tools
+        "/usr/sbin/sshd",
+    ])
 }
 
 fn sh(cmd: &str, dir: &Path) {
@@ -211,14 +188,6 @@ impl World {
             }
         }
     }
-}
-
-fn log(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -1,0 +1,57 @@
+//! Helpers shared by the end-to-end test binaries.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The hush binary under test (`HUSH_BIN`, else the one cargo built).
+pub fn hush() -> PathBuf {
+    std::env::var_os("HUSH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_hush")))
+}
+
+/// Is `cmd` on PATH?
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Root and the listed tools are there; otherwise say why the test is skipped.
+pub fn can_run(tools: &[&str]) -> bool {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let missing: Vec<&&str> = tools
+        .iter()
+        .filter(|t| !(have(t) || Path::new(t).exists()))
+        .collect();
+    if !root || !missing.is_empty() {
+        eprintln!("SKIP: needs root and {tools:?} (missing: {missing:?}, root: {root})");
+    }
+    root && missing.is_empty()
+}
+
+/// stdout and stderr together.
+pub fn log(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Make a busybox rootfs tarball with the project's script.
+pub fn busybox_tar(out: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs.sh");
+    assert!(Command::new("bash")
+        .arg(script)
+        .arg(out)
+        .status()
+        .unwrap()
+        .success());
+}
