@@ -10,3 +10,5 @@ pub mod signals;
 pub mod user;
 
 pub use error::{Error, Result};
+/// Errno, for callers that explain mount failures.
+pub use nix::errno::Errno;

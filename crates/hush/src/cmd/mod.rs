@@ -132,6 +132,11 @@ impl CliError {
                 hush_solver::Error::Leak(_) => Some(
                     "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it".into(),
                 ),
+                hush_solver::Error::Sandbox(hush_sandbox::Error::Mount { source: nix_errno, .. })
+                    if *nix_errno == hush_sandbox::Errno::EPERM =>
+                {
+                    Some("hush needs root to mount overlays and start containers (rootless builds are not supported yet): run it as root or with sudo".into())
+                }
                 _ => None,
             },
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
