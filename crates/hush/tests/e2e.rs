@@ -515,3 +515,74 @@ fn build_args_stay_out_of_history_when_asked() {
     let h = run(&["history", "--no-trunc", "e2e-hist"], c.path());
     assert!(!log(&h).contains("value-in-history"), "{}", log(&h));
 }
+
+#[test]
+fn secret_sources_limits_and_output_masking() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local\nRUN --mount=type=secret,id=s cat /run/secrets/s; echo; echo done\n",
+        &[],
+    );
+    // a FIFO is read once, at start; the value printed by the RUN is shown as ****
+    let fifo = c.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, "fifo-secret-value-42").unwrap())
+    };
+    let o = run(
+        &[
+            "build",
+            "--progress=plain",
+            "--no-cache",
+            "--secret",
+            &format!("id=s,src={}", fifo.display()),
+            ".",
+        ],
+        c.path(),
+    );
+    writer.join().unwrap();
+    assert!(o.status.success(), "{}", log(&o));
+    let l = log(&o);
+    assert!(
+        l.contains("#1 ****") && !l.contains("fifo-secret-value-42"),
+        "{l}"
+    );
+    // the size limit names the id, not the value
+    let big = c.path().join("big");
+    std::fs::write(&big, "x".repeat(2048)).unwrap();
+    let o = run(
+        &[
+            "build",
+            "--secret-size-limit",
+            "1024",
+            "--secret",
+            &format!("id=big,src={}", big.display()),
+            ".",
+        ],
+        c.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        log(&o).contains("secret \"big\" is larger than the limit of 1024 bytes"),
+        "{}",
+        log(&o)
+    );
+    // a missing source names the id
+    let o = run(
+        &["build", "--secret", "id=gone,src=/nonexistent/secret", "."],
+        c.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        log(&o).contains("failed to read secret \"gone\""),
+        "{}",
+        log(&o)
+    );
+}

@@ -320,3 +320,28 @@ fn agent_refuses_everything_but_list_and_sign() {
         .unwrap();
     assert!(String::from_utf8_lossy(&l.stdout).contains("hush-test"));
 }
+
+#[test]
+fn passphrase_protected_key_files_are_refused() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    sh(
+        "ssh-keygen -q -t ed25519 -N 'a passphrase' -f locked",
+        dir.path(),
+    );
+    std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let o = Command::new(hush())
+        .env("HUSH_ROOT", dir.path().join("root"))
+        .current_dir(dir.path())
+        .args(["build", "--ssh", "default=locked", "."])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", log(&o));
+    assert!(
+        log(&o).contains("key locked is protected by a passphrase"),
+        "{}",
+        log(&o)
+    );
+}
