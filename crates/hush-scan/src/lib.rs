@@ -12,7 +12,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 mod forms;
+pub mod rules;
 
 use aho_corasick::AhoCorasick;
 use zeroize::Zeroize;

@@ -142,3 +142,77 @@ fn build_arg_holding_a_secret_is_caught_in_history() {
     assert_eq!(code, Some(3), "{log}");
     assert!(log.contains("secret leaked into image config"), "{log}");
 }
+
+#[test]
+fn audit_finds_the_bad_example_in_store_archive_and_oci_layout() {
+    if !can_run() {
+        return;
+    }
+    let e = Env::new();
+    let ctx = e.dir.path().join("ctx");
+    std::fs::write(
+        ctx.join("secrets.txt"),
+        format!(
+            "GITHUB_TOKEN=ghp_{}\n",
+            "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"
+        ),
+    )
+    .unwrap();
+    let df = e.dir.path().join("Dockerfile.bad");
+    // the article's BAD EXAMPLE, "cleaned up" in a later layer
+    std::fs::write(
+        &df,
+        "FROM busybox:local\nCOPY secrets.txt /app/\nRUN rm /app/secrets.txt\n",
+    )
+    .unwrap();
+    let archive = e.dir.path().join("bad.tar");
+    let oci = e.dir.path().join("bad-oci");
+    let o = e.hush(&[
+        "build",
+        "-q",
+        "-f",
+        df.to_str().unwrap(),
+        "-t",
+        "bad",
+        "-o",
+        &format!("type=docker,dest={}", archive.display()),
+        "-o",
+        &format!("type=oci,dest={}", oci.display()),
+        "ctx",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for target in [
+        "bad".to_string(),
+        archive.display().to_string(),
+        oci.display().to_string(),
+    ] {
+        let o = e.hush(&["audit", "--format", "json", &target]);
+        assert_eq!(o.status.code(), Some(1), "findings exit 1 for {target}");
+        let findings: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let hit = findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == "github-token")
+            .unwrap_or_else(|| panic!("no github-token finding for {target}: {findings}"));
+        assert_eq!(hit["location"], "/app/secrets.txt");
+        assert_eq!(hit["layer"], 1);
+        assert_eq!(
+            hit["deleted_in"], 2,
+            "the file is deleted by the next layer but still in the image"
+        );
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"),
+            "only a redacted preview"
+        );
+    }
+    // a clean image exits 0; a target that does not exist exits 2
+    let o = e.hush(&["audit", "busybox:local"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(e.hush(&["audit", "no-such-image"]).status.code(), Some(2));
+}

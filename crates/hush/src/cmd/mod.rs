@@ -1,5 +1,6 @@
 //! Subcommands, in `docker buildx build` / `docker image` spelling.
 
+mod audit;
 mod build;
 mod features;
 mod image;
@@ -27,6 +28,8 @@ pub(crate) struct Cli {
 enum Command {
     /// Build an image from a Dockerfile.
     Build(Box<build::BuildArgs>),
+    /// Look for secrets in an image (store, docker-archive or OCI layout): exit 0 clean, 1 findings.
+    Audit(audit::AuditArgs),
     /// Import a rootfs tarball as a one-layer image (offline base images).
     Import(image::ImportArgs),
     /// List images.
@@ -62,6 +65,8 @@ pub(crate) enum CliError {
         what: String,
         source: std::io::Error,
     },
+    /// An error of `hush audit`, which exits 2 on errors (1 means findings).
+    Audit(Box<CliError>),
 }
 
 impl std::fmt::Display for CliError {
@@ -81,6 +86,7 @@ impl std::fmt::Display for CliError {
             CliError::Store(e) => write!(f, "{e}"),
             CliError::Secrets(e) => write!(f, "{e}"),
             CliError::Io { what, .. } => write!(f, "failed to {what}"),
+            CliError::Audit(e) => write!(f, "{e}"),
         }
     }
 }
@@ -95,6 +101,7 @@ impl std::error::Error for CliError {
             CliError::Store(e) => std::error::Error::source(e),
             CliError::Secrets(e) => std::error::Error::source(e),
             CliError::Io { source, .. } => Some(source),
+            CliError::Audit(e) => std::error::Error::source(&**e),
             CliError::Usage(_) => None,
         }
     }
@@ -103,7 +110,7 @@ impl std::error::Error for CliError {
 impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) => 2,
+            CliError::Usage(_) | CliError::Audit(_) => 2,
             CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Interrupted) => 130,
             CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Leak(_)) => 3,
             _ => 1,
@@ -121,6 +128,7 @@ impl CliError {
 
     pub(crate) fn hint(&self) -> Option<String> {
         match self {
+            CliError::Audit(e) => e.hint(),
             CliError::Build { err, .. } => match &**err {
                 hush_solver::Error::Dockerfile(e) => e.hint.clone(),
                 hush_solver::Error::Step { hint, .. } => hint.clone(),
@@ -194,6 +202,7 @@ pub(crate) fn run(cli: Cli) -> CliResult {
     let store = Store::open(cli.root.clone().unwrap_or_else(default_root))?;
     match cli.command {
         Command::Build(a) => build::run(&store, *a),
+        Command::Audit(a) => audit::run(&store, a).map_err(|e| CliError::Audit(Box::new(e))),
         Command::Import(a) => image::import(&store, a),
         Command::Images => image::images(&store),
         Command::Inspect(a) => image::inspect(&store, a),

@@ -1,0 +1,214 @@
+//! `hush audit TARGET`: what an image gives away — known secret values (`--secret`, the same
+//! forms as the leak guard) and credentials recognised by the detector rules, in every layer
+//! (deleted files included) and in the config and history.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use hush_oci::image::ImageConfig;
+use hush_oci::store::Store;
+use hush_scan::audit::{audit, Finding, Layer};
+
+use super::{CliError, CliResult};
+
+#[derive(Args)]
+pub(crate) struct AuditArgs {
+    /// An image in the store, a docker-archive (`docker save`), or an OCI layout (dir or tar).
+    target: String,
+    /// Known secret values to look for: `id=ID,src=PATH|env=VAR` (as for `hush build`).
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
+    /// `table` or `json`.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+    /// Known values shorter than this are not looked for (and are reported).
+    #[arg(long, default_value_t = hush_scan::DEFAULT_MIN_LEN)]
+    min_len: usize,
+}
+
+/// Uncompressed size limit when unpacking an archive to audit.
+const UNPACK_LIMIT: u64 = 64 << 30;
+
+pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
+    let secrets =
+        hush_secrets::Secrets::load(&a.secrets, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {
+            std::env::var(k).ok()
+        })?;
+    let guard = hush_scan::Guard::new(secrets.iter().map(|(id, s)| (id, s.expose())), a.min_len);
+    for t in guard.too_short() {
+        eprintln!(
+            "warning: secret {:?}: {} is {} bytes, shorter than --min-len {}: not looked for",
+            t.secret_id, t.what, t.len, a.min_len
+        );
+    }
+    let rules = hush_scan::rules::Rules::new();
+    let tmp = store.temp_dir("audit")?;
+    let result = (|| {
+        let (config, layers) = open_target(store, &a.target, &tmp)?;
+        audit(layers, &config, &guard, &rules).map_err(|e| CliError::Io {
+            what: format!("read the layers of {}", a.target),
+            source: e,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    let findings = result?;
+    if a.format == "json" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&findings).expect("findings serialize")
+        );
+    } else {
+        print_table(&findings);
+    }
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_table(findings: &[Finding]) {
+    if findings.is_empty() {
+        println!("no findings");
+        return;
+    }
+    println!(
+        "{:<6} {:<40} {:<36} {:<28} {:<12} NOTE",
+        "LAYER", "INSTRUCTION", "WHERE", "RULE", "PREVIEW"
+    );
+    for f in findings {
+        let layer = f.layer.map_or("config".to_string(), |l| l.to_string());
+        let mut instr = f.instruction.trim_end_matches(" # buildkit").to_string();
+        if instr.chars().count() > 39 {
+            instr = format!("{}…", instr.chars().take(38).collect::<String>());
+        }
+        let note = f
+            .deleted_in
+            .map(|d| format!("deleted or overwritten in layer {d}"))
+            .unwrap_or_default();
+        println!(
+            "{:<6} {:<40} {:<36} {:<28} {:<12} {}",
+            layer, instr, f.location, f.rule, f.preview, note
+        );
+    }
+}
+
+/// The config blob and the layers of a target, bottom first.
+fn open_target(store: &Store, target: &str, tmp: &Path) -> Result<(Vec<u8>, Vec<Layer>), CliError> {
+    let path = PathBuf::from(target);
+    let io = |what: String| {
+        move |e| CliError::Io {
+            what: what.clone(),
+            source: e,
+        }
+    };
+    if path.is_file() {
+        let unpacked = tmp.join("archive");
+        std::fs::create_dir_all(&unpacked).map_err(io(format!("create {}", unpacked.display())))?;
+        hush_oci::layer::apply_layer(
+            hush_oci::archive::open_maybe_compressed(&path)?,
+            &unpacked,
+            UNPACK_LIMIT,
+        )?;
+        return open_dir(&unpacked, target);
+    }
+    if path.is_dir() {
+        return open_dir(&path, target);
+    }
+    let img = store.resolve(target)?;
+    let config = std::fs::read(store.blob_path(&img.config_digest))
+        .map_err(io(format!("read the config of {target}")))?;
+    let names = instructions(&img.config);
+    let mut layers = Vec::new();
+    for (i, l) in img.layers()?.iter().enumerate() {
+        layers.push(Layer {
+            instruction: names.get(i).cloned().unwrap_or_default(),
+            tar: store.open_layer(l)?,
+        });
+    }
+    Ok((config, layers))
+}
+
+/// The `created_by` of each history entry that made a layer.
+fn instructions(c: &ImageConfig) -> Vec<String> {
+    c.history
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .map(|h| h.created_by.clone().unwrap_or_default())
+        .collect()
+}
+
+/// A docker-archive or OCI layout, unpacked in `dir`.
+fn open_dir(dir: &Path, target: &str) -> Result<(Vec<u8>, Vec<Layer>), CliError> {
+    let bad = |reason: &str| {
+        CliError::Store(hush_oci::Error::InvalidArchive {
+            path: target.into(),
+            reason: reason.into(),
+        })
+    };
+    let read = |rel: &str| -> Result<Vec<u8>, CliError> {
+        let p = dir.join(hush_oci::layer::safe_relative(rel)?);
+        std::fs::read(&p).map_err(|e| CliError::Io {
+            what: format!("read {rel} of {target}"),
+            source: e,
+        })
+    };
+    let (config_rel, layer_rels): (String, Vec<String>) = if dir.join("manifest.json").is_file() {
+        let m: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
+            .map_err(|_| bad("manifest.json is not JSON"))?;
+        let e = &m[0];
+        let layers = e["Layers"]
+            .as_array()
+            .ok_or_else(|| bad("manifest.json has no Layers"))?;
+        (
+            e["Config"]
+                .as_str()
+                .ok_or_else(|| bad("manifest.json has no Config"))?
+                .to_string(),
+            layers
+                .iter()
+                .filter_map(|l| l.as_str().map(String::from))
+                .collect(),
+        )
+    } else if dir.join("index.json").is_file() {
+        let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+        let index: serde_json::Value = serde_json::from_slice(&read("index.json")?)
+            .map_err(|_| bad("index.json is not JSON"))?;
+        let md = index["manifests"][0]["digest"]
+            .as_str()
+            .ok_or_else(|| bad("index.json names no manifest"))?;
+        let m: serde_json::Value = serde_json::from_slice(&read(&blob(md))?)
+            .map_err(|_| bad("the manifest is not JSON"))?;
+        let cd = m["config"]["digest"]
+            .as_str()
+            .ok_or_else(|| bad("the manifest has no config"))?;
+        let layers = m["layers"]
+            .as_array()
+            .ok_or_else(|| bad("the manifest has no layers"))?;
+        (
+            blob(cd),
+            layers
+                .iter()
+                .filter_map(|l| l["digest"].as_str().map(blob))
+                .collect(),
+        )
+    } else {
+        return Err(bad(
+            "neither a docker-archive (manifest.json) nor an OCI layout (index.json)",
+        ));
+    };
+    let config = read(&config_rel)?;
+    let names = ImageConfig::from_bytes(&config)
+        .map(|c| instructions(&c))
+        .unwrap_or_default();
+    let mut layers = Vec::new();
+    for (i, rel) in layer_rels.iter().enumerate() {
+        let p = dir.join(hush_oci::layer::safe_relative(rel)?);
+        layers.push(Layer {
+            instruction: names.get(i).cloned().unwrap_or_default(),
+            tar: hush_oci::archive::open_maybe_compressed(&p)?,
+        });
+    }
+    Ok((config, layers))
+}
