@@ -206,6 +206,19 @@ fn audit_finds_the_bad_example_in_store_archive_and_oci_layout() {
             "only a redacted preview"
         );
     }
+    // `hush history --secrets` marks the COPY that shipped the token, not the RUN that "removed" it
+    let o = e.hush(&["history", "--secrets", "--format", "json", "bad"]);
+    assert!(o.status.success());
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let marked: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r["Secrets"].as_array().unwrap().is_empty())
+        .map(|r| r["CreatedBy"].as_str().unwrap())
+        .collect();
+    assert_eq!(marked, ["COPY secrets.txt /app/ # buildkit"], "{rows:?}");
     // a clean image exits 0; a target that does not exist exits 2
     let o = e.hush(&["audit", "busybox:local"]);
     assert_eq!(

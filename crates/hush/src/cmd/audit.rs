@@ -94,6 +94,31 @@ fn print_table(findings: &[Finding]) {
     }
 }
 
+/// What `hush audit` finds in an image of the store (for `hush history --secrets`).
+pub(crate) fn image_findings(
+    store: &Store,
+    image: &str,
+    secret_specs: &[String],
+) -> Result<Vec<Finding>, CliError> {
+    let secrets =
+        hush_secrets::Secrets::load(secret_specs, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {
+            std::env::var(k).ok()
+        })?;
+    let guard = hush_scan::Guard::new(
+        secrets.iter().map(|(id, s)| (id, s.expose())),
+        hush_scan::DEFAULT_MIN_LEN,
+    );
+    let tmp = store.temp_dir("history")?;
+    let r = open_target(store, image, &tmp).and_then(|(config, layers)| {
+        audit(layers, &config, &guard, &hush_scan::rules::Rules::new()).map_err(|e| CliError::Io {
+            what: format!("read the layers of {image}"),
+            source: e,
+        })
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+    r
+}
+
 /// The config blob and the layers of a target, bottom first.
 fn open_target(store: &Store, target: &str, tmp: &Path) -> Result<(Vec<u8>, Vec<Layer>), CliError> {
     let path = PathBuf::from(target);

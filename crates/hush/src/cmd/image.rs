@@ -37,6 +37,12 @@ pub(crate) struct HistoryArgs {
     /// `table` or `json`.
     #[arg(long, default_value = "table")]
     format: String,
+    /// Mark the steps whose layers (or history entries) hold secrets, as `hush audit` finds them.
+    #[arg(long)]
+    secrets: bool,
+    /// With --secrets: known values to look for too (`id=ID,src=PATH|env=VAR`).
+    #[arg(long = "secret", requires = "secrets")]
+    secret_specs: Vec<String>,
 }
 
 #[derive(Args)]
@@ -166,55 +172,74 @@ pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
 pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
     let img = store.resolve(&a.image)?;
     let layers = img.layers()?;
+    let findings = if a.secrets {
+        super::audit::image_findings(store, &a.image, &a.secret_specs)?
+    } else {
+        Vec::new()
+    };
+    // (entry, layer size, what --secrets found for it), newest first
     let mut li = 0;
     let mut rows = Vec::new();
-    for h in &img.config.history {
-        let size = if h.empty_layer {
-            0
-        } else {
+    for (k, h) in img.config.history.iter().enumerate() {
+        let layer = (!h.empty_layer).then(|| {
             li += 1;
-            layers.get(li - 1).map(|l| l.size).unwrap_or(0)
-        };
-        rows.push((h, size));
+            li - 1
+        });
+        let size = layer.and_then(|l| layers.get(l)).map_or(0, |l| l.size);
+        let hist_field = format!("history[{k}].created_by");
+        let found: Vec<String> = findings
+            .iter()
+            .filter(|f| (layer.is_some() && f.layer == layer) || f.location == hist_field)
+            .map(|f| format!("{} in {}", f.rule, f.location))
+            .collect();
+        rows.push((h, size, found));
     }
     rows.reverse();
     if a.format == "json" {
-        for (i, (h, size)) in rows.iter().enumerate() {
+        for (i, (h, size, found)) in rows.iter().enumerate() {
             let id = if i == 0 {
                 img.config_digest.to_string()
             } else {
                 "<missing>".into()
             };
+            let mut row = serde_json::json!({"ID": id, "CreatedAt": h.created, "CreatedBy": h.created_by, "Size": size, "Comment": h.comment});
+            if a.secrets {
+                row["Secrets"] = serde_json::json!(found);
+            }
+            println!("{row}");
+        }
+    } else {
+        let extra = if a.secrets { "  SECRETS" } else { "" };
+        println!(
+            "{:<14}{:<20}{:<47}{:<10}COMMENT{extra}",
+            "IMAGE", "CREATED", "CREATED BY", "SIZE"
+        );
+        for (i, (h, size, found)) in rows.iter().enumerate() {
+            let id = if i == 0 {
+                img.config_digest.short()
+            } else {
+                "<missing>".into()
+            };
+            let mut by = h.created_by.clone().unwrap_or_default();
+            if !a.no_trunc && by.chars().count() > 45 {
+                by = format!("{}…", by.chars().take(44).collect::<String>());
+            }
+            let mark = if found.is_empty() {
+                String::new()
+            } else {
+                format!("  ⚠ {}", found.join("; "))
+            };
             println!(
-                "{}",
-                serde_json::json!({"ID": id, "CreatedAt": h.created, "CreatedBy": h.created_by, "Size": size, "Comment": h.comment})
+                "{:<14}{:<20}{:<47}{:<10}{}{mark}",
+                id,
+                ago(h.created.as_deref()),
+                by,
+                human_size(*size),
+                h.comment.clone().unwrap_or_default()
             );
         }
-        return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<14}{:<20}{:<47}{:<10}COMMENT",
-        "IMAGE", "CREATED", "CREATED BY", "SIZE"
-    );
-    for (i, (h, size)) in rows.iter().enumerate() {
-        let id = if i == 0 {
-            img.config_digest.short()
-        } else {
-            "<missing>".into()
-        };
-        let mut by = h.created_by.clone().unwrap_or_default();
-        if !a.no_trunc && by.chars().count() > 45 {
-            by = format!("{}…", by.chars().take(44).collect::<String>());
-        }
-        println!(
-            "{:<14}{:<20}{:<47}{:<10}{}",
-            id,
-            ago(h.created.as_deref()),
-            by,
-            human_size(*size),
-            h.comment.clone().unwrap_or_default()
-        );
-    }
+    // Informational, like `docker history`: `hush audit` is the command whose exit code gates.
     Ok(ExitCode::SUCCESS)
 }
 
