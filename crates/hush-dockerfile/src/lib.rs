@@ -15,6 +15,7 @@
 pub mod dockerignore;
 mod error;
 pub mod instructions;
+pub mod lint;
 pub mod parser;
 pub mod shell;
 

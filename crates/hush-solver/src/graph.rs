@@ -52,6 +52,28 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     }
     let stages = parse_stages(&df)?;
     let target = target_index(&stages, opts.target.as_deref())?;
+    let ignore = read_dockerignore(opts);
+    // Lint first: an error (a secret file about to be copied in) stops the build before any
+    // step; `--leak-check=warn` makes it a warning, `off` skips the lint's errors too.
+    for f in crate::lint::lint(opts, &ignore)? {
+        let error = f.severity == hush_dockerfile::lint::Severity::Error;
+        if error && opts.leak_check == crate::LeakCheck::Off {
+            continue;
+        }
+        if error && opts.leak_check == crate::LeakCheck::Error {
+            return Err(Error::Step {
+                message: format!("{} ({})", f.message, f.rule),
+                location: f.location,
+                hint: Some(f.hint),
+            });
+        }
+        let at = if f.location.start_line > 0 {
+            format!("{}:{}: ", opts.dockerfile_name, f.location.start_line)
+        } else {
+            String::new()
+        };
+        reporter.warn(&format!("{at}{} ({}); {}", f.message, f.rule, f.hint));
+    }
     let globals = global_arg_values(&stages.global_args, &opts.build_args, stages.escape)?;
     let names: Vec<Option<String>> = stages.stages.iter().map(|s| s.name.clone()).collect();
     let input = DispatchInput {
@@ -83,7 +105,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         store,
         opts,
         reporter,
-        ignore: read_dockerignore(opts),
+        ignore,
         stages: vec![None; stages.stages.len()].into(),
         step_counter: 0.into(),
         now,
@@ -286,7 +308,8 @@ fn plan(
     Ok(())
 }
 
-fn read_dockerignore(opts: &BuildOptions) -> Dockerignore {
+/// `<Dockerfile>.dockerignore` next to the Dockerfile, else `.dockerignore` in the context.
+pub fn read_dockerignore(opts: &BuildOptions) -> Dockerignore {
     let specific = std::path::Path::new(&opts.dockerfile_name);
     let candidates = [
         specific.with_file_name(format!(

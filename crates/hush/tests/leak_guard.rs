@@ -170,6 +170,7 @@ fn audit_finds_the_bad_example_in_store_archive_and_oci_layout() {
     let o = e.hush(&[
         "build",
         "-q",
+        "--leak-check=warn",
         "-f",
         df.to_str().unwrap(),
         "-t",
@@ -181,6 +182,16 @@ fn audit_finds_the_bad_example_in_store_archive_and_oci_layout() {
         "ctx",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // without --leak-check=warn the pre-build lint refuses it before any step runs
+    let refused = e.hush(&["build", "-f", df.to_str().unwrap(), "ctx"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let l = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        l.contains("CopiedSecretFile")
+            && l.contains("secrets.txt")
+            && l.contains("Dockerfile.bad:2"),
+        "{l}"
+    );
     for target in [
         "bad".to_string(),
         archive.display().to_string(),

@@ -154,23 +154,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         what: format!("open build context {}", a.context.display()),
         source: e,
     })?;
-    let (name, text) = match a.file.as_deref() {
-        Some("-") => {
-            let mut t = String::new();
-            std::io::stdin()
-                .read_to_string(&mut t)
-                .map_err(|e| CliError::Io {
-                    what: "read Dockerfile from stdin".into(),
-                    source: e,
-                })?;
-            ("Dockerfile".to_string(), t)
-        }
-        Some(f) => (f.to_string(), read(Path::new(f))?),
-        None => {
-            let p = context.join("Dockerfile");
-            (p.display().to_string(), read(&p)?)
-        }
-    };
+    let (name, text) = read_dockerfile(&context, a.file.as_deref())?;
     let build_args = a
         .build_args
         .iter()
@@ -254,4 +238,28 @@ fn read(p: &Path) -> Result<String, CliError> {
 
 fn hush_scan_min_len() -> usize {
     hush_solver::DEFAULT_LEAK_MIN_LEN
+}
+
+/// The Dockerfile's name (for messages) and text: `-f FILE`, `-f -` (stdin) or CONTEXT/Dockerfile.
+pub(crate) fn read_dockerfile(
+    context: &Path,
+    file: Option<&str>,
+) -> Result<(String, String), CliError> {
+    match file {
+        Some("-") => {
+            let mut t = String::new();
+            std::io::stdin()
+                .read_to_string(&mut t)
+                .map_err(|e| CliError::Io {
+                    what: "read Dockerfile from stdin".into(),
+                    source: e,
+                })?;
+            Ok(("Dockerfile".to_string(), t))
+        }
+        Some(f) => Ok((f.to_string(), read(Path::new(f))?)),
+        None => {
+            let p = context.join("Dockerfile");
+            Ok((p.display().to_string(), read(&p)?))
+        }
+    }
 }

@@ -4,6 +4,7 @@ mod audit;
 mod build;
 mod features;
 mod image;
+mod lint;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Build(Box<build::BuildArgs>),
     /// Look for secrets in an image (store, docker-archive or OCI layout): exit 0 clean, 1 findings.
     Audit(audit::AuditArgs),
+    /// Check a Dockerfile (and what it copies) for secrets it would give away; exit 1 on errors.
+    Lint(lint::LintArgs),
     /// Import a rootfs tarball as a one-layer image (offline base images).
     Import(image::ImportArgs),
     /// List images.
@@ -199,6 +202,9 @@ pub(crate) fn run(cli: Cli) -> CliResult {
     if let Command::Features(a) = &cli.command {
         return features::run(a);
     }
+    if let Command::Lint(a) = cli.command {
+        return lint::run(a);
+    }
     let store = Store::open(cli.root.clone().unwrap_or_else(default_root))?;
     match cli.command {
         Command::Build(a) => build::run(&store, *a),
@@ -211,6 +217,6 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         Command::Load(a) => image::load(&store, a),
         Command::Rmi(a) => image::rmi(&store, a),
         Command::Prune(a) => image::prune(&store, a),
-        Command::Features(_) => unreachable!("handled above"),
+        Command::Features(_) | Command::Lint(_) => unreachable!("handled above"),
     }
 }

@@ -1,0 +1,101 @@
+//! `hush lint`: what a Dockerfile would give away, before anything runs — the same checks
+//! `hush build` runs first. Output like a compiler's; rules are documented in `docs/lint.md`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use hush_dockerfile::lint::Severity;
+
+use super::{CliError, CliResult};
+
+#[derive(Args)]
+pub(crate) struct LintArgs {
+    /// Build context (for the rules that look at copied files).
+    #[arg(default_value = ".")]
+    context: PathBuf,
+    /// Dockerfile (default CONTEXT/Dockerfile; `-` reads stdin).
+    #[arg(short = 'f', long = "file")]
+    file: Option<String>,
+    /// The secrets the build will get (`id=ID,src=PATH|env=VAR`): files holding their values
+    /// must not be copied, and each should be mounted somewhere.
+    #[arg(long = "secret")]
+    secrets: Vec<String>,
+    /// `text` or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+}
+
+pub(crate) fn run(a: LintArgs) -> CliResult {
+    let context = a.context.canonicalize().map_err(|e| CliError::Io {
+        what: format!("open build context {}", a.context.display()),
+        source: e,
+    })?;
+    let (name, text) = super::build::read_dockerfile(&context, a.file.as_deref())?;
+    let opts = hush_solver::BuildOptions {
+        dockerfile: text.clone(),
+        dockerfile_name: name.clone(),
+        context,
+        target: None,
+        build_args: Default::default(),
+        no_cache: false,
+        network: "host".into(),
+        secrets: hush_secrets::Secrets::load(&a.secrets, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {
+            std::env::var(k).ok()
+        })?,
+        ssh: Default::default(),
+        tags: Vec::new(),
+        labels: Default::default(),
+        source_date_epoch: None,
+        history_build_args: true,
+        leak_check: hush_solver::LeakCheck::Error,
+        leak_min_len: hush_solver::DEFAULT_LEAK_MIN_LEN,
+    };
+    let ignore = hush_solver::read_dockerignore(&opts);
+    let findings = hush_solver::lint::lint(&opts, &ignore).map_err(|err| CliError::Build {
+        err: Box::new(err),
+        file: name.clone(),
+        text,
+    })?;
+    if a.format == "json" {
+        let rows: Vec<serde_json::Value> = findings
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "file": name, "line": f.location.start_line, "column": f.location.column.unwrap_or(1),
+                    "rule": f.rule, "severity": if f.severity == Severity::Error { "error" } else { "warning" },
+                    "message": f.message, "hint": f.hint,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+    } else {
+        for f in &findings {
+            let sev = if f.severity == Severity::Error {
+                "error"
+            } else {
+                "warning"
+            };
+            let at = if f.location.start_line > 0 {
+                format!(
+                    "{name}:{}:{}",
+                    f.location.start_line,
+                    f.location.column.unwrap_or(1)
+                )
+            } else {
+                name.clone()
+            };
+            println!("{at}: {sev}[{}]: {}\n  hint: {}", f.rule, f.message, f.hint);
+        }
+        let errors = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        eprintln!("{errors} error(s), {} warning(s)", findings.len() - errors);
+    }
+    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
