@@ -230,6 +230,34 @@ fn audit_finds_the_bad_example_in_store_archive_and_oci_layout() {
         .map(|r| r["CreatedBy"].as_str().unwrap())
         .collect();
     assert_eq!(marked, ["COPY secrets.txt /app/ # buildkit"], "{rows:?}");
+    // SARIF 2.1.0 for code scanning, from audit and from lint
+    let o = e.hush(&["audit", "--format", "sarif", "bad"]);
+    let sarif: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["ruleId"] == "github-token"));
+    let o = e.hush(&[
+        "lint",
+        "--format",
+        "sarif",
+        "-f",
+        df.to_str().unwrap(),
+        "ctx",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let sarif: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &sarif["runs"][0]["results"][0];
+    assert_eq!(
+        (r["ruleId"].as_str(), r["level"].as_str()),
+        (Some("CopiedSecretFile"), Some("error"))
+    );
+    assert_eq!(
+        r["locations"][0]["physicalLocation"]["region"]["startLine"],
+        2
+    );
     // a clean image exits 0; a target that does not exist exits 2
     let o = e.hush(&["audit", "busybox:local"]);
     assert_eq!(

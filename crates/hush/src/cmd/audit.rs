@@ -19,8 +19,8 @@ pub(crate) struct AuditArgs {
     /// Known secret values to look for: `id=ID,src=PATH|env=VAR` (as for `hush build`).
     #[arg(long = "secret")]
     secrets: Vec<String>,
-    /// `table` or `json`.
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    /// `table`, `json` or `sarif` (SARIF 2.1.0, for GitHub code scanning).
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "sarif"])]
     format: String,
     /// Known values shorter than this are not looked for (and are reported).
     #[arg(long, default_value_t = hush_scan::DEFAULT_MIN_LEN)]
@@ -53,7 +53,13 @@ pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     let findings = result?;
-    if a.format == "json" {
+    if a.format == "sarif" {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&super::sarif::log(&sarif_results(&findings)))
+                .expect("json")
+        );
+    } else if a.format == "json" {
         println!(
             "{}",
             serde_json::to_string_pretty(&findings).expect("findings serialize")
@@ -66,6 +72,29 @@ pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn sarif_results(findings: &[Finding]) -> Vec<super::sarif::SarifResult> {
+    findings
+        .iter()
+        .map(|f| {
+            let place = match f.layer {
+                Some(l) => format!("layer {l}, {}", f.location),
+                None => f.location.clone(),
+            };
+            let deleted = f
+                .deleted_in
+                .map(|d| format!("; deleted or overwritten in layer {d}"))
+                .unwrap_or_default();
+            super::sarif::SarifResult {
+                rule: f.rule.clone(),
+                level: "error",
+                message: format!("{} in {place} ({}){deleted}", f.rule, f.preview),
+                uri: f.location.trim_start_matches('/').to_string(),
+                line: 0,
+            }
+        })
+        .collect()
 }
 
 fn print_table(findings: &[Finding]) {

@@ -21,8 +21,8 @@ pub(crate) struct LintArgs {
     /// must not be copied, and each should be mounted somewhere.
     #[arg(long = "secret")]
     secrets: Vec<String>,
-    /// `text` or `json`.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    /// `text`, `json` or `sarif` (SARIF 2.1.0, for GitHub code scanning).
+    #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif"])]
     format: String,
 }
 
@@ -57,7 +57,26 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         file: name.clone(),
         text,
     })?;
-    if a.format == "json" {
+    if a.format == "sarif" {
+        let results: Vec<super::sarif::SarifResult> = findings
+            .iter()
+            .map(|f| super::sarif::SarifResult {
+                rule: f.rule.to_string(),
+                level: if f.severity == Severity::Error {
+                    "error"
+                } else {
+                    "warning"
+                },
+                message: format!("{} (hint: {})", f.message, f.hint),
+                uri: name.clone(),
+                line: f.location.start_line,
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&super::sarif::log(&results)).expect("json")
+        );
+    } else if a.format == "json" {
         let rows: Vec<serde_json::Value> = findings
             .iter()
             .map(|f| {

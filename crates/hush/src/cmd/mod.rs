@@ -5,6 +5,7 @@ mod build;
 mod features;
 mod image;
 mod lint;
+mod sarif;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
