@@ -229,12 +229,6 @@ impl Store {
         Ok(b)
     }
 
-    /// Is this layer available, as a blob or as a snapshot it can be regenerated from?
-    pub fn has_layer(&self, l: &LayerDesc) -> bool {
-        self.has_blob(&l.digest)
-            || (l.media_type == stored_layer_type() && self.snapshot_dir(&l.digest).is_dir())
-    }
-
     /// Read a layer as stored: the blob if there is one, else its uncompressed tar regenerated
     /// from the snapshot (built layers keep no second copy), checked against the digest while it
     /// streams: a mismatch is a read error at the end, so a consumer never completes on bad data.

@@ -63,7 +63,6 @@ pub struct RunSpec {
 pub struct SecretDir {
     dir: PathBuf,
     mounted: bool,
-    exec: bool,
     count: usize,
 }
 
@@ -86,14 +85,8 @@ impl SecretDir {
         Ok(SecretDir {
             dir: dir.to_path_buf(),
             mounted: true,
-            exec,
             count: 0,
         })
-    }
-
-    /// Whether files here may be executed.
-    pub fn exec(&self) -> bool {
-        self.exec
     }
 
     /// Write one secret file; returns its host path.

@@ -5,7 +5,7 @@ use base64::Engine;
 use crate::{Form, TooShort};
 
 /// Needles for one secret, and what was too short to guard.
-pub fn needles_for(
+pub(crate) fn needles_for(
     id: &str,
     value: &[u8],
     min_len: usize,

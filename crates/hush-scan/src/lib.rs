@@ -19,8 +19,6 @@ pub mod rules;
 use aho_corasick::AhoCorasick;
 use zeroize::Zeroize;
 
-pub use forms::needles_for;
-
 /// The default minimum length of a guarded value (`--leak-min-len`).
 pub const DEFAULT_MIN_LEN: usize = 8;
 

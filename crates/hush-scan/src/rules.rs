@@ -26,6 +26,8 @@ struct Rule {
 /// The compiled rule set.
 pub struct Rules {
     rules: Vec<Rule>,
+    /// All patterns in one automaton: most buffers match none, and one pass says so.
+    any: regex::bytes::RegexSet,
 }
 
 const RULES: &[(&str, &str, Option<f64>)] = &[
@@ -136,7 +138,9 @@ impl Rules {
                 min_entropy: *min_entropy,
             })
             .collect();
-        Rules { rules }
+        let any = regex::bytes::RegexSet::new(RULES.iter().map(|(_, re, _)| *re))
+            .expect("rule regexes compile");
+        Rules { rules, any }
     }
 
     /// The rule ids.
@@ -147,6 +151,9 @@ impl Rules {
     /// Every rule's findings in `buf`.
     pub fn scan(&self, buf: &[u8]) -> Vec<RuleHit> {
         let mut out = Vec::new();
+        if !self.any.is_match(buf) {
+            return out;
+        }
         for r in &self.rules {
             for c in r.re.captures_iter(buf) {
                 let Some(m) = c.get(1).or_else(|| c.get(0)) else {

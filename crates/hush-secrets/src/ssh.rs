@@ -138,11 +138,6 @@ impl Agents {
     pub fn get(&self, id: &str) -> Option<Arc<Agent>> {
         self.map.get(id).cloned()
     }
-
-    /// The ids given.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.map.keys().map(String::as_str)
-    }
 }
 
 fn is_socket(p: &Path) -> bool {

@@ -170,6 +170,36 @@ pub(crate) fn context_digest(
     Ok(hex::encode(h.finalize()))
 }
 
+/// Context digests computed once per build: the pre-build lint and the step cache keys ask for
+/// the same sources.
+#[derive(Default)]
+pub(crate) struct ContextDigests(
+    std::sync::Mutex<std::collections::HashMap<(Vec<String>, bool), String>>,
+);
+
+impl ContextDigests {
+    /// [`context_digest`] of `sources`, with `.dockerignore` applied or not.
+    pub(crate) fn get(
+        &self,
+        root: &Path,
+        sources: &[String],
+        ignore: Option<&Dockerignore>,
+        loc: hush_dockerfile::Location,
+    ) -> Result<String> {
+        let key = (sources.to_vec(), ignore.is_some());
+        if let Some(d) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(d.clone());
+        }
+        let none = Dockerignore::default();
+        let d = context_digest(root, sources, ignore.unwrap_or(&none), loc)?;
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, d.clone());
+        Ok(d)
+    }
+}
+
 fn entry_line(rel: &str, m: &fs::Metadata) -> String {
     format!(
         "{rel}\0{:o}\0{}\0{}\0{}\0{}\0{}\n",

@@ -55,7 +55,8 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     let ignore = read_dockerignore(opts);
     // Lint first: an error (a secret file about to be copied in) stops the build before any
     // step; `--leak-check=warn` makes it a warning, `off` skips the lint's errors too.
-    for f in crate::lint::lint(opts, &ignore)? {
+    let digests = crate::copy::ContextDigests::default();
+    for f in crate::lint::lint_with(opts, &ignore, Some(store), &digests)? {
         let error = f.severity == hush_dockerfile::lint::Severity::Error;
         if error && opts.leak_check == crate::LeakCheck::Off {
             continue;
@@ -101,7 +102,13 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         reporter.warn("--leak-check=off: layers are NOT checked for secrets; a leaked secret will ship in the image");
     }
     let ctx = Ctx {
+        guard_key: if guard.is_empty() || opts.leak_check == crate::LeakCheck::Off {
+            None
+        } else {
+            crate::cache::secrets_fingerprint(store, &opts.secrets, opts.leak_min_len)?
+        },
         guard,
+        digests,
         store,
         opts,
         reporter,

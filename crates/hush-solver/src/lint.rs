@@ -29,10 +29,23 @@ fn secret_looking(name: &str) -> bool {
         || n.starts_with("secret.")
 }
 
-/// All findings for a build, errors first.
+/// All findings for a build, errors first. With a store, a COPY whose sources (by the metadata
+/// digest that keys the build cache) were already found clean for the same secrets is not read
+/// again: a no-op rebuild does not re-read the whole context.
 pub fn lint(
     opts: &BuildOptions,
     ignore: &hush_dockerfile::dockerignore::Dockerignore,
+    store: Option<&hush_oci::store::Store>,
+) -> Result<Vec<Finding>> {
+    lint_with(opts, ignore, store, &crate::copy::ContextDigests::default())
+}
+
+/// [`lint`], sharing the build's context digests.
+pub(crate) fn lint_with(
+    opts: &BuildOptions,
+    ignore: &hush_dockerfile::dockerignore::Dockerignore,
+    store: Option<&hush_oci::store::Store>,
+    digests: &crate::copy::ContextDigests,
 ) -> Result<Vec<Finding>> {
     let df = hush_dockerfile::parser::parse(&opts.dockerfile)?;
     let stages = parse_stages(&df)?;
@@ -43,6 +56,10 @@ pub fn lint(
         opts.leak_min_len,
     );
     let rules = hush_scan::rules::Rules::new();
+    let fingerprint = match store {
+        Some(s) => crate::cache::secrets_fingerprint(s, &opts.secrets, opts.leak_min_len)?,
+        None => None,
+    };
     for stage in &stages.stages {
         for cmd in &stage.commands {
             let CommandKind::Copy(c) = &cmd.kind else {
@@ -51,6 +68,22 @@ pub fn lint(
             if c.from.is_some() {
                 continue;
             }
+            let memo = store.and_then(|s| {
+                let digest = digests
+                    .get(&opts.context, &c.sources, Some(ignore), cmd.location)
+                    .ok()?;
+                let mut k =
+                    crate::cache::KeyBuilder::new(&hush_oci::Digest::of(b"lint-copied-secret-v1"));
+                k.add(&digest)
+                    .add(fingerprint.as_deref().unwrap_or("no secrets"));
+                Some((s, k.finish()))
+            });
+            if let Some((s, k)) = &memo {
+                if s.cache_get(k).as_deref() == Some(crate::cache::CLEAN) {
+                    continue;
+                }
+            }
+            let before = out.len();
             for src in c
                 .sources
                 .iter()
@@ -83,11 +116,19 @@ pub fn lint(
                                 rule: "CopiedSecretFile",
                                 severity: Severity::Error,
                                 location: cmd.location,
-                                message: format!("{} copies {sub}, which {why}; it would stay in the image for good", if c.add { "ADD" } else { "COPY" }),
+                                message: format!(
+                                    "{} copies {sub}, which {why}; it would stay in the image for good",
+                                    if c.add { "ADD" } else { "COPY" }
+                                ),
                                 hint: "pass it with --secret and use it in RUN --mount=type=secret (or add it to .dockerignore)".into(),
                             });
                         }
                     }
+                }
+            }
+            if let Some((s, k)) = memo {
+                if out.len() == before {
+                    s.cache_put(&k, crate::cache::CLEAN)?;
                 }
             }
         }

@@ -237,17 +237,7 @@ impl Ctx<'_> {
         let sock = m.tmpfs.new_path(".sock");
         let proxy =
             hush_secrets::ssh::Proxy::serve(&sock, agent).ctx("serve ssh agent at", &sock)?;
-        nix::unistd::chown(
-            &sock,
-            Some(mount.uid.unwrap_or(0).into()),
-            Some(mount.gid.unwrap_or(0).into()),
-        )
-        .nix_ctx("chown", &sock)?;
-        fs::set_permissions(
-            &sock,
-            fs::Permissions::from_mode(mount.mode.unwrap_or(0o600)),
-        )
-        .ctx("chmod", &sock)?;
+        set_owner_mode(&sock, mount, 0o600)?;
         m.spec.binds.push(BindMount {
             source: sock,
             target: target.clone(),
@@ -350,17 +340,7 @@ impl Ctx<'_> {
                     ));
                 }
             } else {
-                nix::unistd::chown(
-                    &tmp,
-                    Some(mount.uid.unwrap_or(0).into()),
-                    Some(mount.gid.unwrap_or(0).into()),
-                )
-                .nix_ctx("chown", &tmp)?;
-                fs::set_permissions(
-                    &tmp,
-                    fs::Permissions::from_mode(mount.mode.unwrap_or(0o755)),
-                )
-                .ctx("chmod", &tmp)?;
+                set_owner_mode(&tmp, mount, 0o755)?;
             }
             fs::rename(&tmp, &dir).ctx("create", &dir)?;
         }
@@ -423,6 +403,21 @@ impl Ctx<'_> {
         m.overlays.push(ov);
         Ok(p)
     }
+}
+
+/// A mount's `uid=`, `gid=` (default 0) and `mode=` (default `default_mode`) on a host path.
+fn set_owner_mode(path: &Path, mount: &Mount, default_mode: u32) -> Result<()> {
+    nix::unistd::chown(
+        path,
+        Some(mount.uid.unwrap_or(0).into()),
+        Some(mount.gid.unwrap_or(0).into()),
+    )
+    .nix_ctx("chown", path)?;
+    fs::set_permissions(
+        path,
+        fs::Permissions::from_mode(mount.mode.unwrap_or(default_mode)),
+    )
+    .ctx("chmod", path)
 }
 
 fn target(m: &Mount) -> String {

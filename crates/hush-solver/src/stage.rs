@@ -48,6 +48,10 @@ pub(crate) struct Ctx<'a> {
     pub stages: std::sync::Mutex<Vec<Option<Built>>>,
     pub step_counter: std::sync::atomic::AtomicUsize,
     pub guard: hush_scan::Guard,
+    /// Context digests, computed once per build.
+    pub digests: copy::ContextDigests,
+    /// The secrets' keyed fingerprint when the guard is on (None: no secrets or `--leak-check=off`).
+    pub guard_key: Option<String>,
     pub now: i64,
 }
 
@@ -197,10 +201,10 @@ impl Ctx<'_> {
                 sources,
                 ..
             } => {
-                k.add(&copy::context_digest(
+                k.add(&self.digests.get(
                     &self.opts.context,
                     sources,
-                    &self.ignore,
+                    Some(&self.ignore),
                     step.location,
                 )?);
             }
@@ -221,10 +225,10 @@ impl Ctx<'_> {
                         }
                     } else if m.kind == MountKind::Bind {
                         let src = m.source.clone().unwrap_or_default();
-                        k.add(&copy::context_digest(
+                        k.add(&self.digests.get(
                             &self.opts.context,
                             &[src],
-                            &Dockerignore::default(),
+                            None,
                             step.location,
                         )?);
                     } else if m.kind == MountKind::Secret {
@@ -269,9 +273,7 @@ impl Ctx<'_> {
                 if usable {
                     self.reporter.cached(id);
                     if let Some(l) = &rec.layer {
-                        // A cached layer was guarded against the secrets of the build that made
-                        // it; this build's secrets may differ.
-                        self.guard_layer(&self.store.snapshot_dir(&l.diff_id), stage, step)?;
+                        self.guard_layer(&l.diff_id, stage, step)?;
                     }
                     self.push_layer(built, step, rec.layer, key, rec.created);
                     return Ok(());
@@ -340,7 +342,7 @@ impl Ctx<'_> {
 
     /// Write a directory's layer tar to a hasher, scanning every file for secrets.
     fn tar_and_guard(&self, dir: &Path, stage: &str, step: &Step) -> Result<(Digest, u64)> {
-        let check = !self.guard.is_empty() && self.opts.leak_check != LeakCheck::Off;
+        let check = self.guard_key.is_some();
         let mut scan = self.guard.scan();
         let w = HashingWriter::new(std::io::sink());
         let w = hush_oci::layer::write_layer(dir, w, &mut |path, chunk| {
@@ -349,14 +351,40 @@ impl Ctx<'_> {
             }
         })?;
         let (diff_id, size, _) = w.finish();
-        self.report_leaks("layer", scan.finish(), stage, step)?;
+        let hits = scan.finish();
+        if check && hits.is_empty() {
+            self.mark_clean(&diff_id)?;
+        }
+        self.report_leaks("layer", hits, stage, step)?;
         Ok((diff_id, size))
     }
 
-    fn guard_layer(&self, snapshot: &Path, stage: &str, step: &Step) -> Result<()> {
-        if !self.guard.is_empty() && self.opts.leak_check != LeakCheck::Off {
-            self.tar_and_guard(snapshot, stage, step)?;
+    /// The record "this layer holds none of this build's secrets", keyed by the layer and the
+    /// secrets' keyed fingerprint.
+    fn clean_key(&self, diff_id: &Digest) -> Option<Digest> {
+        let fp = self.guard_key.as_ref()?;
+        let mut k = KeyBuilder::new(diff_id);
+        k.add("leak-guard-v1").add(fp);
+        Some(k.finish())
+    }
+
+    fn mark_clean(&self, diff_id: &Digest) -> Result<()> {
+        match self.clean_key(diff_id) {
+            Some(k) => Ok(self.store.cache_put(&k, crate::cache::CLEAN)?),
+            None => Ok(()),
         }
+    }
+
+    /// A cached layer was guarded against the secrets of the build that made it; this build's
+    /// may differ. Scan it unless it is already known clean for exactly these secrets.
+    fn guard_layer(&self, diff_id: &Digest, stage: &str, step: &Step) -> Result<()> {
+        let Some(key) = self.clean_key(diff_id) else {
+            return Ok(());
+        };
+        if self.store.cache_get(&key).as_deref() == Some(crate::cache::CLEAN) {
+            return Ok(());
+        }
+        self.tar_and_guard(&self.store.snapshot_dir(diff_id), stage, step)?;
         Ok(())
     }
 

@@ -52,11 +52,12 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         leak_min_len: hush_solver::DEFAULT_LEAK_MIN_LEN,
     };
     let ignore = hush_solver::read_dockerignore(&opts);
-    let findings = hush_solver::lint::lint(&opts, &ignore).map_err(|err| CliError::Build {
-        err: Box::new(err),
-        file: name.clone(),
-        text,
-    })?;
+    let findings =
+        hush_solver::lint::lint(&opts, &ignore, None).map_err(|err| CliError::Build {
+            err: Box::new(err),
+            file: name.clone(),
+            text,
+        })?;
     if a.format == "sarif" {
         let results: Vec<super::sarif::SarifResult> = findings
             .iter()
