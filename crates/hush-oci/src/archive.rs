@@ -24,23 +24,29 @@ pub enum Compression {
 }
 
 /// Open a possibly compressed tar (gzip or zstd, by magic bytes).
-pub fn open_maybe_compressed(path: &Path) -> Result<Box<dyn Read>> {
-    let mut f = BufReader::new(File::open(path).ctx("open", path)?);
-    let mut magic = [0u8; 4];
-    let n = {
-        use std::io::BufRead;
-        let buf = f.fill_buf().ctx("read", path)?;
-        let n = buf.len().min(4);
-        magic[..n].copy_from_slice(&buf[..n]);
-        n
-    };
-    Ok(if n >= 2 && magic[..2] == [0x1f, 0x8b] {
-        Box::new(flate2::read::MultiGzDecoder::new(f))
-    } else if n == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
-        Box::new(zstd::stream::read::Decoder::with_buffer(f).ctx("read", path)?)
+pub fn open_maybe_compressed(path: &Path) -> Result<Box<dyn Read + Send>> {
+    decompress(BufReader::new(File::open(path).ctx("open", path)?)).ctx("read", path)
+}
+
+/// A stream, decompressed if it starts with gzip's or zstd's magic bytes.
+pub fn decompress<R: io::BufRead + Send + 'static>(mut r: R) -> io::Result<Box<dyn Read + Send>> {
+    let buf = r.fill_buf()?;
+    Ok(if buf.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else if buf.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(r)?)
     } else {
-        Box::new(f)
+        Box::new(r)
     })
+}
+
+/// Whether the file starts with gzip's or zstd's magic bytes.
+pub fn is_compressed(path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 4];
+    let n = File::open(path)
+        .and_then(|mut f| f.read(&mut magic))
+        .ctx("read", path)?;
+    Ok(magic[..n].starts_with(&[0x1f, 0x8b]) || magic[..n] == [0x28, 0xb5, 0x2f, 0xfd])
 }
 
 /// Hashes what is read through it and copies it to a writer.

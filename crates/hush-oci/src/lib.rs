@@ -15,6 +15,7 @@ mod error;
 pub mod image;
 pub mod layer;
 pub mod store;
+pub mod tarindex;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

@@ -2,20 +2,23 @@
 //! deletes or overwrites, which are still in the image — and the config (env, labels, command,
 //! healthcheck, history) are checked for the given secrets' values and by the detector rules.
 
-use std::collections::BTreeSet;
-use std::io::Read;
+use std::collections::{BTreeSet, VecDeque};
+use std::io::{self, Read};
+use std::ops::Range;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use crate::rules::{preview, Rules};
 use crate::Guard;
 
-/// Files larger than this are scanned in windows (with overlap) instead of whole.
-const WINDOW: usize = 8 << 20;
-const OVERLAP: usize = 4096;
+/// Bytes per unit of work: small files are batched up to this, large files cut into windows of
+/// it. Memory stays bounded at a few chunks per thread, whatever the size of the image.
+const CHUNK: usize = 4 << 20;
 
 /// One finding.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Finding {
     /// Layer index (bottom = 0), or none for the config.
     pub layer: Option<usize>,
@@ -36,111 +39,255 @@ pub struct Layer {
     /// History `created_by`.
     pub instruction: String,
     /// The tar stream.
-    pub tar: Box<dyn Read>,
+    pub tar: Box<dyn Read + Send>,
+}
+
+/// The bytes of one file, or of one window of a large file, inside a chunk.
+struct Piece {
+    path: String,
+    /// Where in the chunk.
+    range: Range<usize>,
+    /// The part of `range` (relative to it) whose matches this piece reports; the rest is
+    /// context shared with the neighbouring windows of the same file.
+    owned: Range<usize>,
+    /// The file offset of `range.start`.
+    base: u64,
+}
+
+/// A unit of scanning work: bytes of one layer.
+struct Chunk {
+    layer: usize,
+    data: Vec<u8>,
+    pieces: Vec<Piece>,
+}
+
+/// The paths one layer writes, deletes, and the directories it makes opaque (`dir/`).
+#[derive(Default)]
+struct Changes {
+    written: BTreeSet<String>,
+    deleted: BTreeSet<String>,
 }
 
 /// Audit layers (bottom first) and a config blob.
+///
+/// Layers are read in parallel (one reader per layer, up to one per core) and their bytes are
+/// scanned by one worker per core; findings come back sorted by layer and path.
 pub fn audit(
     layers: Vec<Layer>,
     config: &[u8],
     guard: &Guard,
     rules: &Rules,
-) -> std::io::Result<Vec<Finding>> {
-    let mut findings = Vec::new();
-    // Per layer: the paths it writes, deletes, and the directories it makes opaque.
-    let mut written: Vec<BTreeSet<String>> = Vec::new();
-    let mut deleted: Vec<BTreeSet<String>> = Vec::new();
-    for (i, layer) in layers.into_iter().enumerate() {
-        let mut w = BTreeSet::new();
-        let mut d = BTreeSet::new();
-        let mut ar = tar::Archive::new(layer.tar);
-        for entry in ar.entries()? {
-            let mut entry = entry?;
-            let path = String::from_utf8_lossy(&entry.path_bytes())
-                .trim_start_matches("./")
-                .trim_end_matches('/')
-                .to_string();
-            let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
-            if name == ".wh..wh..opq" {
-                d.insert(format!("{dir}/"));
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
-                d.insert(if dir.is_empty() {
-                    hidden.to_string()
-                } else {
-                    format!("{dir}/{hidden}")
-                });
-                continue;
-            }
-            w.insert(path.clone());
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let mut offset = 0usize;
-            let mut carry: Vec<u8> = Vec::new();
-            loop {
-                let mut buf = std::mem::take(&mut carry);
-                let start = buf.len();
-                buf.resize(start + WINDOW, 0);
-                let mut got = start;
-                while got < buf.len() {
-                    let n = entry.read(&mut buf[got..])?;
-                    if n == 0 {
-                        break;
+) -> io::Result<Vec<Finding>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
+    // Each window of a large file shares this much with each neighbour.
+    let overlap = rules.reach().max(guard.max_len());
+    let instructions: Vec<String> = layers.iter().map(|l| l.instruction.clone()).collect();
+    let count = layers.len();
+    let queue = Mutex::new(layers.into_iter().enumerate().collect::<VecDeque<_>>());
+    let changes: Mutex<Vec<Changes>> = Mutex::new((0..count).map(|_| Changes::default()).collect());
+    let (tx, rx) = sync_channel::<Chunk>(threads * 2);
+    let rx = Mutex::new(rx);
+    let mut findings = std::thread::scope(|s| -> io::Result<Vec<Finding>> {
+        let (queue, changes, rx, instructions) = (&queue, &changes, &rx, &instructions);
+        let readers: Vec<_> = (0..threads.min(count))
+            .map(|_| {
+                let tx = tx.clone();
+                s.spawn(move || -> io::Result<()> {
+                    while let Some((i, layer)) = queue.lock().expect("queue").pop_front() {
+                        match read_layer(i, layer.tar, &tx, overlap) {
+                            Ok(c) => changes.lock().expect("changes")[i] = c,
+                            Err(e) => {
+                                queue.lock().expect("queue").clear();
+                                return Err(e);
+                            }
+                        }
                     }
-                    got += n;
-                }
-                buf.truncate(got);
-                let base = offset.saturating_sub(start);
-                for h in guard.scan_bytes(&path, &buf) {
-                    findings.push(Finding {
-                        layer: Some(i),
-                        instruction: layer.instruction.clone(),
-                        location: format!("/{path}"),
-                        rule: format!("secret:{} ({})", h.form.secret_id, h.form.form),
-                        preview: format!("byte {}", base as u64 + h.offset),
-                        deleted_in: None,
-                    });
-                }
-                for h in rules.scan(&buf) {
-                    if start > 0 && h.offset < start {
-                        continue; // seen in the previous window
+                    Ok(())
+                })
+            })
+            .collect();
+        drop(tx);
+        let scanners: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    // The lock is held only while waiting: workers take turns at the queue.
+                    while let Ok(chunk) = rx.lock().expect("chunks").recv() {
+                        scan_chunk(&chunk, guard, rules, &instructions[chunk.layer], &mut out);
                     }
-                    findings.push(Finding {
-                        layer: Some(i),
-                        instruction: layer.instruction.clone(),
-                        location: format!("/{path}"),
-                        rule: h.rule.to_string(),
-                        preview: h.preview,
-                        deleted_in: None,
-                    });
-                }
-                if got < start + WINDOW {
-                    break;
-                }
-                offset += got - start;
-                carry = buf[buf.len().saturating_sub(OVERLAP)..].to_vec();
+                    out
+                })
+            })
+            .collect();
+        let mut failed = None;
+        for r in readers {
+            if let Err(e) = r.join().expect("a layer reader panicked") {
+                failed.get_or_insert(e);
             }
         }
-        written.push(w);
-        deleted.push(d);
-    }
+        let mut out = Vec::new();
+        for w in scanners {
+            out.extend(w.join().expect("a scanner panicked"));
+        }
+        failed.map_or(Ok(out), Err)
+    })?;
+    let changes = changes.into_inner().expect("changes");
     // Which later layer hides each file.
     for f in &mut findings {
         let Some(i) = f.layer else { continue };
-        let p = f.location.trim_start_matches('/').to_string();
-        f.deleted_in = (i + 1..written.len()).find(|&j| {
-            written[j].contains(&p)
-                || deleted[j].iter().any(|d| {
-                    p == *d
+        let p = f.location.trim_start_matches('/');
+        f.deleted_in = (i + 1..changes.len()).find(|&j| {
+            changes[j].written.contains(p)
+                || changes[j].deleted.iter().any(|d| {
+                    p == d
                         || (d.ends_with('/') && p.starts_with(d.as_str()))
-                        || p.starts_with(&format!("{d}/"))
+                        || p.strip_prefix(d.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
                 })
         });
     }
+    findings.sort();
     findings.extend(audit_config(config, guard, rules));
     Ok(findings)
+}
+
+/// Read one layer's tar, sending its files' bytes to the scanners in chunks.
+fn read_layer(
+    layer: usize,
+    tar: Box<dyn Read + Send>,
+    tx: &SyncSender<Chunk>,
+    overlap: usize,
+) -> io::Result<Changes> {
+    let send = |chunk: Chunk| {
+        tx.send(chunk)
+            .map_err(|_| io::Error::other("scanners stopped"))
+    };
+    let window = CHUNK.max(4 * overlap);
+    let mut changes = Changes::default();
+    let mut batch = Chunk::new(layer);
+    let mut ar = tar::Archive::new(tar);
+    for entry in ar.entries()? {
+        let mut entry = entry?;
+        let path = String::from_utf8_lossy(&entry.path_bytes())
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+        if name == ".wh..wh..opq" {
+            changes.deleted.insert(format!("{dir}/"));
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            changes.deleted.insert(if dir.is_empty() {
+                hidden.to_string()
+            } else {
+                format!("{dir}/{hidden}")
+            });
+            continue;
+        }
+        changes.written.insert(path.clone());
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let size = usize::try_from(entry.size()).unwrap_or(usize::MAX);
+        if !batch.data.is_empty() && batch.data.len().saturating_add(size) > CHUNK {
+            send(std::mem::replace(&mut batch, Chunk::new(layer)))?;
+        }
+        if size <= CHUNK {
+            let start = batch.data.len();
+            entry.read_to_end(&mut batch.data)?;
+            let len = batch.data.len() - start;
+            batch.pieces.push(Piece {
+                path: format!("/{path}"),
+                range: start..start + len,
+                owned: 0..len,
+                base: 0,
+            });
+            continue;
+        }
+        // A large file: windows that overlap by `2 * overlap`, each owning its middle.
+        let mut carry = Vec::new();
+        let mut base = 0u64;
+        loop {
+            let kept = carry.len();
+            let mut data = carry;
+            fill(&mut entry, &mut data, window)?;
+            let eof = data.len() < window;
+            let len = data.len();
+            let owned = if kept == 0 { 0 } else { overlap }..if eof { len } else { len - overlap };
+            carry = if eof {
+                Vec::new()
+            } else {
+                data[len - 2 * overlap..].to_vec()
+            };
+            send(Chunk {
+                layer,
+                pieces: vec![Piece {
+                    path: format!("/{path}"),
+                    range: 0..len,
+                    owned,
+                    base,
+                }],
+                data,
+            })?;
+            if eof {
+                break;
+            }
+            base += (len - 2 * overlap) as u64;
+        }
+    }
+    if !batch.data.is_empty() {
+        send(batch)?;
+    }
+    Ok(changes)
+}
+
+/// Read from `r` until `buf` holds `len` bytes or the stream ends.
+fn fill(r: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    let have = buf.len();
+    r.take((len - have) as u64).read_to_end(buf)?;
+    Ok(())
+}
+
+impl Chunk {
+    fn new(layer: usize) -> Self {
+        Chunk {
+            layer,
+            data: Vec::with_capacity(CHUNK),
+            pieces: Vec::new(),
+        }
+    }
+}
+
+fn scan_chunk(
+    chunk: &Chunk,
+    guard: &Guard,
+    rules: &Rules,
+    instruction: &str,
+    out: &mut Vec<Finding>,
+) {
+    for p in &chunk.pieces {
+        let bytes = &chunk.data[p.range.clone()];
+        let finding = |rule: String, preview: String| Finding {
+            layer: Some(chunk.layer),
+            instruction: instruction.to_string(),
+            location: p.path.clone(),
+            rule,
+            preview,
+            deleted_in: None,
+        };
+        for h in guard.scan_bytes(&p.path, bytes) {
+            if p.owned.contains(&(h.offset as usize)) {
+                out.push(finding(
+                    format!("secret:{} ({})", h.form.secret_id, h.form.form),
+                    format!("byte {}", p.base + h.offset),
+                ));
+            }
+        }
+        for h in rules.scan_owned(bytes, p.owned.clone()) {
+            out.push(finding(h.rule.to_string(), h.preview));
+        }
+    }
 }
 
 fn audit_config(config: &[u8], guard: &Guard, rules: &Rules) -> Vec<Finding> {
@@ -158,19 +305,21 @@ fn audit_config(config: &[u8], guard: &Guard, rules: &Rules) -> Vec<Finding> {
     ] {
         if let Some(a) = val.as_array() {
             for (k, s) in a.iter().enumerate() {
-                fields.push((
-                    format!("config.{name}[{k}]"),
-                    s.as_str().unwrap_or_default().to_string(),
-                ));
+                let s = s.as_str().unwrap_or_default();
+                fields.push((format!("config.{name}[{k}]"), s.to_string()));
+                // The value on its own too: a rule anchored at the start of a line (`.pypirc`)
+                // sees it there.
+                if let Some((_, v)) = s.split_once('=').filter(|_| name == "Env") {
+                    fields.push((format!("config.{name}[{k}]"), v.to_string()));
+                }
             }
         }
     }
     if let Some(labels) = c["Labels"].as_object() {
         for (k, s) in labels {
-            fields.push((
-                format!("config.Labels[{k:?}]"),
-                format!("{k}={}", s.as_str().unwrap_or_default()),
-            ));
+            let v = s.as_str().unwrap_or_default();
+            fields.push((format!("config.Labels[{k:?}]"), format!("{k}={v}")));
+            fields.push((format!("config.Labels[{k:?}]"), v.to_string()));
         }
     }
     if let Some(h) = v["history"].as_array() {
@@ -180,26 +329,34 @@ fn audit_config(config: &[u8], guard: &Guard, rules: &Rules) -> Vec<Finding> {
             }
         }
     }
+    let mut seen = std::collections::HashSet::new();
     for (location, text) in fields {
-        for h in guard.scan_bytes(&location, text.as_bytes()) {
-            out.push(Finding {
-                layer: None,
-                instruction: String::new(),
-                location: location.clone(),
-                rule: format!("secret:{} ({})", h.form.secret_id, h.form.form),
-                preview: preview(b"********"),
-                deleted_in: None,
-            });
-        }
-        for h in rules.scan(text.as_bytes()) {
-            out.push(Finding {
-                layer: None,
-                instruction: String::new(),
-                location: location.clone(),
-                rule: h.rule.into(),
-                preview: h.preview,
-                deleted_in: None,
-            });
+        let found = guard
+            .scan_bytes(&location, text.as_bytes())
+            .into_iter()
+            .map(|h| {
+                (
+                    format!("secret:{} ({})", h.form.secret_id, h.form.form),
+                    preview(b"********"),
+                )
+            })
+            .chain(
+                rules
+                    .scan(text.as_bytes())
+                    .into_iter()
+                    .map(|h| (h.rule.to_string(), h.preview)),
+            );
+        for (rule, preview) in found {
+            if seen.insert((location.clone(), rule.clone())) {
+                out.push(Finding {
+                    layer: None,
+                    instruction: String::new(),
+                    location: location.clone(),
+                    rule,
+                    preview,
+                    deleted_in: None,
+                });
+            }
         }
     }
     out
@@ -209,7 +366,7 @@ fn audit_config(config: &[u8], guard: &Guard, rules: &Rules) -> Vec<Finding> {
 mod tests {
     use super::*;
 
-    fn tar_of(files: &[(&str, &[u8])]) -> Box<dyn Read> {
+    fn tar_of(files: &[(&str, &[u8])]) -> Box<dyn Read + Send> {
         let mut b = tar::Builder::new(Vec::new());
         for (p, data) in files {
             let mut h = tar::Header::new_gnu();
@@ -218,6 +375,41 @@ mod tests {
             b.append_data(&mut h, p, *data).unwrap();
         }
         Box::new(std::io::Cursor::new(b.into_inner().unwrap()))
+    }
+
+    /// A file larger than a chunk is scanned in overlapping windows: a value or a token that
+    /// straddles a window edge, or sits in the shared part, is reported once, at its offset.
+    #[test]
+    fn large_files_are_scanned_across_window_edges_once() {
+        let secret = b"hunter2-correct-horse";
+        let token = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
+        let guard = Guard::new([("pw", &secret[..])], crate::DEFAULT_MIN_LEN);
+        let rules = Rules::new();
+        let overlap = rules.reach().max(guard.max_len());
+        let mut file = vec![b'.'; 3 * CHUNK + 123];
+        // Straddling the first window's end, inside the shared part, and at the very end.
+        let mut at = vec![CHUNK - 5, CHUNK - overlap - 3, CHUNK - 2 * overlap + 1];
+        at.push(file.len() - secret.len());
+        for &o in &at {
+            file[o..o + secret.len()].copy_from_slice(secret);
+        }
+        let t = 2 * CHUNK - overlap;
+        file[t..t + token.len()].copy_from_slice(token.as_bytes());
+        let layers = vec![Layer {
+            instruction: "COPY big /big".into(),
+            tar: tar_of(&[("big", &file)]),
+        }];
+        let f = audit(layers, b"{}", &guard, &rules).unwrap();
+        let mut got: Vec<String> = f
+            .iter()
+            .filter(|x| x.rule == "secret:pw (raw)")
+            .map(|x| x.preview.clone())
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = at.iter().map(|o| format!("byte {o}")).collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(f.iter().filter(|x| x.rule == "github-token").count(), 1);
     }
 
     #[test]

@@ -150,6 +150,11 @@ impl Guard {
         self.ac.is_none()
     }
 
+    /// The length of the longest needle: a match never spans more bytes.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// Values that were too short to guard.
     pub fn too_short(&self) -> &[TooShort] {
         &self.too_short

@@ -133,8 +133,45 @@ pub(crate) fn lint_with(
             }
         }
     }
+    out.extend(build_arg_values(opts, &stages, &guard, &rules));
     out.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.location.start_line));
     Ok(out)
+}
+
+/// `--build-arg` values that hold a `--secret`'s value or look like a credential: build args
+/// end up in the history of every RUN after their ARG. Located at the first ARG that declares
+/// the name (the value only reaches the image through one).
+fn build_arg_values(
+    opts: &BuildOptions,
+    stages: &hush_dockerfile::instructions::Stages,
+    guard: &hush_scan::Guard,
+    rules: &hush_scan::rules::Rules,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (name, value) in &opts.build_args {
+        let why = if let Some(h) = guard.scan_bytes(name, value.as_bytes()).first() {
+            format!("holds the value of --secret {}", h.form.secret_id)
+        } else if let Some(h) = rules.scan(format!("{name}={value}").as_bytes()).first() {
+            format!("looks like a credential ({}: {})", h.rule, h.preview)
+        } else {
+            continue;
+        };
+        let declared = stages.stages.iter().flat_map(|s| &s.commands).find(
+            |c| matches!(&c.kind, CommandKind::Arg(decls) if decls.iter().any(|d| d.name == *name)),
+        );
+        out.push(Finding {
+            rule: "SecretsUsedInArgOrEnv",
+            severity: Severity::Warning,
+            location: declared.map(|c| c.location).unwrap_or_default(),
+            message: format!(
+                "--build-arg {name} {why}: build-arg values are recorded in the image history"
+            ),
+            hint: format!(
+                "pass it with --secret id={name},env={name} and read it in RUN --mount=type=secret,id={name},env={name}"
+            ),
+        });
+    }
+    out
 }
 
 fn why_secret(

@@ -2,7 +2,7 @@
 //! umoci. Needs root (overlayfs, namespaces); skipped with a message otherwise.
 
 mod common;
-use common::{hush, log};
+use common::{hush, log, run_in};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -48,15 +48,6 @@ fn store() -> &'static Path {
 
 fn run(args: &[&str], dir: &Path) -> Output {
     run_in(&store().join("root"), args, dir)
-}
-
-fn run_in(root: &Path, args: &[&str], dir: &Path) -> Output {
-    Command::new(hush())
-        .env("HUSH_ROOT", root)
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 /// A store of its own (for tests that inspect the store's state), with busybox:local.

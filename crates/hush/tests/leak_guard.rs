@@ -268,3 +268,37 @@ fn audit_finds_the_bad_example_in_store_archive_and_oci_layout() {
     );
     assert_eq!(e.hush(&["audit", "no-such-image"]).status.code(), Some(2));
 }
+
+#[test]
+fn lint_flags_build_arg_values_that_look_like_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nARG VERSION\nARG DEPLOY\nCOPY . /\n",
+    )
+    .unwrap();
+    let lint = |args: &[&str]| {
+        let o = Command::new(hush())
+            .env("HUSH_ROOT", dir.path().join("root"))
+            .current_dir(dir.path())
+            .arg("lint")
+            .args(args)
+            .arg(".")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let token = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
+    let out = lint(&[
+        "--build-arg",
+        "VERSION=1.2.3",
+        "--build-arg",
+        &format!("DEPLOY={token}"),
+    ]);
+    assert!(
+        out.contains("Dockerfile:3:1: warning[SecretsUsedInArgOrEnv]: --build-arg DEPLOY looks like a credential (github-token"),
+        "{out}"
+    );
+    assert!(!out.contains("VERSION"), "{out}");
+    assert!(!out.contains(&token), "the value is never printed: {out}");
+}

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use hush_oci::image::ImageConfig;
 use hush_oci::store::Store;
+use hush_oci::tarindex::TarIndex;
 use hush_scan::audit::{audit, Finding, Layer};
 
 use super::{CliError, CliResult};
@@ -151,28 +152,32 @@ pub(crate) fn image_findings(
 /// The config blob and the layers of a target, bottom first.
 fn open_target(store: &Store, target: &str, tmp: &Path) -> Result<(Vec<u8>, Vec<Layer>), CliError> {
     let path = PathBuf::from(target);
-    let io = |what: String| {
-        move |e| CliError::Io {
-            what: what.clone(),
-            source: e,
-        }
-    };
     if path.is_file() {
-        let unpacked = tmp.join("archive");
-        std::fs::create_dir_all(&unpacked).map_err(io(format!("create {}", unpacked.display())))?;
-        hush_oci::layer::apply_layer(
-            hush_oci::archive::open_maybe_compressed(&path)?,
-            &unpacked,
-            UNPACK_LIMIT,
-        )?;
-        return open_dir(&unpacked, target);
+        if hush_oci::archive::is_compressed(&path)? {
+            // No random access into a compressed archive: unpack it (paths checked) first.
+            let unpacked = tmp.join("archive");
+            std::fs::create_dir_all(&unpacked).map_err(|e| CliError::Io {
+                what: format!("create {}", unpacked.display()),
+                source: e,
+            })?;
+            hush_oci::layer::apply_layer(
+                hush_oci::archive::open_maybe_compressed(&path)?,
+                &unpacked,
+                UNPACK_LIMIT,
+            )?;
+            return open_layout(&Source::Dir(unpacked), target);
+        }
+        // Layers are streamed from inside the archive: nothing is unpacked.
+        return open_layout(&Source::Tar(TarIndex::open(&path)?), target);
     }
     if path.is_dir() {
-        return open_dir(&path, target);
+        return open_layout(&Source::Dir(path), target);
     }
     let img = store.resolve(target)?;
-    let config = std::fs::read(store.blob_path(&img.config_digest))
-        .map_err(io(format!("read the config of {target}")))?;
+    let config = std::fs::read(store.blob_path(&img.config_digest)).map_err(|e| CliError::Io {
+        what: format!("read the config of {target}"),
+        source: e,
+    })?;
     let names = instructions(&img.config);
     let mut layers = Vec::new();
     for (i, l) in img.layers()?.iter().enumerate() {
@@ -193,23 +198,53 @@ fn instructions(c: &ImageConfig) -> Vec<String> {
         .collect()
 }
 
-/// A docker-archive or OCI layout, unpacked in `dir`.
-fn open_dir(dir: &Path, target: &str) -> Result<(Vec<u8>, Vec<Layer>), CliError> {
+/// Where a docker-archive or OCI layout's files are.
+enum Source {
+    Dir(PathBuf),
+    Tar(TarIndex),
+}
+
+impl Source {
+    fn has(&self, rel: &str) -> bool {
+        match self {
+            Source::Dir(d) => d.join(rel).is_file(),
+            Source::Tar(t) => t.contains(rel),
+        }
+    }
+
+    fn read(&self, rel: &str, target: &str) -> Result<Vec<u8>, CliError> {
+        match self {
+            Source::Dir(d) => {
+                let p = d.join(hush_oci::layer::safe_relative(rel)?);
+                std::fs::read(&p).map_err(|e| CliError::Io {
+                    what: format!("read {rel} of {target}"),
+                    source: e,
+                })
+            }
+            Source::Tar(t) => Ok(t.read(rel)?),
+        }
+    }
+
+    fn open_layer(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>, CliError> {
+        Ok(match self {
+            Source::Dir(d) => hush_oci::archive::open_maybe_compressed(
+                &d.join(hush_oci::layer::safe_relative(rel)?),
+            )?,
+            Source::Tar(t) => t.open_layer(rel)?,
+        })
+    }
+}
+
+/// A docker-archive or an OCI layout.
+fn open_layout(src: &Source, target: &str) -> Result<(Vec<u8>, Vec<Layer>), CliError> {
     let bad = |reason: &str| {
         CliError::Store(hush_oci::Error::InvalidArchive {
             path: target.into(),
             reason: reason.into(),
         })
     };
-    let read = |rel: &str| -> Result<Vec<u8>, CliError> {
-        let p = dir.join(hush_oci::layer::safe_relative(rel)?);
-        std::fs::read(&p).map_err(|e| CliError::Io {
-            what: format!("read {rel} of {target}"),
-            source: e,
-        })
-    };
-    let (config_rel, layer_rels): (String, Vec<String>) = if dir.join("manifest.json").is_file() {
-        let m: serde_json::Value = serde_json::from_slice(&read("manifest.json")?)
+    let (config_rel, layer_rels): (String, Vec<String>) = if src.has("manifest.json") {
+        let m: serde_json::Value = serde_json::from_slice(&src.read("manifest.json", target)?)
             .map_err(|_| bad("manifest.json is not JSON"))?;
         let e = &m[0];
         let layers = e["Layers"]
@@ -225,14 +260,14 @@ fn open_dir(dir: &Path, target: &str) -> Result<(Vec<u8>, Vec<Layer>), CliError>
                 .filter_map(|l| l.as_str().map(String::from))
                 .collect(),
         )
-    } else if dir.join("index.json").is_file() {
+    } else if src.has("index.json") {
         let blob = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
-        let index: serde_json::Value = serde_json::from_slice(&read("index.json")?)
+        let index: serde_json::Value = serde_json::from_slice(&src.read("index.json", target)?)
             .map_err(|_| bad("index.json is not JSON"))?;
         let md = index["manifests"][0]["digest"]
             .as_str()
             .ok_or_else(|| bad("index.json names no manifest"))?;
-        let m: serde_json::Value = serde_json::from_slice(&read(&blob(md))?)
+        let m: serde_json::Value = serde_json::from_slice(&src.read(&blob(md), target)?)
             .map_err(|_| bad("the manifest is not JSON"))?;
         let cd = m["config"]["digest"]
             .as_str()
@@ -252,16 +287,15 @@ fn open_dir(dir: &Path, target: &str) -> Result<(Vec<u8>, Vec<Layer>), CliError>
             "neither a docker-archive (manifest.json) nor an OCI layout (index.json)",
         ));
     };
-    let config = read(&config_rel)?;
+    let config = src.read(&config_rel, target)?;
     let names = ImageConfig::from_bytes(&config)
         .map(|c| instructions(&c))
         .unwrap_or_default();
     let mut layers = Vec::new();
     for (i, rel) in layer_rels.iter().enumerate() {
-        let p = dir.join(hush_oci::layer::safe_relative(rel)?);
         layers.push(Layer {
             instruction: names.get(i).cloned().unwrap_or_default(),
-            tar: hush_oci::archive::open_maybe_compressed(&p)?,
+            tar: src.open_layer(rel)?,
         });
     }
     Ok((config, layers))

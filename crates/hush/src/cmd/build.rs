@@ -72,7 +72,7 @@ pub(crate) struct BuildArgs {
     quiet: bool,
 }
 
-fn kv(s: &str, what: &str) -> Result<(String, String), CliError> {
+pub(crate) fn kv(s: &str, what: &str) -> Result<(String, String), CliError> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         None if !s.is_empty() => Ok((s.to_string(), std::env::var(s).unwrap_or_default())),

@@ -21,6 +21,10 @@ pub(crate) struct LintArgs {
     /// must not be copied, and each should be mounted somewhere.
     #[arg(long = "secret")]
     secrets: Vec<String>,
+    /// The build args the build will get (`KEY=VALUE`, `KEY` takes it from the environment):
+    /// values that look like credentials are reported.
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
     /// `text`, `json` or `sarif` (SARIF 2.1.0, for GitHub code scanning).
     #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif"])]
     format: String,
@@ -37,7 +41,11 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         dockerfile_name: name.clone(),
         context,
         target: None,
-        build_args: Default::default(),
+        build_args: a
+            .build_args
+            .iter()
+            .map(|s| super::build::kv(s, "--build-arg"))
+            .collect::<Result<_, _>>()?,
         no_cache: false,
         network: "host".into(),
         secrets: hush_secrets::Secrets::load(&a.secrets, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {

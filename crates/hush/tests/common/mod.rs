@@ -55,3 +55,13 @@ pub fn busybox_tar(out: &Path) {
         .unwrap()
         .success());
 }
+
+/// Run hush with `HUSH_ROOT=root` in `dir`.
+pub fn run_in(root: &Path, args: &[&str], dir: &Path) -> Output {
+    Command::new(hush())
+        .env("HUSH_ROOT", root)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
