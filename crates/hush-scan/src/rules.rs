@@ -384,7 +384,9 @@ impl Rules {
                 continue;
             }
             let value = m.as_bytes();
-            if r.min_entropy.is_some_and(|e| entropy(value) < e) {
+            if r.min_entropy.is_some_and(|e| entropy(value) < e)
+                || placeholder(value, r.min_entropy.is_some())
+            {
                 continue;
             }
             out.push(RuleHit {
@@ -394,6 +396,40 @@ impl Rules {
             });
         }
     }
+}
+
+/// Documentation examples and code rather than credentials: `password`, `changeme`,
+/// `AKIAIOSFODNN7EXAMPLE`, `<token>`, `${TOKEN}`; for the loosely shaped rules (`loose`: the
+/// keyword and URL ones) also attribute chains like `self.password` or `config.api_key`.
+fn placeholder(v: &[u8], loose: bool) -> bool {
+    let l = v.to_ascii_lowercase();
+    let has = |w: &[u8]| l.windows(w.len()).any(|x| x == w);
+    const WORDS: &[&[u8]] = &[
+        b"password",
+        b"passwd",
+        b"secret",
+        b"changeme",
+        b"example",
+        b"xxxx",
+        b"****",
+        b"placeholder",
+        b"your_",
+        b"your-",
+        b"dummy",
+        b"redacted",
+    ];
+    if WORDS.iter().any(|w| has(w)) || matches!(l.first(), Some(b'$' | b'<' | b'{' | b'%')) {
+        return true;
+    }
+    // `a.b.c`: an attribute chain in code, not a value.
+    let parts: Vec<&[u8]> = v.split(|b| *b == b'.').collect();
+    loose
+        && parts.len() > 1
+        && parts.iter().all(|p| {
+            p.first()
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+                && p.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        })
 }
 
 /// Shannon entropy in bits per byte.
@@ -494,7 +530,9 @@ mod tests {
         for (spec, rule) in RULES.iter().zip(&rules.rules) {
             for c in rule.re.captures_iter(text.as_bytes()) {
                 let m = c.get(1).or_else(|| c.get(0)).unwrap();
-                if !spec.min_entropy.is_some_and(|e| entropy(m.as_bytes()) < e) {
+                if !spec.min_entropy.is_some_and(|e| entropy(m.as_bytes()) < e)
+                    && !placeholder(m.as_bytes(), spec.min_entropy.is_some())
+                {
                     naive.push((m.start(), spec.id));
                 }
             }
@@ -507,6 +545,22 @@ mod tests {
             .collect();
         assert_eq!(got, naive);
         assert!(got.len() >= 10, "{got:?}");
+    }
+
+    /// Code and documentation examples that look like assignments of credentials.
+    #[test]
+    fn placeholders_and_code_do_not_fire() {
+        for text in [
+            "self.password = self.password_mgr.find_user_password",
+            "auth = netrc.authenticators(host)",
+            "http://john%40example.com:password@example.com/",
+            "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+            "API_KEY=${API_KEY_FROM_VAULT}",
+            "password: <your-password-here>",
+            "SECRET_KEY=changeme-changeme-changeme",
+        ] {
+            assert!(fires(text).is_empty(), "{text:?} fired {:?}", fires(text));
+        }
     }
 
     #[test]

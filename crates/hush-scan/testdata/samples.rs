@@ -28,7 +28,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
             "{\"type\": \"service_account\", \"project_id\": \"p\"}".into(),
         ),
         ("npm-token", format!("npm_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"), "npm_install".into()),
-        ("pypi-token", format!("pypi-AgEIcHlwaS5vcmc{}", "x".repeat(60)), "pypi-AgEI".into()),
+        ("pypi-token", format!("pypi-AgEIcHlwaS5vcmc{}", "aB3dE5fG7hJ9kL1mN3pQ".repeat(3)), "pypi-AgEI".into()),
         (
             "private-key",
             format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{}", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE"),
