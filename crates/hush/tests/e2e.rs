@@ -577,3 +577,104 @@ fn secret_sources_limits_and_output_masking() {
         log(&o)
     );
 }
+
+/// A tmpfs of `size` at `dir`, unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs at {}", dir.display());
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Every file under `dir` (relative), sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_full_disk_fails_clearly_and_leaves_store_and_output_as_they_were() {
+    if !can_run() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let _store = SmallDisk::mount(root.clone(), "48m");
+    let bb = tmp.path().join("busybox.tar");
+    common::busybox_tar(&bb);
+    let o = run_in(
+        &root,
+        &["import", bb.to_str().unwrap(), "busybox:local"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    let big: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(ctx.join("big.bin"), big).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local\nCOPY big.bin /big.bin\n",
+    )
+    .unwrap();
+    let before = tree(&root);
+    // The store's disk fills up during the COPY.
+    let o = run_in(&root, &["build", "-t", "full", "ctx"], tmp.path());
+    let l = log(&o);
+    assert_eq!(o.status.code(), Some(1), "{l}");
+    assert!(
+        l.contains("No space left on device") && l.contains("hint: a disk is full"),
+        "{l}"
+    );
+    // Nothing half-written: the same files as before (a cache record of the clean lint aside).
+    let after: Vec<String> = tree(&root)
+        .into_iter()
+        .filter(|p| !p.starts_with("cache/"))
+        .collect();
+    let before: Vec<String> = before
+        .into_iter()
+        .filter(|p| !p.starts_with("cache/"))
+        .collect();
+    assert_eq!(after, before);
+    assert!(
+        !String::from_utf8_lossy(&run_in(&root, &["images"], tmp.path()).stdout).contains("full")
+    );
+
+    // The output's disk fills up during the export: no partial archive is left there.
+    let out = tmp.path().join("out");
+    let _out = SmallDisk::mount(out.clone(), "1m");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local\nRUN dd if=/dev/urandom of=/x bs=1024 count=2048\n",
+    )
+    .unwrap();
+    let dest = format!("type=docker,dest={}", out.join("img.tar").display());
+    let o = run_in(&root, &["build", "-o", &dest, "ctx"], tmp.path());
+    let l = log(&o);
+    assert_eq!(o.status.code(), Some(1), "{l}");
+    assert!(l.contains("hint: a disk is full"), "{l}");
+    assert!(tree(&out).iter().all(|p| p.is_empty()), "{:?}", tree(&out));
+    assert!(tree(&root.join("tmp")).iter().all(|p| p.is_empty()));
+}

@@ -131,6 +131,9 @@ impl CliError {
     }
 
     pub(crate) fn hint(&self) -> Option<String> {
+        if self.disk_full() {
+            return Some("a disk is full (the hush store's, --root/HUSH_ROOT, or the output's): hush leaves no partial layer, blob or output file behind; free space (`hush prune` removes unused layers and cache) or use a larger disk, then run it again".into());
+        }
         match self {
             CliError::Audit(e) => e.hint(),
             CliError::Build { err, .. } => match &**err {
@@ -154,6 +157,21 @@ impl CliError {
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
             _ => None,
         }
+    }
+
+    /// ENOSPC or EDQUOT anywhere in the chain of causes.
+    fn disk_full(&self) -> bool {
+        let mut e: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(x) = e {
+            if let Some(io) = x.downcast_ref::<std::io::Error>() {
+                let full = [hush_sandbox::Errno::ENOSPC, hush_sandbox::Errno::EDQUOT];
+                if full.iter().any(|n| io.raw_os_error() == Some(*n as i32)) {
+                    return true;
+                }
+            }
+            e = x.source();
+        }
+        false
     }
 
     pub(crate) fn tail(&self) -> Vec<String> {
