@@ -178,8 +178,9 @@ impl Ctx<'_> {
                         step.location,
                     );
                     let t = Instant::now();
-                    self.run_step(id, stage_label, &mut built, step)?;
-                    self.reporter.done(id, t.elapsed().as_secs_f64());
+                    if !self.run_step(id, stage_label, &mut built, step)? {
+                        self.reporter.done(id, t.elapsed().as_secs_f64());
+                    }
                 }
             }
         }
@@ -258,7 +259,8 @@ impl Ctx<'_> {
             .ok_or_else(|| Error::step(format!("stage {i} was not built"), step.location))
     }
 
-    fn run_step(&self, id: usize, stage: &str, built: &mut Built, step: &Step) -> Result<()> {
+    /// Run (or take from the cache) one step; true when it came from the cache.
+    fn run_step(&self, id: usize, stage: &str, built: &mut Built, step: &Step) -> Result<bool> {
         let key = self.step_key(built, step)?;
         if !self.opts.no_cache {
             if let Some(rec) = self
@@ -276,7 +278,7 @@ impl Ctx<'_> {
                         self.guard_layer(&l.diff_id, stage, step)?;
                     }
                     self.push_layer(built, step, rec.layer, key, rec.created);
-                    return Ok(());
+                    return Ok(true);
                 }
             }
         }
@@ -295,7 +297,7 @@ impl Ctx<'_> {
         self.store
             .cache_put(&key, &serde_json::to_vec(&rec).expect("record serializes"))?;
         self.push_layer(built, step, layer, key, self.now);
-        Ok(())
+        Ok(false)
     }
 
     fn push_layer(

@@ -250,6 +250,7 @@ fn rebuild_is_cached_and_keeps_the_image_id() {
     );
     assert!(b.status.success(), "{}", log(&b));
     assert_eq!(log(&b).matches("CACHED").count(), 2, "{}", log(&b));
+    assert!(!log(&b).contains("DONE"), "a cached step is not also DONE");
     let id1 = String::from_utf8_lossy(&a.stdout).trim().to_string();
     // A second later: the image id must not depend on the clock.
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -677,4 +678,51 @@ fn a_full_disk_fails_clearly_and_leaves_store_and_output_as_they_were() {
     assert!(l.contains("hint: a disk is full"), "{l}");
     assert!(tree(&out).iter().all(|p| p.is_empty()), "{:?}", tree(&out));
     assert!(tree(&root.join("tmp")).iter().all(|p| p.is_empty()));
+}
+
+#[test]
+fn progress_is_plain_when_piped_live_on_a_terminal_and_json_on_request() {
+    if !can_run() || !common::have("script") {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local\nRUN echo one && echo two\nRUN echo three\n",
+        &[],
+    );
+    // piped, `auto` is BuildKit's plain format
+    let o = run(&["build", "--no-cache", "."], c.path());
+    let l = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        l.contains("#1 [stage-0] RUN /bin/sh -c echo one && echo two\n#1 one\n#1 two\n#1 DONE"),
+        "{l}"
+    );
+    // on a terminal (script(1) gives it one), spinners redraw and finished steps stay
+    let cmd = format!("{} build --no-cache .", hush().display());
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HUSH_ROOT", store().join("root"))
+        .current_dir(c.path())
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("\x1b[2K"), "no live redraw: {t:?}");
+    assert!(t.contains("#1 one") && t.contains("#2 three"), "{t:?}");
+    assert!(
+        t.contains("#2 [stage-0] RUN /bin/sh -c echo three DONE"),
+        "{t:?}"
+    );
+    // rawjson: one JSON object per line
+    let o = run(&["build", "--progress=rawjson", "."], c.path());
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "cached" && e["step"] == 1));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "start" && e["name"] == "RUN /bin/sh -c echo three"));
+    assert_eq!(events.last().unwrap()["event"], "image");
 }

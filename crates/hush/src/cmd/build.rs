@@ -10,7 +10,6 @@ use hush_oci::archive::Compression;
 use hush_oci::store::Store;
 
 use super::{CliError, CliResult};
-use crate::progress::Plain;
 
 #[derive(Args)]
 pub(crate) struct BuildArgs {
@@ -35,7 +34,8 @@ pub(crate) struct BuildArgs {
     /// `type=local,dest=DIR`, `type=image` (store only, the default).
     #[arg(short = 'o', long = "output")]
     output: Vec<String>,
-    /// `auto`, `plain`, `tty`, `rawjson` or `quiet`.
+    /// `auto` (`tty` on a terminal, else `plain`), `plain`, `tty`, `rawjson` (JSON lines) or
+    /// `quiet`.
     #[arg(long, default_value = "auto")]
     progress: String,
     /// Network for RUN steps: `host` (default) or `none`.
@@ -195,8 +195,10 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         },
         leak_min_len: a.leak_min_len,
     };
-    let reporter = Plain::new(progress == "quiet" || a.quiet);
-    let img = hush_solver::build(store, &opts, &reporter).map_err(|err| CliError::Build {
+    let reporter = crate::progress::reporter(progress, a.quiet);
+    let img = hush_solver::build(store, &opts, &*reporter);
+    drop(reporter);
+    let img = img.map_err(|err| CliError::Build {
         err: Box::new(err),
         file: name.clone(),
         text,
@@ -215,15 +217,22 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             Output::Local(dest) => super::image::write_local(store, &img, &dest)?,
         }
     }
+    let names: Vec<String> = a
+        .tags
+        .iter()
+        .map(|t| hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone()))
+        .collect();
     if a.quiet {
         println!("{}", img.config_digest);
+    } else if progress == "rawjson" {
+        eprintln!(
+            "{}",
+            serde_json::json!({"event": "image", "id": img.config_digest.to_string(), "names": names})
+        );
     } else if progress != "quiet" {
         eprintln!("writing image {} done", img.config_digest);
-        for t in &a.tags {
-            eprintln!(
-                "naming to {} done",
-                hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone())
-            );
+        for n in &names {
+            eprintln!("naming to {n} done");
         }
     }
     Ok(ExitCode::SUCCESS)
