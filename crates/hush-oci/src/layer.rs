@@ -418,6 +418,26 @@ pub fn set_mtime(p: &Path, secs: i64) -> Result<()> {
     })
 }
 
+/// Clamp every modification time under `dir` to at most `epoch` (`SOURCE_DATE_EPOCH`): what a
+/// step wrote then has the same times in every build, so the layer has the same digest.
+pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).ctx("read", &d)? {
+            let p = e.ctx("read", &d)?.path();
+            let m = fs::symlink_metadata(&p).ctx("stat", &p)?;
+            if m.is_dir() {
+                dirs.push(p.clone());
+            }
+            // Changing an entry's times does not touch its directory's.
+            if m.mtime() > epoch {
+                set_mtime(&p, epoch)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

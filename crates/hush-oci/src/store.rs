@@ -301,13 +301,24 @@ impl Store {
         let manifest = crate::image::manifest(&config_digest, cfg_bytes.len() as u64, layers);
         let mbytes = serde_json::to_vec(&manifest).expect("manifest serializes");
         let manifest_digest = self.put_blob(&mbytes)?;
-        if !names.is_empty() {
+        {
             let _lock = IndexLock::take(&self.root)?;
             let mut idx = self.read_index()?;
-            for n in names {
-                idx.insert(normalize_name(n)?, manifest_digest.clone());
+            let id = config_digest.to_string();
+            if names.is_empty() {
+                // An untagged build stays findable by its id (like docker's `<none>` images)
+                // until it is tagged or pruned.
+                if !idx.values().any(|d| *d == manifest_digest) {
+                    idx.insert(id, manifest_digest.clone());
+                    self.write_index(&idx)?;
+                }
+            } else {
+                idx.remove(&id);
+                for n in names {
+                    idx.insert(normalize_name(n)?, manifest_digest.clone());
+                }
+                self.write_index(&idx)?;
             }
-            self.write_index(&idx)?;
         }
         Ok(Image {
             manifest_digest,
@@ -352,21 +363,47 @@ impl Store {
 
     /// All names with their manifest digests.
     pub fn list(&self) -> Result<BTreeMap<String, Digest>> {
-        self.read_index()
+        let mut idx = self.read_index()?;
+        idx.retain(|k, _| !is_untagged_id(k));
+        Ok(idx)
     }
 
-    /// Remove a name. Returns whether it existed.
-    pub fn untag(&self, name: &str) -> Result<bool> {
+    /// The manifest digests of untagged builds.
+    pub fn dangling(&self) -> Result<Vec<Digest>> {
+        Ok(self
+            .read_index()?
+            .into_iter()
+            .filter(|(k, _)| is_untagged_id(k))
+            .map(|(_, d)| d)
+            .collect())
+    }
+
+    /// Remove a name, or an untagged image by id (or an unambiguous id prefix of at least 4
+    /// hex digits). Returns the index key removed: the normalised name or `sha256:<id>`.
+    pub fn untag(&self, name: &str) -> Result<Option<String>> {
         let _lock = IndexLock::take(&self.root)?;
         let mut idx = self.read_index()?;
-        let n = normalize_name(name)?;
-        let existed = idx.remove(&n).is_some();
-        if existed {
+        let key = match normalize_name(name) {
+            Ok(n) if idx.contains_key(&n) => Some(n),
+            _ => {
+                let prefix = format!("sha256:{}", name.strip_prefix("sha256:").unwrap_or(name));
+                let mut ids = idx
+                    .keys()
+                    .filter(|k| is_untagged_id(k) && k.starts_with(&prefix));
+                match (ids.next(), ids.next()) {
+                    (Some(k), None) if prefix.len() >= 11 => Some(k.clone()),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(k) = &key {
+            idx.remove(k);
             self.write_index(&idx)?;
         }
-        Ok(existed)
+        Ok(key)
     }
 
+    /// The index: names, and the ids of untagged builds, to manifest digests.
     fn read_index(&self) -> Result<BTreeMap<String, Digest>> {
         let p = self.root.join("images.json");
         match fs::read(&p) {
@@ -409,9 +446,16 @@ impl Store {
             remove_tree(&cache_dir)?;
             fs::create_dir_all(&cache_dir).ctx("create", &cache_dir)?;
         }
+        // Untagged builds go first, like `docker image prune`.
+        let mut idx = self.read_index()?;
+        let before = idx.len();
+        idx.retain(|k, _| !is_untagged_id(k));
+        if idx.len() != before {
+            self.write_index(&idx)?;
+        }
         let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
         let mut keep_snaps: BTreeSet<String> = BTreeSet::new();
-        for d in self.read_index()?.values() {
+        for d in idx.values() {
             let img = self.image_by_manifest(d)?;
             keep_blobs.insert(d.clone());
             keep_blobs.insert(img.config_digest.clone());
@@ -525,6 +569,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     r.ctx("write", path)
+}
+
+/// Whether an index key is an untagged image's id (`sha256:…`), not a name.
+pub fn is_untagged_id(k: &str) -> bool {
+    k.starts_with("sha256:")
 }
 
 /// Remove a directory tree if it exists.

@@ -191,6 +191,10 @@ impl Ctx<'_> {
     fn step_key(&self, built: &Built, step: &Step) -> Result<Digest> {
         let mut k = KeyBuilder::new(&built.key);
         k.add(&step.created_by);
+        if let Some(epoch) = self.opts.source_date_epoch {
+            // Layers made under SOURCE_DATE_EPOCH have their file times clamped to it.
+            k.add(&format!("source-date-epoch={epoch}"));
+        }
         k.add(&format!("{:?}", step.kind));
         k.add(&format!(
             "{:?}|{}|{}",
@@ -332,6 +336,9 @@ impl Ctx<'_> {
             .unwrap_or(true)
         {
             return Ok(None);
+        }
+        if let Some(epoch) = self.opts.source_date_epoch {
+            hush_oci::layer::clamp_mtimes(upper, epoch)?;
         }
         let (diff_id, size) = self.tar_and_guard(upper, stage, step)?;
         self.store.commit_snapshot(upper, &diff_id)?;

@@ -726,3 +726,88 @@ fn progress_is_plain_when_piped_live_on_a_terminal_and_json_on_request() {
         .any(|e| e["event"] == "start" && e["name"] == "RUN /bin/sh -c echo three"));
     assert_eq!(events.last().unwrap()["event"], "image");
 }
+
+#[test]
+fn source_date_epoch_makes_rebuilds_bit_for_bit_identical() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local\nRUN echo hi > /f && mkdir -p /d && touch /d/x\nCOPY f /copied\n",
+        &[("f", "context file")],
+    );
+    let build = |epoch: Option<&str>| {
+        let mut cmd = Command::new(hush());
+        cmd.env("HUSH_ROOT", store().join("root"))
+            .current_dir(c.path())
+            .args(["build", "-q", "--no-cache", "."]);
+        if let Some(e) = epoch {
+            cmd.env("SOURCE_DATE_EPOCH", e);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", log(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let a = build(Some("1700000000"));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = build(Some("1700000000"));
+    assert_eq!(a, b, "same inputs and SOURCE_DATE_EPOCH: same image");
+    let inspect: serde_json::Value =
+        serde_json::from_slice(&run(&["inspect", &a], c.path()).stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", log(&run(&["inspect", &a], c.path()))));
+    assert_eq!(inspect[0]["Created"], "2023-11-14T22:13:20Z");
+    // Without it, the RUN's files carry the time of the build.
+    let x = build(None);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_ne!(x, build(None));
+}
+
+#[test]
+fn an_untagged_build_is_an_image_by_its_id_until_tagged_or_pruned() {
+    if !can_run() {
+        return;
+    }
+    let own = fresh_store();
+    let root = own.path().join("root");
+    let c = ctx("FROM busybox:local\nRUN echo hi > /f\n", &[]);
+    let hush_in = |args: &[&str]| run_in(&root, args, c.path());
+    let id = String::from_utf8_lossy(&hush_in(&["build", "-q", "."]).stdout)
+        .trim()
+        .to_string();
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    let images = String::from_utf8_lossy(&hush_in(&["images"]).stdout).into_owned();
+    assert!(
+        images
+            .lines()
+            .any(|l| l.starts_with("<none>:<none>") && l.contains(short)),
+        "{images}"
+    );
+    for target in [id.as_str(), short] {
+        let o = hush_in(&["inspect", target]);
+        assert!(o.status.success(), "inspect {target}: {}", log(&o));
+    }
+    // Tagged, it is no longer <none>.
+    assert!(hush_in(&["build", "-q", "-t", "named", "."])
+        .status
+        .success());
+    let images = String::from_utf8_lossy(&hush_in(&["images"]).stdout).into_owned();
+    assert!(!images.contains("<none>"), "{images}");
+    // Untagged ones are removed by `rmi ID` and by `prune`.
+    let c2 = ctx("FROM busybox:local\nRUN echo other > /f\n", &[]);
+    let other = run_in(&root, &["build", "-q", "."], c2.path());
+    let other = String::from_utf8_lossy(&other.stdout).trim().to_string();
+    let o = hush_in(&["rmi", &other[7..19]]);
+    assert!(
+        o.status.success() && log(&o).contains(&format!("Deleted: {other}")),
+        "{}",
+        log(&o)
+    );
+    assert!(!hush_in(&["inspect", &other]).status.success());
+    let _ = run_in(&root, &["build", "-q", "."], c2.path());
+    assert!(hush_in(&["prune"]).status.success());
+    let images = String::from_utf8_lossy(&hush_in(&["images"]).stdout).into_owned();
+    assert!(
+        !images.contains("<none>") && images.contains("named"),
+        "{images}"
+    );
+}

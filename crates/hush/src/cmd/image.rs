@@ -125,7 +125,12 @@ pub(crate) fn images(store: &Store) -> CliResult {
         "{:<40} {:<15} {:<16} {:>10}",
         "REPOSITORY:TAG", "IMAGE ID", "CREATED", "SIZE"
     );
-    for (name, d) in store.list()? {
+    let named = store.list()?.into_iter();
+    let untagged = store
+        .dangling()?
+        .into_iter()
+        .map(|d| ("<none>:<none>".into(), d));
+    for (name, d) in named.chain(untagged) {
         let img = store.image_by_manifest(&d)?;
         println!(
             "{:<40} {:<15} {:<16} {:>10}",
@@ -210,27 +215,41 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
         }
     } else {
         let extra = if a.secrets { "  SECRETS" } else { "" };
+        let created_by: Vec<String> = rows
+            .iter()
+            .map(|(h, _, _)| {
+                let by = h.created_by.clone().unwrap_or_default();
+                if !a.no_trunc && by.chars().count() > 45 {
+                    format!("{}…", by.chars().take(44).collect::<String>())
+                } else {
+                    by
+                }
+            })
+            .collect();
+        // Like docker's tabwriter: the column fits its longest entry (untruncated ones too).
+        let width = created_by
+            .iter()
+            .map(|b| b.chars().count() + 2)
+            .max()
+            .unwrap_or(0)
+            .max(47);
         println!(
-            "{:<14}{:<20}{:<47}{:<10}COMMENT{extra}",
+            "{:<14}{:<20}{:<width$}{:<10}COMMENT{extra}",
             "IMAGE", "CREATED", "CREATED BY", "SIZE"
         );
-        for (i, (h, size, found)) in rows.iter().enumerate() {
+        for (i, ((h, size, found), by)) in rows.iter().zip(created_by).enumerate() {
             let id = if i == 0 {
                 img.config_digest.short()
             } else {
                 "<missing>".into()
             };
-            let mut by = h.created_by.clone().unwrap_or_default();
-            if !a.no_trunc && by.chars().count() > 45 {
-                by = format!("{}…", by.chars().take(44).collect::<String>());
-            }
             let mark = if found.is_empty() {
                 String::new()
             } else {
                 format!("  ⚠ {}", found.join("; "))
             };
             println!(
-                "{:<14}{:<20}{:<47}{:<10}{}{mark}",
+                "{:<14}{:<20}{:<width$}{:<10}{}{mark}",
                 id,
                 ago(h.created.as_deref()),
                 by,
@@ -386,8 +405,12 @@ pub(crate) fn load(store: &Store, a: LoadArgs) -> CliResult {
 pub(crate) fn rmi(store: &Store, a: RmiArgs) -> CliResult {
     let mut code = ExitCode::SUCCESS;
     for n in &a.images {
-        if store.untag(n)? {
-            println!("Untagged: {}", hush_oci::store::normalize_name(n)?);
+        if let Some(key) = store.untag(n)? {
+            if hush_oci::store::is_untagged_id(&key) {
+                println!("Deleted: {key}");
+            } else {
+                println!("Untagged: {key}");
+            }
         } else {
             eprintln!("error: No such image: {n}");
             code = ExitCode::from(1);
