@@ -70,25 +70,33 @@ fn walk<W: Write>(
     observe: &mut dyn FnMut(&str, &[u8]),
 ) -> Result<()> {
     let dir = root.join(rel);
-    for e in sorted_entries(&dir)? {
+    let entries = sorted_entries(&dir)?
+        .into_iter()
+        .map(|e| {
+            let meta = e.metadata().ctx("stat", e.path())?;
+            Ok((e, meta))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Files are opened relative to their directory: one path lookup instead of the whole path.
+    let dir_fd = File::open(&dir).ctx("open", &dir)?;
+    for (e, meta) in &entries {
         let name = e.file_name();
         let path = rel.join(&name);
         let full = root.join(&path);
-        let meta = fs::symlink_metadata(&full).ctx("stat", &full)?;
         let ft = meta.file_type();
         let tar_path = path.to_string_lossy().to_string();
         if ft.is_char_device() && meta.rdev() == 0 {
             let wh = rel.join(format!(".wh.{}", name.to_string_lossy()));
-            let mut h = header_for(&meta, tar::EntryType::Regular);
+            let mut h = header_for(meta, tar::EntryType::Regular);
             h.set_mode(0o644);
             b.append_data(&mut h, &wh, io::empty())
                 .ctx("write whiteout for", &full)?;
         } else if ft.is_dir() {
-            let mut h = header_for(&meta, tar::EntryType::Directory);
+            let mut h = header_for(meta, tar::EntryType::Directory);
             b.append_data(&mut h, format!("{tar_path}/"), io::empty())
                 .ctx("write", &full)?;
             if is_opaque(&full) {
-                let mut h = header_for(&meta, tar::EntryType::Regular);
+                let mut h = header_for(meta, tar::EntryType::Regular);
                 h.set_mode(0o644);
                 b.append_data(&mut h, path.join(".wh..wh..opq"), io::empty())
                     .ctx("write", &full)?;
@@ -96,21 +104,21 @@ fn walk<W: Write>(
             walk(root, &path, b, links, observe)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&full).ctx("read link", &full)?;
-            let mut h = header_for(&meta, tar::EntryType::Symlink);
+            let mut h = header_for(meta, tar::EntryType::Symlink);
             b.append_link(&mut h, &path, &target).ctx("write", &full)?;
         } else if ft.is_file() {
             if meta.nlink() > 1 {
                 let key = (meta.dev(), meta.ino());
                 if let Some(first) = links.get(&key) {
-                    let mut h = header_for(&meta, tar::EntryType::Link);
+                    let mut h = header_for(meta, tar::EntryType::Link);
                     b.append_link(&mut h, &path, first).ctx("write", &full)?;
                     continue;
                 }
                 links.insert(key, tar_path.clone());
             }
-            let mut h = header_for(&meta, tar::EntryType::Regular);
+            let mut h = header_for(meta, tar::EntryType::Regular);
             h.set_size(meta.len());
-            let f = File::open(&full).ctx("open", &full)?;
+            let f = open_in(&dir_fd, &name).ctx("open", &full)?;
             let reader = Observed {
                 inner: f.take(meta.len()),
                 path: &tar_path,
@@ -127,7 +135,7 @@ fn walk<W: Write>(
             } else {
                 continue; // sockets do not go into layers
             };
-            let mut h = header_for(&meta, kind);
+            let mut h = header_for(meta, kind);
             let rdev = meta.rdev();
             h.set_device_major(nix::sys::stat::major(rdev) as u32)
                 .ctx("write", &full)?;
@@ -154,6 +162,20 @@ impl<R: Read> Read for Observed<'_, R> {
         }
         Ok(n)
     }
+}
+
+/// Open `name` in the directory `dir` for reading, never following a symlink.
+fn open_in(dir: &File, name: &std::ffi::OsStr) -> io::Result<File> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 fn is_opaque(p: &Path) -> bool {

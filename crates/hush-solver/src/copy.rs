@@ -24,6 +24,10 @@ pub(crate) struct CopyReq<'a> {
     pub inline: &'a [InlineFile],
     pub dest: &'a str,
     pub dest_root: &'a Path,
+    /// The overlay's upper dir behind `dest_root`: a directory this COPY creates is written
+    /// there directly (it has nothing below it to merge with), skipping overlayfs's cost per
+    /// file.
+    pub upper: Option<&'a Path>,
     pub owner: Option<(u32, u32)>,
     pub chmod: Option<&'a str>,
     pub add: bool,
@@ -471,8 +475,9 @@ impl Writer<'_> {
                 scope.spawn(|| loop {
                     let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(group) = groups.get(g) else { break };
+                    let mut dirs = Dirs::default();
                     for (src, m, dst) in group.iter() {
-                        if let Err(e) = self.copy_file(src, m, dst) {
+                        if let Err(e) = self.copy_file_in(&mut dirs, src, m, dst) {
                             failed
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
@@ -493,31 +498,54 @@ impl Writer<'_> {
     /// One regular file: replace what is at `dst` (never following a link there), write the
     /// bytes, then owner, mode and time through the open descriptor.
     fn copy_file(&self, src: &Path, m: &fs::Metadata, dst: &Path) -> Result<()> {
+        self.copy_file_in(&mut Dirs::default(), src, m, dst)
+    }
+
+    /// [`Writer::copy_file`], opening both files relative to their directories (kept open in
+    /// `dirs` for the next file of the same directories).
+    fn copy_file_in(
+        &self,
+        dirs: &mut Dirs,
+        src: &Path,
+        m: &fs::Metadata,
+        dst: &Path,
+    ) -> Result<()> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        match fs::symlink_metadata(dst) {
-            Ok(d) if d.is_dir() => fs::remove_dir_all(dst).ctx("replace", dst)?,
-            Ok(_) => fs::remove_file(dst).ctx("replace", dst)?,
-            Err(_) => {}
-        }
         let mode = self.mode(m);
-        let mut input = fs::File::open(src).ctx("open", src)?;
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(dst)
-            .ctx("create", dst)?;
+        let (src_dir, src_name) = dirs.src.open(src)?;
+        let (dst_dir, dst_name) = dirs.dst.open(dst)?;
+        let create = || {
+            openat(
+                dst_dir,
+                dst_name,
+                nix::fcntl::OFlag::O_WRONLY
+                    | nix::fcntl::OFlag::O_CREAT
+                    | nix::fcntl::OFlag::O_EXCL,
+                mode,
+            )
+        };
+        let mut input =
+            openat(src_dir, src_name, nix::fcntl::OFlag::O_RDONLY, 0).ctx("open", src)?;
+        // Most destinations are new: try that first, replace what is there otherwise.
+        let mut out = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                match fs::symlink_metadata(dst) {
+                    Ok(d) if d.is_dir() => fs::remove_dir_all(dst).ctx("replace", dst)?,
+                    _ => fs::remove_file(dst).ctx("replace", dst)?,
+                }
+                create()
+            }
+            r => r,
+        }
+        .ctx("create", dst)?;
         if m.len() <= 256 * 1024 {
-            let mut buf = Vec::with_capacity(m.len() as usize + 1);
-            input.read_to_end(&mut buf).ctx("read", src)?;
+            let buf = read_small(&mut input, m.len() as usize).ctx("read", src)?;
             out.write_all(&buf).ctx("write", dst)?;
         } else {
             std::io::copy(&mut input, &mut out).ctx("copy to", dst)?;
         }
         let (u, g) = self.owner(m);
-        if (u, g) != (0, 0) || !nix::unistd::geteuid().is_root() {
+        if (u, g) != (0, 0) || !is_root() {
             std::os::unix::fs::fchown(&out, Some(u), Some(g)).ctx("chown", dst)?;
         }
         if mode & umask() != 0 || mode & 0o7000 != 0 {
@@ -531,6 +559,79 @@ impl Writer<'_> {
     }
 }
 
+/// The directories of the files being copied, open (files are opened relative to them: one
+/// path lookup instead of the whole path's).
+#[derive(Default)]
+struct Dirs {
+    src: OpenDir,
+    dst: OpenDir,
+}
+
+#[derive(Default)]
+struct OpenDir(Option<(PathBuf, fs::File)>);
+
+impl OpenDir {
+    /// The open parent directory of `p` and `p`'s name.
+    fn open<'p>(&mut self, p: &'p Path) -> Result<(&fs::File, &'p std::ffi::OsStr)> {
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return Err(Error::Io {
+                action: "open",
+                path: p.into(),
+                source: std::io::ErrorKind::InvalidInput.into(),
+            });
+        };
+        if self.0.as_ref().is_none_or(|(d, _)| d != parent) {
+            let f = fs::File::open(parent).ctx("open", parent)?;
+            self.0 = Some((parent.to_path_buf(), f));
+        }
+        Ok((&self.0.as_ref().expect("just opened").1, name))
+    }
+}
+
+/// `openat(2)` with `O_NOFOLLOW | O_CLOEXEC`.
+fn openat(
+    dir: &fs::File,
+    name: &std::ffi::OsStr,
+    flags: nix::fcntl::OFlag,
+    mode: u32,
+) -> std::io::Result<fs::File> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(mode),
+    )?;
+    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { fs::File::from_raw_fd(fd) })
+}
+
+/// A small file's bytes, expected to be `len` long: one read when it is (a regular file's read
+/// returns less than asked for only at its end), more if it has grown.
+fn read_small(f: &mut fs::File, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len + 1];
+    let mut n = 0;
+    loop {
+        let k = f.read(&mut buf[n..])?;
+        n += k;
+        if k == 0 || (n == len && n < buf.len()) {
+            break;
+        }
+        if n == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Whether hush runs as root (read once).
+fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| nix::unistd::geteuid().is_root())
+}
+
 /// The process umask (read once): bits a created file's mode loses unless set explicitly.
 fn umask() -> u32 {
     static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -539,6 +640,11 @@ fn umask() -> u32 {
         nix::sys::stat::umask(old);
         old.bits()
     })
+}
+
+/// Whether `path` names anything under `root` (resolved inside it).
+fn exists(root: &Path, path: &str) -> bool {
+    scoped_join(root, path, true).is_ok_and(|p| fs::symlink_metadata(p).is_ok())
 }
 
 fn is_dir(p: &Path) -> bool {
@@ -628,6 +734,7 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
         let mode = w.chmod.as_ref().map_or(0o644, |f| f(0o644, false));
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
     }
+    let single = expanded.len() == 1 && req.inline.is_empty();
     for (rel, kept) in expanded {
         let src = scoped_join(req.src_root, &rel, true)?;
         if req.parents {
@@ -646,7 +753,16 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
             .or_else(|_| fs::symlink_metadata(&src))
             .ctx("stat", &src)?;
         if m.is_dir() {
-            let top = w.mkdir_p(if dest.is_empty() { "/" } else { dest })?;
+            let target = if dest.is_empty() { "/" } else { dest };
+            let fresh = single && !exists(req.dest_root, target);
+            let top = w.mkdir_p(target)?;
+            // A directory this step creates is new in the upper dir alone: fill it there. Only
+            // for a single source, so that nothing reads it back through the overlay, whose
+            // caches would not see what was written beneath it.
+            let top = match (fresh, req.upper, top.strip_prefix(req.dest_root)) {
+                (true, Some(upper), Ok(rel)) => upper.join(rel),
+                _ => top,
+            };
             w.copy_tree(&src, &rel, &top)?;
         } else if req.add && req.unpack != Some(false) && is_archive(&src) {
             let top = w.mkdir_p(if dest.is_empty() { "/" } else { dest })?;

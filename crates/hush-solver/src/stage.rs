@@ -523,6 +523,7 @@ impl Ctx<'_> {
                     inline,
                     dest,
                     dest_root: &ov.merged(),
+                    upper: Some(&ov.upper()),
                     owner,
                     chmod: chmod.as_deref(),
                     add: *add,

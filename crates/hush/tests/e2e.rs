@@ -811,3 +811,27 @@ fn an_untagged_build_is_an_image_by_its_id_until_tagged_or_pruned() {
         "{images}"
     );
 }
+
+/// A directory a COPY creates is filled in the overlay's upper dir directly: over a deleted
+/// lower directory (nothing of it may show through), through a symlinked parent, and next to
+/// an existing directory that is written through the overlay as before.
+#[test]
+fn copy_into_new_directories_shadows_and_follows_like_the_overlay() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local\n\
+         RUN mkdir -p /srv/old /srv/kept && echo old > /srv/old/f && echo k > /srv/kept/k && ln -s /srv /link\n\
+         RUN rm -rf /srv/old\n\
+         COPY d /srv/old\n\
+         COPY d /link/new\n\
+         COPY d /srv/kept\n\
+         RUN test \"$(cat /srv/old/sub/x)\" = x && test ! -e /srv/old/f \
+             && test \"$(cat /srv/new/sub/x)\" = x && test -L /link \
+             && test \"$(cat /srv/kept/k)\" = k && test \"$(cat /srv/kept/sub/x)\" = x\n",
+        &[("d/sub/x", "x")],
+    );
+    let o = run(&["build", "--progress=plain", "."], c.path());
+    assert!(o.status.success(), "{}", log(&o));
+}
