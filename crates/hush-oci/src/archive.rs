@@ -274,15 +274,18 @@ pub fn write_oci_layout(
                 let mut input = store.open_layer(&l)?;
                 match comp {
                     Compression::Gzip => {
-                        let mut gz =
-                            flate2::write::GzEncoder::new(&mut hw, flate2::Compression::fast());
+                        let mut gz = crate::compress::ParallelGzip::new(
+                            &mut hw,
+                            flate2::Compression::fast(),
+                        );
                         io::copy(&mut input, &mut gz).ctx("compress", &src)?;
                         gz.finish().ctx("compress", &src)?;
                     }
                     _ => {
                         let mut z =
                             zstd::stream::write::Encoder::new(&mut hw, 3).ctx("compress", &src)?;
-                        z.multithread(2).ok();
+                        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                        z.multithread(cores as u32).ok();
                         io::copy(&mut input, &mut z).ctx("compress", &src)?;
                         z.finish().ctx("compress", &src)?;
                     }

@@ -16,11 +16,11 @@ fn can_run() -> bool {
 fn store() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("hush-e2e-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        // One place under cargo's target dir, emptied at the start of each run: the store
+        // outlives the tests that share it (a static has no drop), but not the next run.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hush-e2e-store");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let tar = dir.join("busybox.tar");
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs.sh");
