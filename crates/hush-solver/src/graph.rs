@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 
 use hush_dockerfile::dockerignore::Dockerignore;
-use hush_dockerfile::instructions::dispatch::{
-    dispatch_stage, expand_from, global_arg_values, CopySource, DispatchInput, Dispatched, StepKind,
-};
+use hush_dockerfile::instructions::args::{expand_from, global_arg_values, PROXY_ARGS};
+use hush_dockerfile::instructions::dispatch::{dispatch_stage, DispatchInput};
+use hush_dockerfile::instructions::step::{CopySource, Dispatched, Step, StepKind};
 use hush_dockerfile::instructions::{parse_stages, Stages};
 use hush_oci::store::{Image, Store};
 
@@ -135,7 +135,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         .filter(|k| {
             !used_args.contains(*k)
                 && !globals.contains_key(*k)
-                && !hush_dockerfile::instructions::dispatch::PROXY_ARGS.contains(&k.as_str())
+                && !PROXY_ARGS.contains(&k.as_str())
         })
         .collect();
     if !unused.is_empty() {
@@ -345,7 +345,7 @@ fn guard_config(ctx: &Ctx<'_>, config: &hush_oci::image::ImageConfig) -> Result<
     if hits.is_empty() {
         return Ok(());
     }
-    let step = hush_dockerfile::instructions::dispatch::Step {
+    let step = Step {
         kind: StepKind::Mkdir { path: "/".into() },
         created_by: "the image configuration".into(),
         location: Default::default(),

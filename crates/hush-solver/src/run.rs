@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use hush_dockerfile::instructions::dispatch::{Step, StepKind};
+use hush_dockerfile::instructions::step::{Step, StepKind};
 use hush_dockerfile::instructions::{Mount, MountKind, Sharing};
 use hush_dockerfile::Location;
 use hush_oci::Digest;

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hush_dockerfile::dockerignore::Dockerignore;
-use hush_dockerfile::instructions::dispatch::{CopySource, Dispatched, ImageState, Step, StepKind};
+use hush_dockerfile::instructions::step::{
+    CopySource, Dispatched, HealthState, ImageState, Step, StepKind,
+};
 use hush_dockerfile::instructions::MountKind;
 use hush_oci::digest::HashingWriter;
 use hush_oci::image::{History, ImageConfig, LayerDesc};
@@ -83,15 +85,13 @@ pub(crate) fn state_of(c: &ImageConfig) -> ImageState {
             .collect(),
         volumes: r.volumes.clone().unwrap_or_default().into_keys().collect(),
         stop_signal: r.stop_signal.clone(),
-        healthcheck: r.healthcheck.as_ref().map(|h| {
-            hush_dockerfile::instructions::dispatch::HealthState {
-                test: h.test.clone(),
-                interval: h.interval,
-                timeout: h.timeout,
-                start_period: h.start_period,
-                start_interval: h.start_interval,
-                retries: h.retries,
-            }
+        healthcheck: r.healthcheck.as_ref().map(|h| HealthState {
+            test: h.test.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            start_period: h.start_period,
+            start_interval: h.start_interval,
+            retries: h.retries,
         }),
         onbuild: r.on_build.clone().unwrap_or_default(),
         author: c.author.clone(),

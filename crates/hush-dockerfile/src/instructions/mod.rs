@@ -3,9 +3,11 @@
 //! Words stay unexpanded here: expansion needs the stage's environment, which depends on the base
 //! image, so it happens when a stage is dispatched ([`crate::instructions::dispatch`]).
 
+pub mod args;
 pub mod dispatch;
 mod flags;
 pub mod mounts;
+pub mod step;
 
 use crate::error::{did_you_mean, Location, ParseError, ParseErrorKind};
 use crate::parser::{chomp_heredoc_content, Dockerfile, Heredoc, Node};

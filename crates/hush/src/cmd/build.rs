@@ -131,8 +131,7 @@ fn parse_output(s: &str) -> Result<Output, CliError> {
 
 pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     if let Some(p) = &a.platform {
-        let host =
-            hush_dockerfile::instructions::dispatch::platform_args()["TARGETPLATFORM"].clone();
+        let host = hush_dockerfile::instructions::args::platform_args()["TARGETPLATFORM"].clone();
         if p != &host {
             return Err(CliError::Usage(format!(
                 "--platform {p} is not supported: hush builds for this host's platform ({host})"
