@@ -16,8 +16,12 @@ pub(crate) fn reporter(mode: &str, quiet: bool) -> Box<dyn Reporter> {
     match mode {
         _ if quiet || mode == "quiet" => Box::new(Plain::new(true)),
         "rawjson" => Box::new(Json::default()),
-        "tty" => Box::new(Tty::new()),
-        "auto" if std::io::stderr().is_terminal() => Box::new(Tty::new()),
+        "tty" | "auto" if std::io::stderr().is_terminal() => Box::new(Tty::new()),
+        "tty" => {
+            // indicatif draws nothing where there is no terminal: say so, and print plain.
+            eprintln!("note: --progress=tty: stderr is not a terminal, printing plain progress");
+            Box::new(Plain::new(false))
+        }
         _ => Box::new(Plain::new(false)),
     }
 }

@@ -696,6 +696,13 @@ fn progress_is_plain_when_piped_live_on_a_terminal_and_json_on_request() {
         l.contains("#1 [stage-0] RUN /bin/sh -c echo one && echo two\n#1 one\n#1 two\n#1 DONE"),
         "{l}"
     );
+    // `tty` without a terminal says so and falls back to plain, rather than print nothing
+    let o = run(&["build", "--no-cache", "--progress=tty", "."], c.path());
+    let l = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        l.contains("not a terminal") && l.contains("#2 three"),
+        "{l}"
+    );
     // on a terminal (script(1) gives it one), spinners redraw and finished steps stay
     let cmd = format!("{} build --no-cache .", hush().display());
     let o = Command::new("script")
