@@ -1,59 +1,17 @@
-//! File plumbing for the copy: open directories kept for the next file, `openat`, one-read
-//! small files, and process facts read once.
+//! File plumbing for the copy: the open source and destination directories, one-read small
+//! files, and process facts read once.
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
 
-use crate::error::IoContext;
-use crate::{Error, Result};
+use hush_oci::layer::DirCache;
 
 /// The directories of the files being copied, open (files are opened relative to them: one
 /// path lookup instead of the whole path's).
 #[derive(Default)]
 pub(super) struct Dirs {
-    pub(super) src: OpenDir,
-    pub(super) dst: OpenDir,
-}
-
-#[derive(Default)]
-pub(super) struct OpenDir(Option<(PathBuf, fs::File)>);
-
-impl OpenDir {
-    /// The open parent directory of `p` and `p`'s name.
-    pub(super) fn open<'p>(&mut self, p: &'p Path) -> Result<(&fs::File, &'p std::ffi::OsStr)> {
-        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
-            return Err(Error::Io {
-                action: "open",
-                path: p.into(),
-                source: std::io::ErrorKind::InvalidInput.into(),
-            });
-        };
-        if self.0.as_ref().is_none_or(|(d, _)| d != parent) {
-            let f = fs::File::open(parent).ctx("open", parent)?;
-            self.0 = Some((parent.to_path_buf(), f));
-        }
-        Ok((&self.0.as_ref().expect("just opened").1, name))
-    }
-}
-
-/// `openat(2)` with `O_NOFOLLOW | O_CLOEXEC`.
-pub(super) fn openat(
-    dir: &fs::File,
-    name: &std::ffi::OsStr,
-    flags: nix::fcntl::OFlag,
-    mode: u32,
-) -> std::io::Result<fs::File> {
-    use nix::fcntl::OFlag;
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let fd = nix::fcntl::openat(
-        Some(dir.as_raw_fd()),
-        name,
-        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::from_bits_truncate(mode),
-    )?;
-    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
-    Ok(unsafe { fs::File::from_raw_fd(fd) })
+    pub(super) src: DirCache,
+    pub(super) dst: DirCache,
 }
 
 /// A small file's bytes, expected to be `len` long: one read when it is (a regular file's read

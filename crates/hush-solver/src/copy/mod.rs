@@ -18,7 +18,8 @@ use crate::{Error, Result};
 mod files;
 mod source;
 
-use files::{is_root, openat, read_small, umask, Dirs};
+use files::{is_root, read_small, umask, Dirs};
+use hush_oci::layer::openat;
 pub(crate) use source::{expand_source, ContextDigests};
 use source::{has_glob, join_rel};
 
@@ -310,8 +311,7 @@ impl Writer<'_> {
     ) -> Result<()> {
         use std::io::Write;
         let mode = self.mode(m);
-        let (src_dir, src_name) = dirs.src.open(src)?;
-        let (dst_dir, dst_name) = dirs.dst.open(dst)?;
+        let (dst_dir, dst_name) = dirs.dst.parent_of(dst).ctx("open", dst)?;
         let create = || {
             openat(
                 dst_dir,
@@ -322,8 +322,7 @@ impl Writer<'_> {
                 mode,
             )
         };
-        let mut input =
-            openat(src_dir, src_name, nix::fcntl::OFlag::O_RDONLY, 0).ctx("open", src)?;
+        let mut input = dirs.src.open(src).ctx("open", src)?;
         // Most destinations are new: try that first, replace what is there otherwise.
         let mut out = match create() {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
