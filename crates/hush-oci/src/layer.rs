@@ -49,22 +49,29 @@ pub fn write_layer<W: Write>(
 /// bytes), so digests do not depend on which one wrote a layer.
 pub fn write_layer_parallel<W: Write>(upper: &Path, mut out: W) -> Result<W> {
     let entries = collect(upper)?;
-    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    // Runs of small entries go to the threads; a large file is a run of its own that the
+    // writer streams when its turn comes (memory stays at a few runs, whatever the layer).
+    let mut runs: Vec<Run> = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
     for (i, e) in entries.iter().enumerate() {
-        bytes += e.meta.len().min(RUN_BYTES) + 512;
+        if e.meta.len() > RUN_BYTES {
+            if start < i {
+                runs.push(Run::Buffered(start..i));
+            }
+            runs.push(Run::Direct(i));
+            (start, bytes) = (i + 1, 0);
+            continue;
+        }
+        bytes += e.meta.len() + 512;
         if bytes >= RUN_BYTES || i + 1 - start >= RUN_ENTRIES {
-            runs.push(start..i + 1);
+            runs.push(Run::Buffered(start..i + 1));
             (start, bytes) = (i + 1, 0);
         }
     }
     if start < entries.len() {
-        runs.push(start..entries.len());
+        runs.push(Run::Buffered(start..entries.len()));
     }
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(runs.len())
-        .max(1);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     // Runs handed out in order; a worker waits while it is too far ahead of the writer.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let written = (std::sync::Mutex::new(0usize), std::sync::Condvar::new());
@@ -76,6 +83,7 @@ pub fn write_layer_parallel<W: Write>(upper: &Path, mut out: W) -> Result<W> {
             s.spawn(move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(run) = runs.get(i) else { return };
+                let Run::Buffered(range) = run else { continue };
                 {
                     let (lock, cv) = written;
                     let mut w = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -83,16 +91,7 @@ pub fn write_layer_parallel<W: Write>(upper: &Path, mut out: W) -> Result<W> {
                         w = cv.wait(w).unwrap_or_else(|p| p.into_inner());
                     }
                 }
-                let r = (|| {
-                    let mut b = builder(Vec::new());
-                    let mut dirs = DirCache::default();
-                    for e in &entries[run.clone()] {
-                        append(&mut b, e, &mut dirs, &mut |_, _| {})?;
-                    }
-                    let mut v = b.into_inner().ctx("finish layer tar from", upper)?;
-                    v.truncate(v.len() - TAR_END.len());
-                    Ok(v)
-                })();
+                let r = write_entries(&entries[range.clone()], Vec::new(), upper);
                 let failed = r.is_err();
                 if tx.send((i, r)).is_err() || failed {
                     next.store(runs.len(), std::sync::atomic::Ordering::Relaxed);
@@ -104,22 +103,66 @@ pub fn write_layer_parallel<W: Write>(upper: &Path, mut out: W) -> Result<W> {
         let mut ready: HashMap<usize, Vec<u8>> = HashMap::new();
         let mut done = 0;
         while done < runs.len() {
-            let Ok((i, r)) = rx.recv() else {
-                break;
-            };
-            ready.insert(i, r?);
-            while let Some(v) = ready.remove(&done) {
+            if let Run::Direct(k) = runs[done] {
+                write_entries(&entries[k..k + 1], &mut out, upper)?;
+            } else if let Some(v) = ready.remove(&done) {
                 out.write_all(&v).ctx("write layer tar of", upper)?;
-                done += 1;
-                let (lock, cv) = &written;
-                *lock.lock().unwrap_or_else(|p| p.into_inner()) = done;
-                cv.notify_all();
+            } else {
+                let Ok((i, r)) = rx.recv() else {
+                    break;
+                };
+                ready.insert(i, r?);
+                continue;
             }
+            done += 1;
+            let (lock, cv) = &written;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = done;
+            cv.notify_all();
         }
         Ok(())
     })?;
     out.write_all(&TAR_END).ctx("write layer tar of", upper)?;
     Ok(out)
+}
+
+/// A run of entries: written by a thread into a buffer, or streamed by the writer.
+enum Run {
+    Buffered(std::ops::Range<usize>),
+    Direct(usize),
+}
+
+/// `entries` as tar bytes into `out`, without the end-of-archive blocks.
+fn write_entries<W: Write>(entries: &[Entry], out: W, upper: &Path) -> Result<W> {
+    let mut b = builder(Unfinished {
+        inner: out,
+        finishing: false,
+    });
+    let mut dirs = DirCache::default();
+    for e in entries {
+        append(&mut b, e, &mut dirs, &mut |_, _| {})?;
+    }
+    b.get_mut().finishing = true;
+    Ok(b.into_inner().ctx("write layer tar of", upper)?.inner)
+}
+
+/// A writer that drops what `tar::Builder` writes when it finishes (the end-of-archive
+/// blocks), so that entries written by several builders can be put back to back.
+struct Unfinished<W> {
+    inner: W,
+    finishing: bool,
+}
+
+impl<W: Write> Write for Unfinished<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.finishing {
+            return Ok(buf.len());
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// What `tar::Builder` writes when it finishes: two zero blocks.
