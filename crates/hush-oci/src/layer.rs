@@ -623,18 +623,7 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
             }
             _ => continue, // pax/gnu metadata entries are consumed by the reader
         }
-        nix::unistd::fchownat(
-            None,
-            &full,
-            Some(uid.into()),
-            Some(gid.into()),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| Error::Io {
-            action: "chown",
-            path: full.clone(),
-            source: e.into(),
-        })?;
+        lchown(&full, uid, gid)?;
         if kind != tar::EntryType::Symlink {
             fs::set_permissions(&full, fs::Permissions::from_mode(mode)).ctx("chmod", &full)?;
         }
@@ -654,6 +643,22 @@ fn remove_any(p: &Path) -> Result<()> {
         Ok(_) => fs::remove_file(p).ctx("remove", p),
         Err(_) => Ok(()),
     }
+}
+
+/// Set the owner of `p` itself (a symlink, not what it points to).
+pub fn lchown(p: &Path, uid: u32, gid: u32) -> Result<()> {
+    nix::unistd::fchownat(
+        None,
+        p,
+        Some(uid.into()),
+        Some(gid.into()),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Error::Io {
+        action: "chown",
+        path: p.into(),
+        source: e.into(),
+    })
 }
 
 /// Set a path's mtime (and atime) without following symlinks.

@@ -179,18 +179,7 @@ impl Writer<'_> {
             return Ok(()); // devices, fifos and sockets are not copied
         }
         let (u, g) = self.owner(m);
-        nix::unistd::fchownat(
-            None,
-            dst,
-            Some(u.into()),
-            Some(g.into()),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| Error::Io {
-            action: "chown",
-            path: dst.into(),
-            source: e.into(),
-        })?;
+        hush_oci::layer::lchown(dst, u, g)?;
         if !ft.is_symlink() {
             fs::set_permissions(dst, fs::Permissions::from_mode(self.mode(m))).ctx("chmod", dst)?;
         }
