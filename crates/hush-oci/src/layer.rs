@@ -102,24 +102,35 @@ pub fn write_layer_parallel<W: Write>(upper: &Path, mut out: W) -> Result<W> {
         drop(tx);
         let mut ready: HashMap<usize, Vec<u8>> = HashMap::new();
         let mut done = 0;
-        while done < runs.len() {
-            if let Run::Direct(k) = runs[done] {
-                write_entries(&entries[k..k + 1], &mut out, upper)?;
-            } else if let Some(v) = ready.remove(&done) {
-                out.write_all(&v).ctx("write layer tar of", upper)?;
-            } else {
-                let Ok((i, r)) = rx.recv() else {
-                    break;
-                };
-                ready.insert(i, r?);
-                continue;
+        let result = (|| -> Result<()> {
+            while done < runs.len() {
+                if let Run::Direct(k) = runs[done] {
+                    write_entries(&entries[k..k + 1], &mut out, upper)?;
+                } else if let Some(v) = ready.remove(&done) {
+                    out.write_all(&v).ctx("write layer tar of", upper)?;
+                } else {
+                    let Ok((i, r)) = rx.recv() else {
+                        break;
+                    };
+                    ready.insert(i, r?);
+                    continue;
+                }
+                done += 1;
+                let (lock, cv) = &written;
+                *lock.lock().unwrap_or_else(|p| p.into_inner()) = done;
+                cv.notify_all();
             }
-            done += 1;
+            Ok(())
+        })();
+        if result.is_err() {
+            // Hand out no more runs and wake the workers waiting for their turn, or the scope
+            // would wait for them forever.
+            next.store(runs.len(), std::sync::atomic::Ordering::Relaxed);
             let (lock, cv) = &written;
-            *lock.lock().unwrap_or_else(|p| p.into_inner()) = done;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = usize::MAX / 2;
             cv.notify_all();
         }
-        Ok(())
+        result
     })?;
     out.write_all(&TAR_END).ctx("write layer tar of", upper)?;
     Ok(out)
