@@ -248,7 +248,7 @@ impl Store {
         let (reader, writer) = std::io::pipe().ctx("create pipe for", &snap)?;
         let handle = std::thread::spawn(move || -> Result<(Digest, u64)> {
             let hw = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, writer));
-            let hw = crate::layer::write_layer_parallel(&snap, hw)?;
+            let hw = crate::layer::write_layer_parallel(&snap, None, hw)?;
             let (d, n, w) = hw.finish();
             drop(
                 w.into_inner()

@@ -93,7 +93,11 @@ pub(crate) fn lint_with(
                     continue;
                 };
                 for rel in rels {
-                    let top = opts.context.join(&rel);
+                    // What the copy reads: a linked source resolved inside the context.
+                    let Ok(top) = hush_sandbox::rootfs::scoped_join(&opts.context, &rel, true)
+                    else {
+                        continue;
+                    };
                     for e in walkdir::WalkDir::new(&top)
                         .follow_links(false)
                         .into_iter()

@@ -12,6 +12,7 @@ use hush_dockerfile::instructions::step::{
 use hush_dockerfile::instructions::MountKind;
 use hush_oci::digest::HashingWriter;
 use hush_oci::image::{History, ImageConfig, LayerDesc};
+use hush_oci::layer::KnownTree;
 use hush_oci::store::Store;
 use hush_oci::Digest;
 
@@ -289,7 +290,7 @@ impl Ctx<'_> {
         let dir = self.store.temp_dir("step")?;
         let result = self.execute(id, built, step, &dir);
         let layer = match result {
-            Ok(upper) => self.commit_layer(&upper, stage, step),
+            Ok((upper, known)) => self.commit_layer(&upper, known, stage, step),
             Err(e) => Err(e),
         };
         let _ = hush_oci::store::remove_tree(&dir);
@@ -330,17 +331,28 @@ impl Ctx<'_> {
     /// Turn an upper dir into a stored layer (snapshot + diff id), or None if it is empty.
     /// The layer tar is produced once, hashed and scanned by the leak guard in the same pass;
     /// on a finding the layer is never committed.
-    fn commit_layer(&self, upper: &Path, stage: &str, step: &Step) -> Result<Option<CachedLayer>> {
+    /// `known` is what the step recorded of a tree it wrote itself (see [`KnownTree`]).
+    fn commit_layer(
+        &self,
+        upper: &Path,
+        known: Option<KnownTree>,
+        stage: &str,
+        step: &Step,
+    ) -> Result<Option<CachedLayer>> {
         if fs::read_dir(upper)
             .map(|mut d| d.next().is_none())
             .unwrap_or(true)
         {
             return Ok(None);
         }
+        let mut known = known;
         if let Some(epoch) = self.opts.source_date_epoch {
             hush_oci::layer::clamp_mtimes(upper, epoch)?;
+            if let Some(k) = known.as_mut() {
+                k.clamp_mtimes(epoch);
+            }
         }
-        let (diff_id, size) = self.tar_and_guard(upper, stage, step)?;
+        let (diff_id, size) = self.tar_and_guard(upper, known, stage, step)?;
         self.store.commit_snapshot(upper, &diff_id)?;
         Ok(Some(CachedLayer {
             blob: diff_id.clone(),
@@ -350,15 +362,21 @@ impl Ctx<'_> {
     }
 
     /// Write a directory's layer tar to a hasher, scanning every file for secrets.
-    fn tar_and_guard(&self, dir: &Path, stage: &str, step: &Step) -> Result<(Digest, u64)> {
+    fn tar_and_guard(
+        &self,
+        dir: &Path,
+        known: Option<KnownTree>,
+        stage: &str,
+        step: &Step,
+    ) -> Result<(Digest, u64)> {
         let check = self.guard_key.is_some();
         let mut scan = self.guard.scan();
         let w = HashingWriter::new(std::io::sink());
         // The leak guard reads the files in tar order; without secrets, tar on every core.
         let w = if check {
-            hush_oci::layer::write_layer(dir, w, &mut |path, chunk| scan.feed(path, chunk))?
+            hush_oci::layer::write_layer(dir, known, w, &mut |path, chunk| scan.feed(path, chunk))?
         } else {
-            hush_oci::layer::write_layer_parallel(dir, w)?
+            hush_oci::layer::write_layer_parallel(dir, known, w)?
         };
         let (diff_id, size, _) = w.finish();
         let hits = scan.finish();
@@ -394,7 +412,7 @@ impl Ctx<'_> {
         if self.store.cache_get(&key).as_deref() == Some(crate::cache::CLEAN) {
             return Ok(());
         }
-        self.tar_and_guard(&self.store.snapshot_dir(diff_id), stage, step)?;
+        self.tar_and_guard(&self.store.snapshot_dir(diff_id), None, stage, step)?;
         Ok(())
     }
 
@@ -444,7 +462,14 @@ impl Ctx<'_> {
         }
     }
 
-    fn execute(&self, id: usize, built: &Built, step: &Step, dir: &Path) -> Result<PathBuf> {
+    /// Run a step into a fresh upper dir: the dir, and what the step recorded of it.
+    fn execute(
+        &self,
+        id: usize,
+        built: &Built,
+        step: &Step,
+        dir: &Path,
+    ) -> Result<(PathBuf, Option<KnownTree>)> {
         let lowers = built.lowers(self.store);
         match &step.kind {
             StepKind::Mkdir { path } => {
@@ -470,7 +495,7 @@ impl Ctx<'_> {
                             })?;
                     }
                 }
-                Ok(ov.finish()?)
+                Ok((ov.finish()?, None))
             }
             StepKind::Copy {
                 source,
@@ -517,7 +542,7 @@ impl Ctx<'_> {
                         });
                     }
                 }
-                copy::copy(&CopyReq {
+                let known = copy::copy(&CopyReq {
                     src_root: &src_root,
                     from_context: matches!(source, CopySource::Context),
                     sources,
@@ -534,9 +559,9 @@ impl Ctx<'_> {
                     exclude,
                     location: step.location,
                 })?;
-                Ok(ov.finish()?)
+                Ok((ov.finish()?, known))
             }
-            StepKind::Run { .. } => self.execute_run(id, step, dir, &lowers),
+            StepKind::Run { .. } => Ok((self.execute_run(id, step, dir, &lowers)?, None)),
         }
     }
 

@@ -842,3 +842,95 @@ fn copy_into_new_directories_shadows_and_follows_like_the_overlay() {
     let o = run(&["build", "--progress=plain", "."], c.path());
     assert!(o.status.success(), "{}", log(&o));
 }
+
+/// A COPY into a directory it creates records the layer as it writes it, instead of walking and
+/// re-reading it; that record must give the very tar a walk of the stored snapshot gives (which
+/// is what `save` exports). Checked on every kind of entry, owner and mode the copy handles,
+/// with and without SOURCE_DATE_EPOCH and with the leak guard reading along.
+#[test]
+fn copied_layers_are_the_layers_a_walk_of_the_snapshot_gives() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    if !can_run() || !common::have("jq") {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local AS src\n\
+         RUN mkdir -p /t/a /t/g && echo x > /t/a/f && chown 12:34 /t/a/f && chmod 4755 /t/a/f \
+             && chown 0:50 /t/g && chmod 2775 /t/g && echo y > /t/g/y && chgrp 0 /t/g/y \
+             && ln -s a/f /t/l\n\
+         FROM busybox:local\n\
+         COPY tree /app\n\
+         COPY --chown=7:8 --chmod=640 tree /chowned\n\
+         COPY --from=src /t /fromstage\n\
+         COPY tree /srv/deep/nested/\n",
+        &[
+            ("tree/a.txt", "a"),
+            ("tree/empty", ""),
+            ("tree/sub/dir/deep.txt", "deep"),
+            ("tree/ignored.log", "left out"),
+            ("tree/ignored-but-kept.log", "kept"),
+            (
+                ".dockerignore",
+                "tree/ignored*\n!tree/ignored-but-kept.log\n",
+            ),
+        ],
+    );
+    let t = c.path().join("tree");
+    std::fs::write(t.join("big.bin"), vec![b'z'; 300 * 1024]).unwrap();
+    let long = t.join("sub").join("n".repeat(120));
+    std::fs::write(&long, "long name").unwrap();
+    std::fs::create_dir(t.join("emptydir")).unwrap();
+    symlink("sub/dir/deep.txt", t.join("link")).unwrap();
+    symlink("/nowhere", t.join("dangling")).unwrap();
+    std::fs::write(t.join("suid"), "s").unwrap();
+    std::fs::set_permissions(t.join("suid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::create_dir(t.join("sg")).unwrap();
+    std::fs::set_permissions(t.join("sg"), std::fs::Permissions::from_mode(0o2775)).unwrap();
+    std::fs::write(t.join("sg/inside"), "i").unwrap();
+    std::fs::write(t.join("secret-free"), "nothing to see").unwrap();
+    std::fs::write(c.path().join("s.txt"), "an-unused-secret-value").unwrap();
+
+    let check = |extra: &[&str], epoch: Option<&str>| {
+        let out = tempfile::tempdir().unwrap();
+        let archive = out.path().join("img.tar");
+        let mut args = vec!["build", "--no-cache", "-q"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-o", "type=docker,dest=img.tar", "."]);
+        let mut cmd = Command::new(hush());
+        cmd.env("HUSH_ROOT", store().join("root"))
+            .current_dir(c.path())
+            .args(&args);
+        if let Some(e) = epoch {
+            cmd.env("SOURCE_DATE_EPOCH", e);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", log(&o));
+        std::fs::rename(c.path().join("img.tar"), &archive).unwrap();
+        let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        // The export re-tars every layer from its snapshot; the config holds the digests the
+        // build computed from its records.
+        let saved = out.path().join("saved.tar");
+        let o = run(&["save", &id, "-o", saved.to_str().unwrap()], c.path());
+        assert!(o.status.success(), "{}", log(&o));
+        let x = out.path().join("x");
+        std::fs::create_dir(&x).unwrap();
+        let sh = |script: &str| {
+            let o = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(&x)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{script}: {}", log(&o));
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        };
+        sh(&format!("tar -xf {}", saved.display()));
+        let layers = sh("for l in $(jq -r '.[0].Layers[]' manifest.json); do echo sha256:$(sha256sum < $l | cut -d' ' -f1); done");
+        let diff_ids = sh("jq -r '.rootfs.diff_ids[]' $(jq -r '.[0].Config' manifest.json)");
+        assert_eq!(layers, diff_ids, "{args:?} epoch {epoch:?}");
+        assert_eq!(layers.lines().count(), 5, "base + 4 COPY layers");
+    };
+    check(&[], None);
+    check(&[], Some("1700000000"));
+    check(&["--secret", "id=s,src=s.txt"], None);
+}

@@ -302,3 +302,28 @@ fn lint_flags_build_arg_values_that_look_like_credentials() {
     assert!(!out.contains("VERSION"), "{out}");
     assert!(!out.contains(&token), "the value is never printed: {out}");
 }
+
+/// The lint reads what the copy reads: a source that is a symlink out of the context is
+/// resolved inside it (as the copy resolves it), so files outside are never opened or named.
+#[test]
+fn lint_never_reads_outside_the_context_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("id_rsa"), "host key").unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY out /x\n").unwrap();
+    std::os::unix::fs::symlink(outside.path(), ctx.join("out")).unwrap();
+    // What the link names inside the context, which is what the copy reads.
+    let inside = ctx.join(outside.path().strip_prefix("/").unwrap());
+    std::fs::create_dir_all(&inside).unwrap();
+    std::fs::write(inside.join("readme"), "harmless").unwrap();
+    let o = Command::new(hush())
+        .env("HUSH_ROOT", dir.path().join("root"))
+        .current_dir(&ctx)
+        .args(["lint", "."])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("id_rsa"), "{out}");
+}

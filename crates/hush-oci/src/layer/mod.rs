@@ -16,7 +16,7 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 mod write;
 
-pub use write::{write_layer, write_layer_parallel};
+pub use write::{write_layer, write_layer_parallel, Attrs, KnownTree};
 
 /// The directory of the last file opened, kept open: files are opened relative to it (one path
 /// lookup instead of the whole path's).
@@ -440,7 +440,7 @@ mod tests {
         let m = fs::symlink_metadata(t.path().join("gone")).unwrap();
         assert!(m.file_type().is_char_device() && m.rdev() == 0);
         let mut seen = Vec::new();
-        let out = write_layer(t.path(), Vec::new(), &mut |p, b| {
+        let out = write_layer(t.path(), None, Vec::new(), &mut |p, b| {
             seen.push((p.to_string(), b.to_vec()))
         })
         .unwrap();

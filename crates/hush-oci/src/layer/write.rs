@@ -17,10 +17,11 @@ use crate::Result;
 /// with its path (the hook the leak guard uses to scan in the same pass).
 pub fn write_layer<W: Write>(
     upper: &Path,
+    known: Option<KnownTree>,
     out: W,
     observe: &mut dyn FnMut(&str, &[u8]),
 ) -> Result<W> {
-    let entries = collect(upper)?;
+    let entries = collect(upper, known)?;
     let mut b = builder(out);
     let mut dirs = DirCache::default();
     for e in &entries {
@@ -33,14 +34,18 @@ pub fn write_layer<W: Write>(
 /// MiB, each run is written by a thread into a buffer of its own, and the buffers go to `out` in
 /// order — the same bytes as [`write_layer`] (a tar is its entries back to back, then 1024 zero
 /// bytes), so digests do not depend on which one wrote a layer.
-pub fn write_layer_parallel<W: Write>(upper: &Path, mut out: W) -> Result<W> {
-    let entries = collect(upper)?;
+pub fn write_layer_parallel<W: Write>(
+    upper: &Path,
+    known: Option<KnownTree>,
+    mut out: W,
+) -> Result<W> {
+    let entries = collect(upper, known)?;
     // Runs of small entries go to the threads; a large file is a run of its own that the
     // writer streams when its turn comes (memory stays at a few runs, whatever the layer).
     let mut runs: Vec<Run> = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
     for (i, e) in entries.iter().enumerate() {
-        if e.meta.len() > RUN_BYTES {
+        if e.stat.size > RUN_BYTES {
             if start < i {
                 runs.push(Run::Buffered(start..i));
             }
@@ -48,7 +53,7 @@ pub fn write_layer_parallel<W: Write>(upper: &Path, mut out: W) -> Result<W> {
             (start, bytes) = (i + 1, 0);
             continue;
         }
-        bytes += e.meta.len() + 512;
+        bytes += e.stat.size + 512;
         if bytes >= RUN_BYTES || i + 1 - start >= RUN_ENTRIES {
             runs.push(Run::Buffered(start..i + 1));
             (start, bytes) = (i + 1, 0);
@@ -181,8 +186,142 @@ struct Entry {
     path: String,
     /// The file on disk.
     full: PathBuf,
-    meta: fs::Metadata,
+    stat: Stat,
     kind: Kind,
+}
+
+/// What a tar header takes from a file's `lstat`.
+#[derive(Clone, Copy)]
+struct Stat {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    /// A regular file's length (0 for everything else).
+    size: u64,
+    rdev: u64,
+}
+
+impl From<&fs::Metadata> for Stat {
+    fn from(m: &fs::Metadata) -> Self {
+        Stat {
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mtime: m.mtime(),
+            size: if m.is_file() { m.len() } else { 0 },
+            rdev: m.rdev(),
+        }
+    }
+}
+
+/// The attributes hush gave a file it wrote itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Attrs {
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time, in seconds since the epoch.
+    pub mtime: i64,
+}
+
+impl Attrs {
+    fn stat(self, size: u64) -> Stat {
+        Stat {
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime: self.mtime,
+            size,
+            rdev: 0,
+        }
+    }
+}
+
+/// The entries of a directory tree that hush wrote into an upper dir itself (a COPY into a
+/// directory it created), recorded as they were written: the layer tar then takes them from
+/// here instead of walking, `stat`ing and re-reading the tree, and small files' bytes from
+/// memory. The tree's own directory is still read from disk.
+///
+/// The recording must say exactly what is on disk (the writer of the tree owns that promise);
+/// the tar is then byte for byte the one a walk would give (tested with the copy).
+pub struct KnownTree {
+    /// The tree's directory, relative to the upper dir.
+    top: PathBuf,
+    /// Its absolute path.
+    full_top: PathBuf,
+    entries: Vec<Entry>,
+}
+
+impl KnownTree {
+    /// An empty record of the tree at `full_top`, which is `top` below the upper dir.
+    pub fn new(top: &Path, full_top: &Path) -> Self {
+        KnownTree {
+            top: top.to_path_buf(),
+            full_top: full_top.to_path_buf(),
+            entries: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, sub: &Path, stat: Stat, kind: Kind) {
+        let path = self.top.join(sub).to_string_lossy().to_string();
+        let path = match kind {
+            Kind::Dir => format!("{path}/"),
+            _ => path,
+        };
+        self.entries.push(Entry {
+            path,
+            full: self.full_top.join(sub),
+            stat,
+            kind,
+        });
+    }
+
+    /// A directory at `sub` (relative to the tree's top). Entries must be recorded in tar order:
+    /// a directory before what it holds, names in byte order — a sorted depth-first walk's.
+    pub fn dir(&mut self, sub: &Path, attrs: Attrs) {
+        self.push(sub, attrs.stat(0), Kind::Dir);
+    }
+
+    /// A symbolic link to `target`.
+    pub fn symlink(&mut self, sub: &Path, attrs: Attrs, target: PathBuf) {
+        // A link's own permission bits are always 0777 on Linux.
+        let attrs = Attrs {
+            mode: 0o777,
+            ..attrs
+        };
+        self.push(sub, attrs.stat(0), Kind::Symlink(target));
+    }
+
+    /// A regular file; returns its slot for [`KnownTree::set_content`].
+    pub fn file(&mut self, sub: &Path, attrs: Attrs) -> usize {
+        self.push(sub, attrs.stat(0), Kind::File(None));
+        self.entries.len() - 1
+    }
+
+    /// The file in `slot` is `size` bytes long (what was written, not what a `stat` said
+    /// before); `data` its bytes when the writer has them, so that the tar need not read it.
+    pub fn set_content(&mut self, slot: usize, size: u64, data: Option<Vec<u8>>) {
+        if let Some(Entry {
+            stat,
+            kind: Kind::File(d),
+            ..
+        }) = self.entries.get_mut(slot)
+        {
+            stat.size = size;
+            *d = data.filter(|d| d.len() as u64 == size);
+        }
+    }
+
+    /// Clamp the recorded times as [`super::clamp_mtimes`] clamps the files'.
+    pub fn clamp_mtimes(&mut self, epoch: i64) {
+        for e in &mut self.entries {
+            e.stat.mtime = e.stat.mtime.min(epoch);
+        }
+    }
 }
 
 enum Kind {
@@ -194,16 +333,26 @@ enum Kind {
     Symlink(PathBuf),
     /// A second name of a file already in the tar.
     HardLink(String),
-    File,
+    /// A regular file, with its bytes when they are at hand.
+    File(Option<Vec<u8>>),
     Device(tar::EntryType),
 }
 
-/// Every entry of the layer in `upper`, in tar order.
-fn collect(upper: &Path) -> Result<Vec<Entry>> {
+/// Every entry of the layer in `upper`, in tar order; below the known tree's top, its record.
+fn collect(upper: &Path, known: Option<KnownTree>) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    collect_dir(upper, Path::new(""), &mut out, &mut links)?;
-    Ok(out)
+    let mut known = known;
+    collect_dir(upper, Path::new(""), &mut out, &mut links, &mut known)?;
+    match known {
+        // A record of a tree that is not there would lose its files: never write that layer.
+        Some(k) => Err(crate::Error::Io {
+            action: "find the copied tree in",
+            path: k.full_top,
+            source: io::ErrorKind::NotFound.into(),
+        }),
+        None => Ok(out),
+    }
 }
 
 fn collect_dir(
@@ -211,10 +360,12 @@ fn collect_dir(
     rel: &Path,
     out: &mut Vec<Entry>,
     links: &mut HashMap<(u64, u64), String>,
+    known: &mut Option<KnownTree>,
 ) -> Result<()> {
     let dir = root.join(rel);
     for e in sorted_entries(&dir)? {
         let meta = e.metadata().ctx("stat", e.path())?;
+        let stat = Stat::from(&meta);
         let name = e.file_name();
         let path = rel.join(&name);
         let full = root.join(&path);
@@ -228,18 +379,21 @@ fn collect_dir(
             out.push(Entry {
                 path: format!("{tar_path}/"),
                 full: full.clone(),
-                meta: meta.clone(),
+                stat,
                 kind: Kind::Dir,
             });
             if opaque {
                 out.push(Entry {
                     path: path.join(".wh..wh..opq").to_string_lossy().to_string(),
                     full: full.clone(),
-                    meta: meta.clone(),
+                    stat,
                     kind: Kind::Opaque,
                 });
             }
-            collect_dir(root, &path, out, links)?;
+            match known.take_if(|k| k.top == path) {
+                Some(k) => out.extend(k.entries),
+                None => collect_dir(root, &path, out, links, known)?,
+            }
             continue;
         } else if ft.is_symlink() {
             let target = fs::read_link(&full).ctx("read link", &full)?;
@@ -255,7 +409,7 @@ fn collect_dir(
                 .filter(|f| *f != tar_path);
             match first {
                 Some(f) => (tar_path, Kind::HardLink(f)),
-                None => (tar_path, Kind::File),
+                None => (tar_path, Kind::File(None)),
             }
         } else if ft.is_char_device() {
             (tar_path, Kind::Device(tar::EntryType::Char))
@@ -269,7 +423,7 @@ fn collect_dir(
         out.push(Entry {
             path,
             full,
-            meta,
+            stat,
             kind,
         });
     }
@@ -286,38 +440,41 @@ fn append<W: Write>(
     let full = &e.full;
     match &e.kind {
         Kind::Whiteout | Kind::Opaque => {
-            let mut h = header_for(&e.meta, tar::EntryType::Regular);
+            let mut h = header_for(&e.stat, tar::EntryType::Regular);
             h.set_mode(0o644);
             b.append_data(&mut h, &e.path, io::empty())
                 .ctx("write", full)?;
         }
         Kind::Dir => {
-            let mut h = header_for(&e.meta, tar::EntryType::Directory);
+            let mut h = header_for(&e.stat, tar::EntryType::Directory);
             b.append_data(&mut h, &e.path, io::empty())
                 .ctx("write", full)?;
         }
         Kind::Symlink(target) => {
-            let mut h = header_for(&e.meta, tar::EntryType::Symlink);
+            let mut h = header_for(&e.stat, tar::EntryType::Symlink);
             b.append_link(&mut h, &e.path, target).ctx("write", full)?;
         }
         Kind::HardLink(first) => {
-            let mut h = header_for(&e.meta, tar::EntryType::Link);
+            let mut h = header_for(&e.stat, tar::EntryType::Link);
             b.append_link(&mut h, &e.path, first).ctx("write", full)?;
         }
-        Kind::File => {
-            let mut h = header_for(&e.meta, tar::EntryType::Regular);
-            h.set_size(e.meta.len());
-            let f = dirs.open(full).ctx("open", full)?;
+        Kind::File(data) => {
+            let mut h = header_for(&e.stat, tar::EntryType::Regular);
+            h.set_size(e.stat.size);
+            let inner: Box<dyn Read> = match data {
+                Some(d) => Box::new(&d[..]),
+                None => Box::new(dirs.open(full).ctx("open", full)?.take(e.stat.size)),
+            };
             let reader = Observed {
-                inner: f.take(e.meta.len()),
+                inner,
                 path: &e.path,
                 observe,
             };
             b.append_data(&mut h, &e.path, reader).ctx("write", full)?;
         }
         Kind::Device(kind) => {
-            let mut h = header_for(&e.meta, *kind);
-            let rdev = e.meta.rdev();
+            let mut h = header_for(&e.stat, *kind);
+            let rdev = e.stat.rdev;
             h.set_device_major(nix::sys::stat::major(rdev) as u32)
                 .ctx("write", full)?;
             h.set_device_minor(nix::sys::stat::minor(rdev) as u32)
@@ -338,13 +495,13 @@ fn sorted_entries(dir: &Path) -> Result<Vec<fs::DirEntry>> {
     Ok(v)
 }
 
-fn header_for(meta: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
+fn header_for(stat: &Stat, kind: tar::EntryType) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
-    h.set_mode(meta.mode() & 0o7777);
-    h.set_uid(meta.uid() as u64);
-    h.set_gid(meta.gid() as u64);
-    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_mode(stat.mode & 0o7777);
+    h.set_uid(stat.uid as u64);
+    h.set_gid(stat.gid as u64);
+    h.set_mtime(stat.mtime.max(0) as u64);
     h.set_size(0);
     h
 }
@@ -401,8 +558,8 @@ mod tests {
             nix::sys::stat::Mode::from_bits_truncate(0o644),
             0,
         );
-        let seq = write_layer(r, Vec::new(), &mut |_, _| {}).unwrap();
-        let par = write_layer_parallel(r, Vec::new()).unwrap();
+        let seq = write_layer(r, None, Vec::new(), &mut |_, _| {}).unwrap();
+        let par = write_layer_parallel(r, None, Vec::new()).unwrap();
         assert!(seq.len() > 2 * RUN_BYTES as usize);
         assert!(
             seq == par,
@@ -410,5 +567,79 @@ mod tests {
             seq.len(),
             par.len()
         );
+    }
+
+    /// A tree recorded as it is written gives the tar a walk gives, with bytes in memory or
+    /// not; a record of a tree that is not there is an error, never a layer without it.
+    #[test]
+    fn known_tree_is_the_walk() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("before")).unwrap();
+        fs::write(r.join("before/x"), "x").unwrap();
+        fs::write(r.join("zz-after"), "after").unwrap();
+        let top = r.join("srv/app");
+        fs::create_dir_all(&top).unwrap();
+        let mut known = KnownTree::new(Path::new("srv/app"), &top);
+        let attrs = |p: &Path| {
+            let m = fs::symlink_metadata(p).unwrap();
+            Attrs {
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                mtime: m.mtime(),
+            }
+        };
+        let mut files = Vec::new();
+        for d in ["a", "a/deep", "b"] {
+            fs::create_dir(top.join(d)).unwrap();
+            for f in 0..3 {
+                let sub = Path::new(d).join(format!("f{f}-{}", "n".repeat(f * 60)));
+                fs::write(top.join(&sub), format!("{d}{f}").repeat(f * 100)).unwrap();
+                files.push(sub);
+            }
+        }
+        std::os::unix::fs::symlink("a/f0-", top.join("link")).unwrap();
+        // Record in a sorted walk's order, as the copy does.
+        let mut order: Vec<PathBuf> = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(d) = stack.pop() {
+            if !d.as_os_str().is_empty() {
+                order.push(d.clone());
+            }
+            if !fs::symlink_metadata(top.join(&d)).unwrap().is_dir() {
+                continue;
+            }
+            let mut names: Vec<_> = fs::read_dir(top.join(&d))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            for n in names.into_iter().rev() {
+                stack.push(d.join(&n));
+            }
+        }
+        for (i, sub) in order.iter().enumerate() {
+            let full = top.join(sub);
+            let m = fs::symlink_metadata(&full).unwrap();
+            if m.is_dir() {
+                known.dir(sub, attrs(&full));
+            } else if m.file_type().is_symlink() {
+                known.symlink(sub, attrs(&full), fs::read_link(&full).unwrap());
+            } else {
+                let slot = known.file(sub, attrs(&full));
+                let data = (i % 2 == 0).then(|| fs::read(&full).unwrap());
+                known.set_content(slot, m.len(), data);
+            }
+        }
+        let walked = write_layer(r, None, Vec::new(), &mut |_, _| {}).unwrap();
+        let mut seen = 0;
+        let from_record =
+            write_layer(r, Some(known), Vec::new(), &mut |_, b| seen += b.len()).unwrap();
+        assert!(walked == from_record, "the recorded tree's tar differs");
+        assert!(seen > 1000, "the observer sees recorded bytes too");
+
+        let gone = KnownTree::new(Path::new("nowhere"), &r.join("nowhere"));
+        assert!(write_layer_parallel(r, Some(gone), Vec::new()).is_err());
     }
 }

@@ -3,8 +3,12 @@
 
 use std::fs;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use hush_oci::layer::DirCache;
+
+use crate::error::IoContext;
+use crate::Result;
 
 /// The directories of the files being copied, open (files are opened relative to them: one
 /// path lookup instead of the whole path's).
@@ -33,10 +37,15 @@ pub(super) fn read_small(f: &mut fs::File, len: usize) -> std::io::Result<Vec<u8
     Ok(buf)
 }
 
-/// Whether hush runs as root (read once).
-pub(super) fn is_root() -> bool {
-    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ROOT.get_or_init(|| nix::unistd::geteuid().is_root())
+/// The owner and group a file hush creates gets when nothing else decides (read once).
+pub(super) fn creator() -> (u32, u32) {
+    static IDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *IDS.get_or_init(|| {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    })
 }
 
 /// The process umask (read once): bits a created file's mode loses unless set explicitly.
@@ -47,4 +56,43 @@ pub(super) fn umask() -> u32 {
         nix::sys::stat::umask(old);
         old.bits()
     })
+}
+
+/// One entry of a sorted walk.
+pub(super) struct Walked {
+    /// Where it is.
+    pub(super) path: PathBuf,
+    /// Its path below the walk's top.
+    pub(super) sub: PathBuf,
+    /// Its `lstat`.
+    pub(super) meta: fs::Metadata,
+}
+
+/// Walk below `top` depth first, names in byte order (a layer tar's order), never following a
+/// symlink; each entry is `lstat`ed relative to its open directory (no lookup of the whole
+/// path). `visit` says whether to go into a directory.
+pub(super) fn walk_sorted(top: &Path, visit: &mut dyn FnMut(Walked) -> Result<bool>) -> Result<()> {
+    walk_dir(top, Path::new(""), visit)
+}
+
+fn walk_dir(dir: &Path, sub: &Path, visit: &mut dyn FnMut(Walked) -> Result<bool>) -> Result<()> {
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)
+        .ctx("read", dir)?
+        .collect::<std::io::Result<_>>()
+        .ctx("read", dir)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let meta = e.metadata().ctx("stat", e.path())?;
+        let (path, sub) = (e.path(), sub.join(e.file_name()));
+        let is_dir = meta.is_dir();
+        let walked = Walked {
+            path: path.clone(),
+            sub: sub.clone(),
+            meta,
+        };
+        if visit(walked)? && is_dir {
+            walk_dir(&path, &sub, visit)?;
+        }
+    }
+    Ok(())
 }

@@ -16,10 +16,12 @@ use crate::error::IoContext;
 use crate::{Error, Result};
 
 mod files;
+mod pool;
 mod source;
 
-use files::{is_root, read_small, umask, Dirs};
-use hush_oci::layer::openat;
+use files::{walk_sorted, Dirs};
+use hush_oci::layer::{Attrs, KnownTree};
+use pool::FileJob;
 pub(crate) use source::{expand_source, ContextDigests};
 use source::{has_glob, join_rel};
 
@@ -113,6 +115,21 @@ impl Writer<'_> {
         }
     }
 
+    /// What the copy gives the entry `m` describes (a file's time is clamped at the epoch).
+    fn attrs(&self, m: &fs::Metadata) -> Attrs {
+        let (uid, gid) = self.owner(m);
+        Attrs {
+            mode: self.mode(m),
+            uid,
+            gid,
+            mtime: if m.is_file() {
+                m.mtime().max(0)
+            } else {
+                m.mtime()
+            },
+        }
+    }
+
     fn mode(&self, m: &fs::Metadata) -> u32 {
         let base = m.mode() & 0o7777;
         match &self.chmod {
@@ -158,7 +175,8 @@ impl Writer<'_> {
         Ok(dir.join(name))
     }
 
-    fn copy_entry(&self, src: &Path, m: &fs::Metadata, dst: &Path) -> Result<()> {
+    /// Copy one entry; returns a symlink's target.
+    fn copy_entry(&self, src: &Path, m: &fs::Metadata, dst: &Path) -> Result<Option<PathBuf>> {
         let ft = m.file_type();
         match fs::symlink_metadata(dst) {
             Ok(d) if d.is_dir() && ft.is_dir() => {}
@@ -166,6 +184,7 @@ impl Writer<'_> {
             Ok(_) => fs::remove_file(dst).ctx("replace", dst)?,
             Err(_) => {}
         }
+        let mut target = None;
         if ft.is_dir() {
             if !dst.is_dir() {
                 fs::create_dir(dst).ctx("create", dst)?;
@@ -173,10 +192,12 @@ impl Writer<'_> {
         } else if ft.is_symlink() {
             let t = fs::read_link(src).ctx("read link", src)?;
             std::os::unix::fs::symlink(&t, dst).ctx("create symlink", dst)?;
+            target = Some(t);
         } else if ft.is_file() {
-            return self.copy_file(src, m, dst);
+            self.copy_file(src, m, dst)?;
+            return Ok(None);
         } else {
-            return Ok(()); // devices, fifos and sockets are not copied
+            return Ok(None); // devices, fifos and sockets are not copied
         }
         let (u, g) = self.owner(m);
         hush_oci::layer::lchown(dst, u, g)?;
@@ -184,163 +205,94 @@ impl Writer<'_> {
             fs::set_permissions(dst, fs::Permissions::from_mode(self.mode(m))).ctx("chmod", dst)?;
         }
         hush_oci::layer::set_mtime(dst, m.mtime())?;
-        Ok(())
+        Ok(target)
     }
 
-    /// Copy a directory's contents: directories and links in walk order, then regular files
-    /// on every core (parents exist by then), then directory times (children change them).
-    fn copy_tree(&self, src_top: &Path, src_rel: &str, dst_top: &Path) -> Result<()> {
-        let mut dirs = Vec::new();
-        let mut files: Vec<(PathBuf, fs::Metadata, PathBuf)> = Vec::new();
-        for e in walkdir::WalkDir::new(src_top)
-            .follow_links(false)
-            .sort_by_file_name()
-            .min_depth(1)
-        {
-            let e = e.map_err(|e| Error::Io {
-                action: "read",
-                path: src_top.into(),
-                source: e.into(),
+    /// One regular file, whatever is at `dst` replaced.
+    fn copy_file(&self, src: &Path, m: &fs::Metadata, dst: &Path) -> Result<()> {
+        let job = FileJob {
+            src: src.into(),
+            meta: m.clone(),
+            dst: dst.into(),
+            slot: None,
+            chown: true,
+        };
+        self.copy_file_in(&mut Dirs::default(), &job, false)
+            .map(drop)
+    }
+
+    /// Copy a directory's contents: directories and links in walk order, regular files on every
+    /// core as soon as their directory exists, then directory times (children change them).
+    /// With `known`, every entry is recorded as it is written (the walk is in tar order).
+    fn copy_tree(
+        &self,
+        src_top: &Path,
+        src_rel: &str,
+        dst_top: &Path,
+        mut known: Option<&mut KnownTree>,
+    ) -> Result<()> {
+        // A file created without chown gets its directory's group when that is setgid.
+        let mut setgid: std::collections::HashSet<PathBuf> = Default::default();
+        let (dirs, contents) = self.copy_files(|files| {
+            let mut dirs = Vec::new();
+            walk_sorted(src_top, &mut |e| {
+                let sub = e.sub;
+                let sub_str = sub.to_string_lossy();
+                let crel = join_rel(src_rel, &sub_str);
+                let is_dir = e.meta.is_dir();
+                if self.req.from_context && self.req.ignore.is_excluded(&crel) {
+                    // An excluded directory is still entered (and made) when a `!` line may
+                    // bring back something below it.
+                    if !is_dir || !self.req.ignore.may_reinclude_below(&crel) {
+                        return Ok(false);
+                    }
+                }
+                if self.req.exclude.iter().any(|p| {
+                    shell_match(p, &crel, Some('/')) || shell_match(p, &sub_str, Some('/'))
+                }) {
+                    return Ok(false);
+                }
+                let m = e.meta;
+                let dst = dst_top.join(&sub);
+                if m.is_file() {
+                    let slot = known.as_mut().map(|k| k.file(&sub, self.attrs(&m)));
+                    // Below a known tree's top every directory is this copy's own.
+                    let chown = known.is_none() || dst.parent().is_some_and(|p| setgid.contains(p));
+                    files.push(FileJob {
+                        src: e.path,
+                        meta: m,
+                        dst,
+                        slot,
+                        chown,
+                    })?;
+                    return Ok(false);
+                }
+                let target = self.copy_entry(&e.path, &m, &dst)?;
+                if let Some(k) = known.as_mut() {
+                    match target {
+                        Some(t) => k.symlink(&sub, self.attrs(&m), t),
+                        None if is_dir => k.dir(&sub, self.attrs(&m)),
+                        None => {}
+                    }
+                }
+                if is_dir {
+                    if self.mode(&m) & 0o2000 != 0 {
+                        setgid.insert(dst.clone());
+                    }
+                    dirs.push((dst, m.mtime()));
+                }
+                Ok(true)
             })?;
-            let sub = e
-                .path()
-                .strip_prefix(src_top)
-                .unwrap_or(e.path())
-                .to_path_buf();
-            let crel = join_rel(src_rel, &sub.to_string_lossy());
-            if self.req.from_context && self.req.ignore.is_excluded(&crel) {
-                if e.file_type().is_dir() && !self.req.ignore.may_reinclude_below(&crel) {
-                    continue;
-                }
-                if !e.file_type().is_dir() {
-                    continue;
-                }
-            }
-            if self.req.exclude.iter().any(|p| {
-                shell_match(p, &crel, Some('/'))
-                    || shell_match(p, &sub.to_string_lossy(), Some('/'))
-            }) {
-                continue;
-            }
-            let m = e.path().symlink_metadata().ctx("stat", e.path())?;
-            let dst = dst_top.join(&sub);
-            if m.is_file() {
-                files.push((e.path().to_path_buf(), m, dst));
-                continue;
-            }
-            self.copy_entry(e.path(), &m, &dst)?;
-            if m.is_dir() {
-                dirs.push((dst, m.mtime()));
+            Ok(dirs)
+        })?;
+        if let Some(k) = known {
+            for (slot, size, data) in contents {
+                k.set_content(slot, size, data);
             }
         }
-        self.copy_files_parallel(&files)?;
         for (d, t) in dirs.into_iter().rev() {
             hush_oci::layer::set_mtime(&d, t)?;
         }
-        Ok(())
-    }
-}
-
-impl Writer<'_> {
-    /// Copy regular files on every core. Work is handed out a directory at a time: two threads
-    /// creating files in one directory would contend for its inode lock.
-    fn copy_files_parallel(&self, files: &[(PathBuf, fs::Metadata, PathBuf)]) -> Result<()> {
-        let mut groups: Vec<&[(PathBuf, fs::Metadata, PathBuf)]> = Vec::new();
-        let mut start = 0;
-        for i in 1..=files.len() {
-            if i == files.len() || files[i].2.parent() != files[start].2.parent() {
-                groups.push(&files[start..i]);
-                start = i;
-            }
-        }
-        let workers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(groups.len().max(1));
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| loop {
-                    let g = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(group) = groups.get(g) else { break };
-                    let mut dirs = Dirs::default();
-                    for (src, m, dst) in group.iter() {
-                        if let Err(e) = self.copy_file_in(&mut dirs, src, m, dst) {
-                            failed
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .get_or_insert(e);
-                            next.store(groups.len(), std::sync::atomic::Ordering::Relaxed);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// One regular file: replace what is at `dst` (never following a link there), write the
-    /// bytes, then owner, mode and time through the open descriptor.
-    fn copy_file(&self, src: &Path, m: &fs::Metadata, dst: &Path) -> Result<()> {
-        self.copy_file_in(&mut Dirs::default(), src, m, dst)
-    }
-
-    /// [`Writer::copy_file`], opening both files relative to their directories (kept open in
-    /// `dirs` for the next file of the same directories).
-    fn copy_file_in(
-        &self,
-        dirs: &mut Dirs,
-        src: &Path,
-        m: &fs::Metadata,
-        dst: &Path,
-    ) -> Result<()> {
-        use std::io::Write;
-        let mode = self.mode(m);
-        let (dst_dir, dst_name) = dirs.dst.parent_of(dst).ctx("open", dst)?;
-        let create = || {
-            openat(
-                dst_dir,
-                dst_name,
-                nix::fcntl::OFlag::O_WRONLY
-                    | nix::fcntl::OFlag::O_CREAT
-                    | nix::fcntl::OFlag::O_EXCL,
-                mode,
-            )
-        };
-        let mut input = dirs.src.open(src).ctx("open", src)?;
-        // Most destinations are new: try that first, replace what is there otherwise.
-        let mut out = match create() {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                match fs::symlink_metadata(dst) {
-                    Ok(d) if d.is_dir() => fs::remove_dir_all(dst).ctx("replace", dst)?,
-                    _ => fs::remove_file(dst).ctx("replace", dst)?,
-                }
-                create()
-            }
-            r => r,
-        }
-        .ctx("create", dst)?;
-        if m.len() <= 256 * 1024 {
-            let buf = read_small(&mut input, m.len() as usize).ctx("read", src)?;
-            out.write_all(&buf).ctx("write", dst)?;
-        } else {
-            std::io::copy(&mut input, &mut out).ctx("copy to", dst)?;
-        }
-        let (u, g) = self.owner(m);
-        if (u, g) != (0, 0) || !is_root() {
-            std::os::unix::fs::fchown(&out, Some(u), Some(g)).ctx("chown", dst)?;
-        }
-        if mode & umask() != 0 || mode & 0o7000 != 0 {
-            out.set_permissions(fs::Permissions::from_mode(mode))
-                .ctx("chmod", dst)?;
-        }
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime().max(0) as u64);
-        out.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
-            .ctx("set time of", dst)?;
         Ok(())
     }
 }
@@ -364,8 +316,9 @@ fn is_archive(p: &Path) -> bool {
         || (n >= 262 && &b[257..262] == b"ustar")
 }
 
-/// Perform the copy into `dest_root`.
-pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
+/// Perform the copy into `dest_root`. A directory it creates and fills in the upper dir comes
+/// back as a record of what it wrote, for the layer tar.
+pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
     let chmod = match req.chmod {
         Some(s) => Some(parse_chmod(s).ok_or_else(|| Error::Step {
             message: format!("invalid chmod parameter {s:?}"),
@@ -444,7 +397,7 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
             let target = format!("{dest}/{kept}");
             if is_dir(&src) {
                 let top = w.mkdir_p(&target)?;
-                w.copy_tree(&src, &rel, &top)?;
+                w.copy_tree(&src, &rel, &top, None)?;
             } else {
                 let m = fs::metadata(&src).ctx("stat", &src)?;
                 let dst = w.dest_path(&target)?;
@@ -462,11 +415,15 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
             // A directory this step creates is new in the upper dir alone: fill it there. Only
             // for a single source, so that nothing reads it back through the overlay, whose
             // caches would not see what was written beneath it.
-            let top = match (fresh, req.upper, top.strip_prefix(req.dest_root)) {
-                (true, Some(upper), Ok(rel)) => upper.join(rel),
-                _ => top,
-            };
-            w.copy_tree(&src, &rel, &top)?;
+            match (fresh, req.upper, top.strip_prefix(req.dest_root)) {
+                (true, Some(upper), Ok(top_rel)) => {
+                    let top = upper.join(top_rel);
+                    let mut known = KnownTree::new(top_rel, &top);
+                    w.copy_tree(&src, &rel, &top, Some(&mut known))?;
+                    return Ok(Some(known));
+                }
+                _ => w.copy_tree(&src, &rel, &top, None)?,
+            }
         } else if req.add && req.unpack != Some(false) && is_archive(&src) {
             let top = w.mkdir_p(if dest.is_empty() { "/" } else { dest })?;
             let reader = hush_oci::archive::open_maybe_compressed(&src)?;
@@ -506,7 +463,7 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<()> {
             w.copy_entry(&src, &m, &dst)?;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -190,33 +190,32 @@ fn entry_line(rel: &str, m: &fs::Metadata) -> String {
     )
 }
 
-/// Digest of one subtree's paths and metadata (excluded paths skipped).
+/// Digest of one subtree's paths and metadata (excluded paths skipped). A symlink at its top is
+/// an entry of its own (dangling or not), never walked through.
 fn digest_tree(top: &Path, rel: &str, ignore: &Dockerignore) -> Result<[u8; 32]> {
     let mut h = Sha256::new();
-    for e in walkdir::WalkDir::new(top)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let e = e.map_err(|e| Error::Io {
-            action: "read",
-            path: top.into(),
-            source: e.into(),
-        })?;
-        let sub = e.path().strip_prefix(top).unwrap_or(e.path());
-        let crel = if sub.as_os_str().is_empty() {
-            rel.to_string()
-        } else {
-            join_rel(rel, &sub.to_string_lossy())
-        };
-        if !ignore.is_empty() && ignore.is_excluded(&crel) {
-            continue;
+    // Whether a path is left out, and whether to go below it anyway (a `!` line may bring
+    // something back).
+    let skip = |crel: &str| -> (bool, bool) {
+        if ignore.is_empty() || !ignore.is_excluded(crel) {
+            return (false, true);
         }
-        let m = e.metadata().map_err(|err| Error::Io {
-            action: "stat",
-            path: e.path().to_path_buf(),
-            source: err.into(),
+        (true, ignore.may_reinclude_below(crel))
+    };
+    let m = fs::symlink_metadata(top).ctx("stat", top)?;
+    let (skipped, enter) = skip(rel);
+    if !skipped {
+        h.update(entry_line(rel, &m));
+    }
+    if m.is_dir() && enter {
+        super::files::walk_sorted(top, &mut |e| {
+            let crel = join_rel(rel, &e.sub.to_string_lossy());
+            let (skipped, enter) = skip(&crel);
+            if !skipped {
+                h.update(entry_line(&crel, &e.meta));
+            }
+            Ok(enter)
         })?;
-        h.update(entry_line(&crel, &m));
     }
     Ok(h.finalize().into())
 }
