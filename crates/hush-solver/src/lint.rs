@@ -84,6 +84,7 @@ pub(crate) fn lint_with(
                 }
             }
             let before = out.len();
+            let mut files: Vec<(std::path::PathBuf, String)> = Vec::new();
             for src in c
                 .sources
                 .iter()
@@ -112,23 +113,23 @@ pub(crate) fn lint_with(
                             .unwrap_or(e.path())
                             .to_string_lossy()
                             .to_string();
-                        if ignore.is_excluded(&sub) {
-                            continue;
-                        }
-                        if let Some(why) = why_secret(e.path(), &guard, &rules) {
-                            out.push(Finding {
-                                rule: "CopiedSecretFile",
-                                severity: Severity::Error,
-                                location: cmd.location,
-                                message: format!(
-                                    "{} copies {sub}, which {why}; it would stay in the image for good",
-                                    if c.add { "ADD" } else { "COPY" }
-                                ),
-                                hint: "pass it with --secret and use it in RUN --mount=type=secret (or add it to .dockerignore)".into(),
-                            });
+                        if !ignore.is_excluded(&sub) {
+                            files.push((e.into_path(), sub));
                         }
                     }
                 }
+            }
+            for (sub, why) in secret_files(&files, &guard, &rules) {
+                out.push(Finding {
+                    rule: "CopiedSecretFile",
+                    severity: Severity::Error,
+                    location: cmd.location,
+                    message: format!(
+                        "{} copies {sub}, which {why}; it would stay in the image for good",
+                        if c.add { "ADD" } else { "COPY" }
+                    ),
+                    hint: "pass it with --secret and use it in RUN --mount=type=secret (or add it to .dockerignore)".into(),
+                });
             }
             if let Some((s, k)) = memo {
                 if out.len() == before {
@@ -176,6 +177,36 @@ fn build_arg_values(
         });
     }
     out
+}
+
+/// The files of `files` (path, name in the context) that look like secrets, with why, in
+/// order; read and scanned on every core.
+fn secret_files<'a>(
+    files: &'a [(std::path::PathBuf, String)],
+    guard: &hush_scan::Guard,
+    rules: &hush_scan::rules::Rules,
+) -> Vec<(&'a str, String)> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per = files.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .filter_map(|(path, sub)| {
+                            why_secret(path, guard, rules).map(|why| (sub.as_str(), why))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 fn why_secret(
