@@ -20,6 +20,11 @@ pub struct RuleHit {
 struct Rule {
     id: &'static str,
     re: Regex,
+    /// For a rule whose matches start at most [`ANCHORED_BACK`] bytes before their anchor: the
+    /// same pattern, tried anchored at each of those few places (look-behind sees the bytes
+    /// before), which fails within a few bytes where a window search would scan the whole
+    /// window — on text full of `secret`s, 10x less work.
+    anchored: Option<regex_automata::meta::Regex>,
     /// Minimum Shannon entropy (bits/char) of the captured secret part, if checked.
     min_entropy: Option<f64>,
     /// How far before the start and after the end of an anchor a match can reach.
@@ -59,6 +64,9 @@ struct Spec {
 
 /// The longest anchor.
 const MAX_ANCHOR: usize = 32;
+
+/// The largest `back` for which a rule is tried anchored (see [`Rule::anchored`]).
+const ANCHORED_BACK: usize = 8;
 
 const KEYWORDS: &[&str] = &[
     "password",
@@ -290,6 +298,14 @@ impl Rules {
                 id: s.id,
                 // ASCII mode: `\b`, `\s` and classes work byte by byte on binary data.
                 re: Regex::new(&format!("(?-u){}", s.re)).expect("rule regex compiles"),
+                anchored: (s.back <= ANCHORED_BACK).then(|| {
+                    // On bytes, as `regex::bytes` builds it: matches need not be UTF-8.
+                    regex_automata::meta::Regex::builder()
+                        .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+                        .configure(regex_automata::meta::Config::new().utf8_empty(false))
+                        .build(&format!("(?-u){}", s.re))
+                        .expect("rule regex compiles")
+                }),
                 min_entropy: s.min_entropy,
                 back: s.back,
                 forward: s.forward,
@@ -367,6 +383,25 @@ impl Rules {
         let start = anchor.start;
         let lo = start.saturating_sub(r.back);
         let hi = (anchor.end + r.forward).min(buf.len());
+        if let Some(re) = &r.anchored {
+            // The leftmost start that matches, as a search from `lo` would find it.
+            let mut caps = re.create_captures();
+            for s in lo..=start {
+                let input = regex_automata::Input::new(&buf[..hi])
+                    .span(s..hi)
+                    .anchored(regex_automata::Anchored::Yes);
+                re.search_captures(&input, &mut caps);
+                let Some(whole) = caps.get_match() else {
+                    continue;
+                };
+                if whole.end() > start {
+                    let m = caps.get_group(1).unwrap_or(whole.span());
+                    self.record(ri, &buf[m.range()], m.start, seen, out);
+                }
+                return;
+            }
+            return;
+        }
         for c in r.re.captures_iter(&buf[lo..hi]) {
             let whole = c.get(0).expect("group 0");
             // A match must cover this anchor (others are found from their own), and must not
@@ -379,22 +414,32 @@ impl Rules {
                 continue;
             }
             let m = c.get(1).unwrap_or(whole);
-            let offset = lo + m.start();
-            if !seen.insert((ri, offset)) {
-                continue;
-            }
-            let value = m.as_bytes();
-            if r.min_entropy.is_some_and(|e| entropy(value) < e)
-                || placeholder(value, r.min_entropy.is_some())
-            {
-                continue;
-            }
-            out.push(RuleHit {
-                rule: r.id,
-                offset,
-                preview: preview(value),
-            });
+            self.record(ri, m.as_bytes(), lo + m.start(), seen, out);
         }
+    }
+
+    /// A rule's match with `value` (its secret part) at `offset`, unless already recorded or a
+    /// placeholder.
+    fn record(
+        &self,
+        ri: usize,
+        value: &[u8],
+        offset: usize,
+        seen: &mut std::collections::HashSet<(usize, usize)>,
+        out: &mut Vec<RuleHit>,
+    ) {
+        let r = &self.rules[ri];
+        if !seen.insert((ri, offset))
+            || r.min_entropy.is_some_and(|e| entropy(value) < e)
+            || placeholder(value, r.min_entropy.is_some())
+        {
+            return;
+        }
+        out.push(RuleHit {
+            rule: r.id,
+            offset,
+            preview: preview(value),
+        });
     }
 }
 
