@@ -14,9 +14,11 @@ use crate::{Error, Result};
 
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
+mod known;
 mod write;
 
-pub use write::{write_layer, write_layer_parallel, Attrs, KnownTree};
+pub use known::{Attrs, KnownTree};
+pub use write::{write_layer, write_layer_parallel};
 
 /// The directory of the last file opened, kept open: files are opened relative to it (one path
 /// lookup instead of the whole path's).
