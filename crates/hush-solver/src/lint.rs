@@ -75,6 +75,7 @@ pub(crate) fn lint_with(
                 let mut k =
                     crate::cache::KeyBuilder::new(&hush_oci::Digest::of(b"lint-copied-secret-v1"));
                 k.add(&digest)
+                    .add(env!("CARGO_PKG_VERSION"))
                     .add(fingerprint.as_deref().unwrap_or("no secrets"));
                 Some((s, k.finish()))
             });
@@ -84,7 +85,7 @@ pub(crate) fn lint_with(
                 }
             }
             let before = out.len();
-            let mut files: Vec<(std::path::PathBuf, String)> = Vec::new();
+            let mut files: Vec<(std::path::PathBuf, String, Stamp)> = Vec::new();
             for src in c
                 .sources
                 .iter()
@@ -99,27 +100,59 @@ pub(crate) fn lint_with(
                     else {
                         continue;
                     };
-                    for e in walkdir::WalkDir::new(&top)
-                        .follow_links(false)
-                        .into_iter()
-                        .filter_map(|e| e.ok())
-                    {
-                        if !e.file_type().is_file() {
-                            continue;
-                        }
-                        let sub = e
-                            .path()
+                    let mut add = |path: std::path::PathBuf, m: &std::fs::Metadata| {
+                        let sub = path
                             .strip_prefix(&opts.context)
-                            .unwrap_or(e.path())
+                            .unwrap_or(&path)
                             .to_string_lossy()
                             .to_string();
-                        if !ignore.is_excluded(&sub) {
-                            files.push((e.into_path(), sub));
+                        if m.is_file() && !ignore.is_excluded(&sub) {
+                            files.push((path, sub, Stamp::of(m)));
                         }
+                    };
+                    match std::fs::symlink_metadata(&top) {
+                        Ok(m) if m.is_dir() => {
+                            let walked = crate::copy::walk_sorted(&top, &mut |e| {
+                                let is_dir = e.meta.is_dir();
+                                if is_dir {
+                                    // As the copy: no need to go where nothing can be copied.
+                                    let sub = e.path.strip_prefix(&opts.context).unwrap_or(&e.path);
+                                    let sub = sub.to_string_lossy();
+                                    return Ok(!ignore.is_excluded(&sub)
+                                        || ignore.may_reinclude_below(&sub));
+                                }
+                                add(e.path, &e.meta);
+                                Ok(false)
+                            });
+                            if walked.is_err() {
+                                continue;
+                            }
+                        }
+                        Ok(m) => add(top.clone(), &m),
+                        Err(_) => {}
                     }
                 }
             }
-            for (sub, why) in secret_files(&files, &guard, &rules) {
+            let known = store.and_then(|s| {
+                CleanFiles::load(s, &opts.context, &c.sources, fingerprint.as_deref())
+            });
+            let unknown: Vec<&(std::path::PathBuf, String, Stamp)> = files
+                .iter()
+                .filter(|(_, sub, st)| !known.as_ref().is_some_and(|k| k.is_clean(sub, st)))
+                .collect();
+            let found = secret_files(&unknown, &guard, &rules);
+            if let (Some(s), Some(k)) = (store, &known) {
+                let bad: std::collections::HashSet<&str> =
+                    found.iter().map(|(sub, _)| *sub).collect();
+                k.save(
+                    s,
+                    files
+                        .iter()
+                        .filter(|(_, sub, _)| !bad.contains(sub.as_str()))
+                        .map(|(_, sub, st)| (sub.as_str(), st)),
+                )?;
+            }
+            for (sub, why) in found {
                 out.push(Finding {
                     rule: "CopiedSecretFile",
                     severity: Severity::Error,
@@ -179,10 +212,117 @@ fn build_arg_values(
     out
 }
 
+/// What `lstat` says of a file that changes when its content does: device, inode, size, times
+/// and mode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp([u64; 8]);
+
+impl Stamp {
+    const LEN: usize = 64;
+
+    fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Stamp([
+            m.dev(),
+            m.ino(),
+            m.len(),
+            m.mtime() as u64,
+            m.mtime_nsec() as u64,
+            m.ctime() as u64,
+            m.ctime_nsec() as u64,
+            m.mode().into(),
+        ])
+    }
+
+    fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        for (chunk, v) in b.chunks_exact_mut(8).zip(self.0) {
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let mut v = [0u64; 8];
+        if b.len() != Self::LEN {
+            return None;
+        }
+        for (x, chunk) in v.iter_mut().zip(b.chunks_exact(8)) {
+            *x = u64::from_le_bytes(chunk.try_into().ok()?);
+        }
+        Some(Stamp(v))
+    }
+}
+
+/// The files of a COPY's sources found clean before, by their [`Stamp`]: a file whose stamp
+/// has not changed is not read again, so editing one file of a big context rescans that file.
+/// Keyed by the context directory's inode (a moved checkout keeps its record; another project
+/// does not share it), the sources, the secrets and hush's version (its rules).
+struct CleanFiles {
+    key: hush_oci::Digest,
+    known: std::collections::HashMap<String, Stamp>,
+}
+
+impl CleanFiles {
+    fn load(
+        store: &hush_oci::store::Store,
+        context: &Path,
+        sources: &[String],
+        secrets: Option<&str>,
+    ) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(context).ok()?;
+        let mut k = crate::cache::KeyBuilder::new(&hush_oci::Digest::of(b"lint-clean-files-v2"));
+        k.add(env!("CARGO_PKG_VERSION"))
+            .add(&format!("{}:{}", m.dev(), m.ino()))
+            .add(&sources.join("\0"))
+            .add(secrets.unwrap_or("no secrets"));
+        let key = k.finish();
+        // Each file: its path, a NUL (no path holds one), its stamp's fixed-length bytes.
+        let record = store.cache_get(&key).unwrap_or_default();
+        let mut known = std::collections::HashMap::new();
+        let mut rest = &record[..];
+        while let Some(nul) = rest.iter().position(|b| *b == 0) {
+            let (path, tail) = (&rest[..nul], &rest[nul + 1..]);
+            let Some(stamp) = tail.get(..Stamp::LEN).and_then(Stamp::from_bytes) else {
+                break;
+            };
+            known.insert(String::from_utf8_lossy(path).into_owned(), stamp);
+            rest = &tail[Stamp::LEN..];
+        }
+        Some(CleanFiles { key, known })
+    }
+
+    fn is_clean(&self, path: &str, stamp: &Stamp) -> bool {
+        self.known.get(path) == Some(stamp)
+    }
+
+    /// Record `clean` (path, stamp) as the files found clean, unless that is what was known.
+    fn save<'a>(
+        &self,
+        store: &hush_oci::store::Store,
+        clean: impl Iterator<Item = (&'a str, &'a Stamp)>,
+    ) -> Result<()> {
+        let mut record = Vec::new();
+        let (mut count, mut same) = (0, true);
+        for (path, stamp) in clean {
+            same &= self.is_clean(path, stamp);
+            count += 1;
+            record.extend_from_slice(path.as_bytes());
+            record.push(0);
+            record.extend_from_slice(&stamp.to_bytes());
+        }
+        if same && count == self.known.len() {
+            return Ok(());
+        }
+        Ok(store.cache_put(&self.key, &record)?)
+    }
+}
+
 /// The files of `files` (path, name in the context) that look like secrets, with why, in
 /// order; read and scanned on every core.
 fn secret_files<'a>(
-    files: &'a [(std::path::PathBuf, String)],
+    files: &[&'a (std::path::PathBuf, String, Stamp)],
     guard: &hush_scan::Guard,
     rules: &hush_scan::rules::Rules,
 ) -> Vec<(&'a str, String)> {
@@ -195,7 +335,7 @@ fn secret_files<'a>(
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .filter_map(|(path, sub)| {
+                        .filter_map(|(path, sub, _)| {
                             why_secret(path, guard, rules).map(|why| (sub.as_str(), why))
                         })
                         .collect::<Vec<_>>()

@@ -934,3 +934,55 @@ fn copied_layers_are_the_layers_a_walk_of_the_snapshot_gives() {
     check(&[], Some("1700000000"));
     check(&["--secret", "id=s,src=s.txt"], None);
 }
+
+/// The pre-build lint remembers which context files it found clean, by inode, size, times and
+/// mode, and reads only the others again; the record must never hide a change. Checked by
+/// planting a credential in a file after clean builds, in place and after moving the context.
+#[test]
+fn the_lint_record_of_clean_files_never_hides_a_new_secret() {
+    if !can_run() {
+        return;
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let c = parent.path().join("ctx");
+    std::fs::create_dir_all(c.join("src")).unwrap();
+    std::fs::write(c.join("Dockerfile"), "FROM scratch\nCOPY src /src\n").unwrap();
+    for i in 0..40 {
+        std::fs::write(c.join(format!("src/f{i:02}")), format!("file {i}\n")).unwrap();
+    }
+    let build = |dir: &Path| run(&["build", "--progress=plain", "."], dir);
+    let token = format!("token = ghp_{}\n", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
+    let o = build(&c);
+    assert!(o.status.success(), "{}", log(&o));
+    std::fs::write(c.join("src/f07"), &token).unwrap();
+    let o = build(&c);
+    assert!(
+        !o.status.success(),
+        "a credential written into a known-clean file"
+    );
+    assert!(
+        log(&o).contains("CopiedSecretFile") && log(&o).contains("src/f07"),
+        "{}",
+        log(&o)
+    );
+    std::fs::write(c.join("src/f07"), "file 7\n").unwrap();
+    let o = build(&c);
+    assert!(o.status.success(), "{}", log(&o));
+    // A moved context keeps its record (same directory inode) and still sees changes.
+    let moved = parent.path().join("moved");
+    std::fs::rename(&c, &moved).unwrap();
+    let o = build(&moved);
+    assert!(o.status.success(), "{}", log(&o));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(moved.join("src/f31"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, token.as_bytes()).unwrap();
+    drop(f);
+    let o = build(&moved);
+    assert!(
+        !o.status.success() && log(&o).contains("src/f31"),
+        "{}",
+        log(&o)
+    );
+}

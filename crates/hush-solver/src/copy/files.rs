@@ -59,19 +59,19 @@ pub(super) fn umask() -> u32 {
 }
 
 /// One entry of a sorted walk.
-pub(super) struct Walked {
+pub(crate) struct Walked {
     /// Where it is.
-    pub(super) path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Its path below the walk's top.
-    pub(super) sub: PathBuf,
+    pub(crate) sub: PathBuf,
     /// Its `lstat`.
-    pub(super) meta: fs::Metadata,
+    pub(crate) meta: fs::Metadata,
 }
 
 /// Walk below `top` depth first, names in byte order (a layer tar's order), never following a
 /// symlink; each entry is `lstat`ed relative to its open directory (no lookup of the whole
 /// path). `visit` says whether to go into a directory.
-pub(super) fn walk_sorted(top: &Path, visit: &mut dyn FnMut(Walked) -> Result<bool>) -> Result<()> {
+pub(crate) fn walk_sorted(top: &Path, visit: &mut dyn FnMut(Walked) -> Result<bool>) -> Result<()> {
     walk_dir(top, Path::new(""), visit)
 }
 

@@ -19,7 +19,8 @@ mod files;
 mod pool;
 mod source;
 
-use files::{walk_sorted, Dirs};
+pub(crate) use files::walk_sorted;
+use files::Dirs;
 use hush_oci::layer::{Attrs, KnownTree};
 use pool::FileJob;
 pub(crate) use source::{expand_source, ContextDigests};

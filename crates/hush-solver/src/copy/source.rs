@@ -96,18 +96,26 @@ pub(super) fn join_rel(base: &str, name: &str) -> String {
 
 /// A digest of everything a COPY from the context reads (paths, modes, sizes, times, inodes):
 /// part of the step's cache key. Metadata, not content, so that a no-op rebuild does not read
-/// every byte; any write to a file changes its ctime.
+/// every byte; any write to a file changes its ctime. For a COPY (`contents_only`), a source
+/// directory's own metadata is not copied (what it holds is), so only that it is a directory
+/// counts: a moved or renamed context keeps its digest. A bind mount shows the directory itself.
 pub(crate) fn context_digest(
     root: &Path,
     sources: &[String],
     ignore: &Dockerignore,
+    contents_only: bool,
     loc: hush_dockerfile::Location,
 ) -> Result<String> {
     let mut h = Sha256::new();
     for s in sources {
         for rel in expand_source(root, s, ignore, loc)? {
             let top = scoped_join(root, &rel, true)?;
-            h.update(entry_line(&rel, &fs::metadata(&top).ctx("stat", &top)?));
+            let m = fs::metadata(&top).ctx("stat", &top)?;
+            if contents_only && m.is_dir() {
+                h.update(format!("{rel}\0dir\n"));
+            } else {
+                h.update(entry_line(&rel, &m));
+            }
             if !top.is_dir() {
                 continue;
             }
@@ -169,7 +177,14 @@ impl ContextDigests {
             return Ok(d.clone());
         }
         let none = Dockerignore::default();
-        let d = context_digest(root, sources, ignore.unwrap_or(&none), loc)?;
+        // With a .dockerignore the sources are a COPY's; without, a bind mount's.
+        let d = context_digest(
+            root,
+            sources,
+            ignore.unwrap_or(&none),
+            ignore.is_some(),
+            loc,
+        )?;
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -227,7 +242,8 @@ mod tests {
     #[test]
     fn context_digest_sees_deep_changes_and_ignores_excluded_files() {
         let t = tempfile::tempdir().unwrap();
-        let r = t.path();
+        let ctx = t.path().join("ctx");
+        let r = ctx.as_path();
         for d in ["a/x", "a/y", "b"] {
             fs::create_dir_all(r.join(d)).unwrap();
         }
@@ -236,7 +252,7 @@ mod tests {
         fs::write(r.join("b/skip.log"), "3").unwrap();
         let ignore = Dockerignore::parse("*/*.log\n");
         let loc = hush_dockerfile::Location::default();
-        let digest = || context_digest(r, &[".".to_string()], &ignore, loc).unwrap();
+        let digest = || context_digest(r, &[".".to_string()], &ignore, true, loc).unwrap();
         let d0 = digest();
         assert_eq!(digest(), d0, "stable");
         fs::write(r.join("b/skip.log"), "changed").unwrap();
@@ -245,7 +261,17 @@ mod tests {
         let d1 = digest();
         assert_ne!(d1, d0, "a deep content change counts");
         fs::rename(r.join("a/x/f"), r.join("a/y/f")).unwrap();
-        assert_ne!(digest(), d1, "a move counts");
+        let d2 = digest();
+        assert_ne!(d2, d1, "a move counts");
+        let moved = t.path().join("moved");
+        fs::rename(r, &moved).unwrap();
+        let after_move = context_digest(&moved, &[".".to_string()], &ignore, true, loc).unwrap();
+        assert_eq!(after_move, d2, "the context moved as a whole: same files");
+        assert_ne!(
+            context_digest(&moved, &[".".to_string()], &ignore, false, loc).unwrap(),
+            after_move,
+            "a bind mount shows the directory itself"
+        );
     }
 
     #[test]
