@@ -356,23 +356,40 @@ pub fn helper_main(bundle: &Path) -> i32 {
 }
 
 /// Wait for the container's init; on SIGINT/SIGTERM kill it (a PID 1 ignores signals it has no
-/// handler for, so only SIGKILL is sure) and keep waiting.
+/// handler for, so only SIGKILL is sure) and keep waiting. The flag is checked at least every
+/// 200 ms: a signal that came before the wait began (while the container started) sets it
+/// without interrupting anything, and would otherwise be missed until the RUN ended.
 fn wait_killing_on_signal(pid: nix::unistd::Pid) -> i32 {
-    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    // SAFETY: a non-negative result is a descriptor nothing else owns.
+    let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) });
     let mut killed = false;
     loop {
-        match waitpid(pid, None) {
+        if crate::signals::interrupted() && !killed {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            killed = true;
+        }
+        // Readable when the process exits; without a pidfd, a plain blocking wait.
+        let flags = match &pidfd {
+            Some(fd) => {
+                let mut fds = [nix::poll::PollFd::new(
+                    fd.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16));
+                Some(WaitPidFlag::WNOHANG)
+            }
+            None => None,
+        };
+        match waitpid(pid, flags) {
             Ok(WaitStatus::Exited(_, code)) => return if killed { 130 } else { code },
             Ok(WaitStatus::Signaled(_, sig, _)) => {
                 return if killed { 130 } else { 128 + sig as i32 }
             }
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => {
-                if crate::signals::interrupted() && !killed {
-                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                    killed = true;
-                }
-            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return 125,
         }
     }
@@ -398,7 +415,13 @@ fn helper(bundle: &Path) -> Result<i32> {
     let started = c.start().map_err(err);
     let code = match (started, c.pid()) {
         (Ok(()), Some(pid)) => wait_killing_on_signal(pid),
-        (Err(e), _) => {
+        (Err(e), pid) => {
+            // Starting can fail half-way (a signal interrupts it): never leave its processes
+            // running.
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+            }
             let _ = c.delete(true);
             return Err(e);
         }
