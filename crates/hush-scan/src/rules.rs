@@ -345,12 +345,14 @@ impl Rules {
     pub fn scan_owned(&self, buf: &[u8], owned: std::ops::Range<usize>) -> Vec<RuleHit> {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
+        // Capture slots of the anchored rules, made once per scan rather than per anchor.
+        let mut caps = vec![None; self.rules.len()];
         let mut check = |a: aho_corasick::Match| {
             if !owned.contains(&a.start()) {
                 return;
             }
             for &ri in &self.anchored[a.pattern().as_usize()] {
-                self.check(ri, buf, a.span(), &mut seen, &mut out);
+                self.check(ri, buf, a.span(), &mut caps[ri], &mut seen, &mut out);
             }
         };
         match &self.packed {
@@ -376,6 +378,7 @@ impl Rules {
         ri: usize,
         buf: &[u8],
         anchor: aho_corasick::Span,
+        caps: &mut Option<regex_automata::util::captures::Captures>,
         seen: &mut std::collections::HashSet<(usize, usize)>,
         out: &mut Vec<RuleHit>,
     ) {
@@ -385,12 +388,12 @@ impl Rules {
         let hi = (anchor.end + r.forward).min(buf.len());
         if let Some(re) = &r.anchored {
             // The leftmost start that matches, as a search from `lo` would find it.
-            let mut caps = re.create_captures();
+            let caps = caps.get_or_insert_with(|| re.create_captures());
             for s in lo..=start {
                 let input = regex_automata::Input::new(&buf[..hi])
                     .span(s..hi)
                     .anchored(regex_automata::Anchored::Yes);
-                re.search_captures(&input, &mut caps);
+                re.search_captures(&input, caps);
                 let Some(whole) = caps.get_match() else {
                     continue;
                 };

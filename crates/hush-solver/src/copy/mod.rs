@@ -200,12 +200,13 @@ impl Writer<'_> {
         } else {
             return Ok(None); // devices, fifos and sockets are not copied
         }
-        let (u, g) = self.owner(m);
-        hush_oci::layer::lchown(dst, u, g)?;
+        // What the known tree records for this entry, so what is set here is what it says.
+        let attrs = self.attrs(m);
+        hush_oci::layer::lchown(dst, attrs.uid, attrs.gid)?;
         if !ft.is_symlink() {
-            fs::set_permissions(dst, fs::Permissions::from_mode(self.mode(m))).ctx("chmod", dst)?;
+            fs::set_permissions(dst, fs::Permissions::from_mode(attrs.mode)).ctx("chmod", dst)?;
         }
-        hush_oci::layer::set_mtime(dst, m.mtime())?;
+        hush_oci::layer::set_mtime(dst, attrs.mtime)?;
         Ok(target)
     }
 
@@ -269,18 +270,19 @@ impl Writer<'_> {
                     return Ok(false);
                 }
                 let target = self.copy_entry(&e.path, &m, &dst)?;
+                let attrs = self.attrs(&m);
                 if let Some(k) = known.as_mut() {
                     match target {
-                        Some(t) => k.symlink(&sub, self.attrs(&m), t),
-                        None if is_dir => k.dir(&sub, self.attrs(&m)),
+                        Some(t) => k.symlink(&sub, attrs, t),
+                        None if is_dir => k.dir(&sub, attrs),
                         None => {}
                     }
                 }
                 if is_dir {
-                    if self.mode(&m) & 0o2000 != 0 {
+                    if attrs.mode & 0o2000 != 0 {
                         setgid.insert(dst.clone());
                     }
-                    dirs.push((dst, m.mtime()));
+                    dirs.push((dst, attrs.mtime));
                 }
                 Ok(true)
             })?;

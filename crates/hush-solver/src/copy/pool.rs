@@ -1,7 +1,7 @@
 //! Regular files copied on every core while the walk that finds them goes on.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -157,7 +157,9 @@ impl Writer<'_> {
     ) -> Result<(u64, Option<Vec<u8>>)> {
         use std::io::Write;
         let (src, m, dst) = (&job.src, &job.meta, &job.dst);
-        let mode = self.mode(m);
+        // What the known tree records for this file, so what is set here is what it says.
+        let attrs = self.attrs(m);
+        let mode = attrs.mode;
         let (dst_dir, dst_name) = dirs.dst.parent_of(dst).ctx("open", dst)?;
         let create = || {
             openat(
@@ -192,7 +194,7 @@ impl Writer<'_> {
                 None,
             )
         };
-        let (u, g) = self.owner(m);
+        let (u, g) = (attrs.uid, attrs.gid);
         if job.chown || (u, g) != creator() {
             std::os::unix::fs::fchown(&out, Some(u), Some(g)).ctx("chown", dst)?;
         }
@@ -200,7 +202,7 @@ impl Writer<'_> {
             out.set_permissions(fs::Permissions::from_mode(mode))
                 .ctx("chmod", dst)?;
         }
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(m.mtime().max(0) as u64);
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(attrs.mtime as u64);
         out.set_times(fs::FileTimes::new().set_modified(t).set_accessed(t))
             .ctx("set time of", dst)?;
         Ok((size, data))
