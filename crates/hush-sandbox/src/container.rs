@@ -10,6 +10,7 @@
 //! mode asks for x) and bind-mounted read-only at their targets; the tmpfs is unmounted when the
 //! RUN ends, so the bytes never touch a disk.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -18,8 +19,11 @@ use std::process::{Command, Stdio};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, MountBuilder, ProcessBuilder,
-    RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResources, LinuxResourcesBuilder, MountBuilder,
+    PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
 };
 
 use crate::error::IoContext;
@@ -56,6 +60,67 @@ pub struct RunSpec {
     pub binds: Vec<BindMount>,
     /// tmpfs mounts (target, size in bytes).
     pub tmpfs: Vec<(String, Option<u64>)>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// `RUN --security=insecure` (allowed by `--allow security.insecure`): every capability, no
+    /// seccomp filter, no device rules, nothing masked — `docker run --privileged`.
+    pub insecure: bool,
+}
+
+/// What one RUN may use: buildx's `--ulimit`, docker's `--memory`, podman's `--pids-limit`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Processes and threads at once (a fork bomb stops here).
+    pub pids: i64,
+    /// Memory in bytes, none: unlimited.
+    pub memory: Option<i64>,
+    /// `--ulimit`s, replacing the default of the same type.
+    pub ulimits: Vec<PosixRlimit>,
+}
+
+/// The default pids limit of a RUN: room for a parallel build, not for a fork bomb.
+pub const DEFAULT_PIDS_LIMIT: i64 = 4096;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            pids: DEFAULT_PIDS_LIMIT,
+            memory: None,
+            ulimits: Vec::new(),
+        }
+    }
+}
+
+/// Parse a `--ulimit` as docker does: `NAME=SOFT[:HARD]` (`nofile=1024:4096`, `nproc=512`),
+/// `-1` for unlimited.
+pub fn parse_ulimit(s: &str) -> std::result::Result<PosixRlimit, String> {
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid ulimit {s:?}: expected NAME=SOFT[:HARD]"))?;
+    let typ: PosixRlimitType = format!("RLIMIT_{}", name.to_ascii_uppercase())
+        .parse()
+        .map_err(|_| format!("invalid ulimit {s:?}: unknown type {name:?}"))?;
+    let num = |v: &str| match v {
+        "-1" => Ok(u64::MAX),
+        _ => v
+            .parse::<u64>()
+            .map_err(|_| format!("invalid ulimit {s:?}: {v:?} is not a number")),
+    };
+    let (soft, hard) = match values.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(values)?, num(values)?),
+    };
+    if soft > hard {
+        return Err(format!(
+            "invalid ulimit {s:?}: the soft limit is above the hard limit"
+        ));
+    }
+    PosixRlimitBuilder::default()
+        .typ(typ)
+        .soft(soft)
+        .hard(hard)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// A private tmpfs holding one RUN's secret files. Unmounted on drop.
@@ -150,10 +215,9 @@ pub fn base_stubs(spec: &RunSpec) -> Vec<crate::overlay::Stub> {
 }
 
 /// docker's (and BuildKit's) default capability set for build containers.
-fn default_capabilities(
-) -> std::result::Result<oci_spec::runtime::LinuxCapabilities, oci_spec::OciSpecError> {
+fn docker_capabilities() -> HashSet<Capability> {
     use oci_spec::runtime::Capability as C;
-    let caps: std::collections::HashSet<C> = [
+    [
         C::Chown,
         C::DacOverride,
         C::Fsetid,
@@ -170,15 +234,122 @@ fn default_capabilities(
         C::AuditWrite,
     ]
     .into_iter()
-    .collect();
-    oci_spec::runtime::LinuxCapabilitiesBuilder::default()
+    .collect()
+}
+
+/// Every capability the kernel knows, for `--security=insecure`.
+fn all_capabilities() -> HashSet<Capability> {
+    "AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN DAC_OVERRIDE \
+     DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE MAC_ADMIN \
+     MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE NET_BROADCAST NET_RAW PERFMON SETGID SETFCAP \
+     SETPCAP SETUID SYS_ADMIN SYS_BOOT SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE \
+     SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG SYSLOG WAKE_ALARM"
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .collect()
+}
+
+/// The capability sets of a RUN (moby's rules): the bounding set is `caps`; root gets them
+/// effective and permitted; another user gets none (it can still gain what a file grants, up to
+/// the bounding set, as under docker); inheritable and ambient are always empty, so nothing
+/// passes through an `exec` by itself.
+fn capability_sets(
+    caps: &HashSet<Capability>,
+    uid: u32,
+) -> std::result::Result<LinuxCapabilities, oci_spec::OciSpecError> {
+    let held = if uid == 0 {
+        caps.clone()
+    } else {
+        HashSet::new()
+    };
+    LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
-        .effective(caps.clone())
-        .permitted(caps)
+        .effective(held.clone())
+        .permitted(held)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
         .build()
 }
 
-fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
+/// docker's device cgroup rules: no device may be read or written but the harmless ones a
+/// process expects (`/dev/null`, `zero`, `full`, `random`, `urandom`, `tty`, `console`, `ptmx`,
+/// `pts/*`, `net/tun`); `mknod` itself is allowed (CAP_MKNOD is in docker's set) but a node
+/// made for a disk cannot be opened.
+fn device_rules() -> std::result::Result<Vec<LinuxDeviceCgroup>, oci_spec::OciSpecError> {
+    let rule = |allow: bool, typ: Option<LinuxDeviceType>, major, minor, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .access(access.to_string());
+        if let Some(t) = typ {
+            b = b.typ(t);
+        }
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build()
+    };
+    use LinuxDeviceType::{B, C};
+    [
+        rule(false, None, None, None, "rwm"),
+        rule(true, Some(C), None, None, "m"),
+        rule(true, Some(B), None, None, "m"),
+        rule(true, Some(C), Some(1), Some(3), "rwm"),
+        rule(true, Some(C), Some(1), Some(5), "rwm"),
+        rule(true, Some(C), Some(1), Some(7), "rwm"),
+        rule(true, Some(C), Some(1), Some(8), "rwm"),
+        rule(true, Some(C), Some(1), Some(9), "rwm"),
+        rule(true, Some(C), Some(5), Some(0), "rwm"),
+        rule(true, Some(C), Some(5), Some(1), "rwm"),
+        rule(true, Some(C), Some(5), Some(2), "rwm"),
+        rule(true, Some(C), Some(136), None, "rwm"),
+        rule(true, Some(C), Some(10), Some(200), "rwm"),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Paths docker hides (`maskedPaths`) or makes read-only in every container.
+const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+];
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn resources(spec: &RunSpec) -> std::result::Result<LinuxResources, oci_spec::OciSpecError> {
+    let mut r = LinuxResourcesBuilder::default().pids(
+        LinuxPidsBuilder::default()
+            .limit(spec.limits.pids)
+            .build()?,
+    );
+    if !spec.insecure {
+        r = r.devices(device_rules()?);
+    }
+    if let Some(bytes) = spec.limits.memory {
+        r = r.memory(LinuxMemoryBuilder::default().limit(bytes).build()?);
+    }
+    r.build()
+}
+
+fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Result<Spec> {
     let bad = |e: oci_spec::OciSpecError| Error::Container(e.to_string());
     let mut s = Spec::default();
     let user = UserBuilder::default()
@@ -186,6 +357,20 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
         .gid(spec.ids.gid)
         .build()
         .map_err(bad)?;
+    let caps = if spec.insecure {
+        all_capabilities()
+    } else {
+        docker_capabilities()
+    };
+    let mut rlimits = s
+        .process()
+        .as_ref()
+        .and_then(|p| p.rlimits().clone())
+        .unwrap_or_default();
+    for u in &spec.limits.ulimits {
+        rlimits.retain(|r| r.typ() != u.typ());
+        rlimits.push(*u);
+    }
     let mut process = ProcessBuilder::default()
         .args(spec.argv.clone())
         .env(spec.env.clone())
@@ -196,13 +381,12 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
         })
         .user(user)
         .terminal(false)
-        .no_new_privileges(false)
+        .rlimits(rlimits)
         .build()
         .map_err(bad)?;
-    if let Some(p) = s.process() {
-        process.set_rlimits(p.rlimits().clone());
-    }
-    process.set_capabilities(Some(default_capabilities().map_err(bad)?));
+    // Unset, not `false`: libcontainer then loads the filter before it drops capabilities.
+    process.set_no_new_privileges(None);
+    process.set_capabilities(Some(capability_sets(&caps, spec.ids.uid).map_err(bad)?));
     s.set_process(Some(process));
     s.set_hostname(Some("buildkitsandbox".into()));
     s.set_root(Some(
@@ -263,8 +447,17 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec) -> Result<Spec> {
             .expect("empty linux section")
     });
     linux.set_namespaces(Some(namespaces));
-    // No resource limits or device cgroup rules of our own: a build step is not a service.
-    linux.set_resources(None);
+    linux.set_resources(Some(resources(spec).map_err(bad)?));
+    linux.set_cgroups_path(Some(PathBuf::from(cgroup)));
+    if spec.insecure {
+        // BuildKit's security.insecure: a privileged container, as `docker run --privileged`.
+        linux.set_masked_paths(None);
+        linux.set_readonly_paths(None);
+    } else {
+        linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
+        linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
+        linux.set_seccomp(Some(crate::seccomp::default_profile(&caps)?));
+    }
     s.set_linux(Some(linux));
     Ok(s)
 }
@@ -277,21 +470,44 @@ pub fn run(
     spec: &RunSpec,
     output: &mut dyn FnMut(&[u8]),
 ) -> Result<i32> {
-    let s = oci_spec_for(rootfs, spec)?;
+    let id = format!("hush-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let s = oci_spec_for(rootfs, spec, &format!("/hush/{id}"))?;
     fs::create_dir_all(bundle).ctx("create", bundle)?;
     let cfg = bundle.join("config.json");
     fs::write(&cfg, serde_json::to_vec(&s).expect("spec serializes")).ctx("write", &cfg)?;
-    let exe = std::env::current_exe().ctx("find", "/proc/self/exe")?;
+    let exe = sealed_exe()?;
     let (reader, writer) = std::io::pipe().ctx("create", "pipe")?;
     let writer2 = writer.try_clone().ctx("create", "pipe")?;
-    let mut child = Command::new(exe)
-        .arg(HELPER_ARG)
+    let parent = nix::unistd::getpid();
+    let mut cmd = Command::new(exe);
+    cmd.arg(HELPER_ARG)
         .arg(bundle)
+        .arg(&id)
         .stdin(Stdio::null())
         .stdout(writer)
-        .stderr(writer2)
-        .spawn()
-        .ctx("start container helper for", bundle)?;
+        .stderr(writer2);
+    // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
+    // (prctl, getppid, setsid, _exit) and touches no memory shared with other threads.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            // The helper outlives nothing: when the thread that runs this RUN dies (hush killed
+            // with SIGKILL included), the helper is told with SIGTERM and kills the container.
+            // Its own session keeps it out of a `kill -9 -PGID` of hush's group: it must live
+            // long enough to kill the container and remove its cgroups.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0
+                || libc::getppid() != parent.as_raw()
+            {
+                libc::_exit(125);
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().ctx("start container helper for", bundle)?;
+    // The command holds the pipe's write ends: without them, the read below ends when the
+    // helper and its container have closed theirs.
+    drop(cmd);
     let mut reader = reader;
     let mut buf = vec![0u8; 64 * 1024];
     let mut told = false;
@@ -343,10 +559,54 @@ pub fn run(
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
+/// hush's own binary as a sealed in-memory copy, to run the helper from (runc's answer to
+/// CVE-2019-5736). The helper's process becomes the container's init until it executes the
+/// RUN's command, and a command such as a `#!/proc/self/exe` script re-executes whatever that
+/// process runs, inside the container, with the image's dynamic linker: were it the binary on
+/// disk, the container could hold it open and overwrite it once hush stops. A sealed memfd
+/// cannot be written by anyone. Made once per process (one copy of the binary in memory).
+fn sealed_exe() -> Result<PathBuf> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    static SEALED: std::sync::OnceLock<std::result::Result<OwnedFd, String>> =
+        std::sync::OnceLock::new();
+    let fd = SEALED.get_or_init(|| {
+        let seal = || -> std::io::Result<OwnedFd> {
+            use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+            use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+            let fd = memfd_create(
+                c"hush-helper",
+                MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+            )?;
+            let mut file = fs::File::from(fd);
+            let mut exe = fs::File::open("/proc/self/exe")?;
+            std::io::copy(&mut exe, &mut file)?;
+            fcntl(
+                file.as_raw_fd(),
+                FcntlArg::F_ADD_SEALS(
+                    SealFlag::F_SEAL_SEAL
+                        | SealFlag::F_SEAL_SHRINK
+                        | SealFlag::F_SEAL_GROW
+                        | SealFlag::F_SEAL_WRITE,
+                ),
+            )?;
+            Ok(OwnedFd::from(file))
+        };
+        seal().map_err(|e| e.to_string())
+    });
+    match fd {
+        // The descriptor is close-on-exec; the kernel opens the path before it closes it.
+        Ok(fd) => Ok(PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))),
+        Err(e) => Err(Error::Container(format!(
+            "failed to make a sealed copy of hush's binary to run the container from: {e}"
+        ))),
+    }
+}
+
 /// The helper process: create, start, wait for and delete the container of `bundle`.
 /// Exit code: the container's (128+signal when killed), or 125 when it could not start.
-pub fn helper_main(bundle: &Path) -> i32 {
-    match helper(bundle) {
+pub fn helper_main(bundle: &Path, id: &str) -> i32 {
+    crate::signals::install();
+    match helper(bundle, id) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("hush: {e}");
@@ -395,16 +655,43 @@ fn wait_killing_on_signal(pid: nix::unistd::Pid) -> i32 {
     }
 }
 
-fn helper(bundle: &Path) -> Result<i32> {
+/// The default executor, after asking the kernel to SIGKILL the container's init when the
+/// helper dies (the whole PID namespace goes with it). A belt to the helper's braces: a RUN
+/// that changes its credentials clears this, but the helper still kills the init when hush
+/// dies, and the next hush removes what a dead one left.
+#[derive(Clone)]
+struct DieWithHelper(libcontainer::workload::default::DefaultExecutor);
+
+impl libcontainer::workload::Executor for DieWithHelper {
+    fn exec(&self, spec: &Spec) -> std::result::Result<(), libcontainer::workload::ExecutorError> {
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and changes no memory.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+        self.0.exec(spec)
+    }
+
+    fn validate(
+        &self,
+        spec: &Spec,
+    ) -> std::result::Result<(), libcontainer::workload::ExecutorValidationError> {
+        self.0.validate(spec)
+    }
+
+    fn setup_envs(
+        &self,
+        envs: std::collections::HashMap<String, String>,
+    ) -> std::result::Result<(), libcontainer::workload::ExecutorSetEnvsError> {
+        self.0.setup_envs(envs)
+    }
+}
+
+fn helper(bundle: &Path, id: &str) -> Result<i32> {
     use libcontainer::container::builder::ContainerBuilder;
     use libcontainer::syscall::syscall::SyscallType;
     use libcontainer::workload::default::DefaultExecutor;
-    crate::signals::install();
     let state = bundle.join("state");
-    let id = format!("hush-{}-{:08x}", std::process::id(), rand::random::<u32>());
     let err = |e: libcontainer::error::LibcontainerError| Error::Container(e.to_string());
-    let mut c = ContainerBuilder::new(id, SyscallType::default())
-        .with_executor(DefaultExecutor {})
+    let mut c = ContainerBuilder::new(id.to_string(), SyscallType::default())
+        .with_executor(DieWithHelper(DefaultExecutor {}))
         .with_root_path(&state)
         .map_err(err)?
         .as_init(bundle)

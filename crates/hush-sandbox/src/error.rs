@@ -36,6 +36,9 @@ pub enum Error {
     /// A path that resolves outside its root.
     #[error("path {0:?} resolves outside the root")]
     Escape(String),
+    /// The built-in seccomp policy has a line that does not parse.
+    #[error("failed to read the seccomp policy: {0}")]
+    Seccomp(String),
     /// Layer handling.
     #[error(transparent)]
     Oci(#[from] hush_oci::Error),

@@ -57,6 +57,8 @@ pub struct BuildOptions {
     pub leak_check: LeakCheck,
     /// Shorter values are reported as too short to guard.
     pub leak_min_len: usize,
+    /// What each RUN may use (`--pids-limit`, `--memory`, `--ulimit`).
+    pub limits: hush_sandbox::container::Limits,
 }
 
 /// `--leak-check`.

@@ -83,6 +83,8 @@ impl Ctx<'_> {
                 host_network,
                 binds: Vec::new(),
                 tmpfs: Vec::new(),
+                limits: self.opts.limits.clone(),
+                insecure: false,
             },
             tmpfs: SecretDir::mount(&dir.join("bundle"), exec)?,
             overlays: Vec::new(),

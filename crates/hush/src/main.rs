@@ -15,7 +15,8 @@ fn main() -> ExitCode {
         .is_some_and(|a| a == hush_sandbox::container::HELPER_ARG)
     {
         let bundle = std::path::PathBuf::from(args.get(2).cloned().unwrap_or_default());
-        return ExitCode::from(hush_sandbox::container::helper_main(&bundle) as u8);
+        let id = args.get(3).and_then(|a| a.to_str()).unwrap_or_default();
+        return ExitCode::from(hush_sandbox::container::helper_main(&bundle, id) as u8);
     }
     hush_sandbox::signals::install();
     let cli = cmd::Cli::parse();

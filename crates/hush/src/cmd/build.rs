@@ -70,6 +70,39 @@ pub(crate) struct BuildArgs {
     /// Only print the image id.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Most processes and threads one RUN may have at once (`-1`: no limit).
+    #[arg(long, default_value_t = hush_sandbox::container::DEFAULT_PIDS_LIMIT, allow_negative_numbers = true)]
+    pids_limit: i64,
+    /// Memory limit of each RUN (`512m`, `2g`; bytes without a unit).
+    #[arg(short = 'm', long, value_parser = parse_bytes)]
+    memory: Option<i64>,
+    /// Resource limit of each RUN, as `docker build --ulimit`: `nofile=1024:4096`; repeatable.
+    #[arg(long, value_parser = hush_sandbox::container::parse_ulimit)]
+    ulimit: Vec<oci_spec::runtime::PosixRlimit>,
+}
+
+/// A size as docker takes it: a number with an optional `b`, `k`, `m`, `g` or `t` (powers of
+/// 1024, any case, an optional trailing `b` as in `512mb`).
+fn parse_bytes(s: &str) -> Result<i64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let t = lower
+        .strip_suffix('b')
+        .filter(|t| !t.is_empty())
+        .unwrap_or(&lower);
+    let (num, shift) = match t.as_bytes().last() {
+        Some(b'k') => (&t[..t.len() - 1], 10),
+        Some(b'm') => (&t[..t.len() - 1], 20),
+        Some(b'g') => (&t[..t.len() - 1], 30),
+        Some(b't') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number and a unit (512m, 2g)"))?;
+    if n.is_nan() || n <= 0.0 || n * (1u64 << shift) as f64 > i64::MAX as f64 {
+        return Err(format!("invalid size {s:?}"));
+    }
+    Ok((n * (1u64 << shift) as f64) as i64)
 }
 
 pub(crate) fn kv(s: &str, what: &str) -> Result<(String, String), CliError> {
@@ -130,6 +163,9 @@ fn parse_output(s: &str) -> Result<Output, CliError> {
 }
 
 pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
+    // Before any thread starts: the overlays and tmpfs mounts of this build live in a mount
+    // namespace of its own, which the kernel tears down when the build's last process ends.
+    hush_sandbox::isolate_mounts();
     if let Some(p) = &a.platform {
         let host = hush_dockerfile::instructions::args::platform_args()["TARGETPLATFORM"].clone();
         if p != &host {
@@ -193,6 +229,11 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             _ => hush_solver::LeakCheck::Error,
         },
         leak_min_len: a.leak_min_len,
+        limits: hush_sandbox::container::Limits {
+            pids: a.pids_limit,
+            memory: a.memory,
+            ulimits: a.ulimit,
+        },
     };
     let reporter = crate::progress::reporter(progress, a.quiet);
     let img = hush_solver::build(store, &opts, &*reporter);
