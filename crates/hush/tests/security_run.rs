@@ -119,6 +119,16 @@ fn cgroups_of(pid: u32) -> Vec<PathBuf> {
     v
 }
 
+/// Kills a process group when a test ends, passed or not.
+struct KillGroupOnDrop(i32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+        unsafe { libc::kill(-self.0, libc::SIGKILL) };
+    }
+}
+
 /// Row 1 (CVE-2019-5736) and row 8: the image ships its own dynamic linker, the RUN executes a
 /// `#!/proc/self/exe` script, keeps a descriptor to whatever binary that is, and tries to write
 /// it once no process runs it — after hush's whole process group is killed with SIGKILL, as CI's
@@ -165,6 +175,7 @@ fn a_run_cannot_overwrite_hush_even_after_hush_is_killed() {
         .spawn()
         .unwrap();
     let hush_pid = child.id();
+    let _reaper = KillGroupOnDrop(hush_pid as i32);
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -391,4 +402,35 @@ fn masked_and_read_only_paths_are_dockers() {
     assert_eq!(probe_value(&l, "firmware"), Some("0"), "{l}");
     assert_eq!(probe_value(&l, "sysctl"), Some("refused"), "{l}");
     assert_eq!(probe_value(&l, "sysrq"), Some("refused"), "{l}");
+}
+
+/// Row 8, the last line of defence: a container whose helper was killed by hand leaves its
+/// cgroup, maybe with processes in it. The next build kills them and removes the cgroup.
+#[test]
+fn the_next_build_reaps_what_a_dead_hush_left_in_its_cgroups() {
+    if !can_run() || !Path::new("/sys/fs/cgroup/pids").exists() {
+        return;
+    }
+    let s = store();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let cg = PathBuf::from(format!("/sys/fs/cgroup/pids/hush/hush-{dead}-0badc0de"));
+    std::fs::create_dir_all(&cg).unwrap();
+    let mut orphan = Command::new("sleep").arg("4712").spawn().unwrap();
+    std::fs::write(cg.join("cgroup.procs"), orphan.id().to_string()).unwrap();
+    let ctx = context("FROM busybox:local\nRUN true\n");
+    let o = build(&s.path().join("root"), ctx.path(), &[]);
+    assert!(o.status.success(), "{}", log(&o));
+    let until = Instant::now() + Duration::from_secs(5);
+    while orphan.try_wait().unwrap().is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = orphan.kill();
+    let status = orphan.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    assert!(!cg.exists(), "{} left", cg.display());
 }
