@@ -471,3 +471,94 @@ fn audit_of_a_compressed_archive_never_reads_the_host() {
         assert!(log(&o).contains("github-token"), "{}", log(&o));
     }
 }
+
+// ---- row 16: ADD of a local archive ------------------------------------------------------------
+
+#[test]
+fn add_of_a_bomb_stops_at_the_cap_and_commits_nothing() {
+    if !can_run(&["gzip"]) {
+        return;
+    }
+    let (t, root) = setup();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("zeros")).unwrap();
+    // 64 MiB of zeros: about 64 KiB gzipped.
+    let f = std::fs::File::create(ctx.join("zeros/z")).unwrap();
+    f.set_len(64 << 20).unwrap();
+    let st = Command::new("tar")
+        .args(["-C", "zeros", "-czf", "bomb.tar.gz", "z"])
+        .current_dir(&ctx)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::remove_dir_all(ctx.join("zeros")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nADD bomb.tar.gz /x/\n",
+    )
+    .unwrap();
+    let before = store_state(&root);
+    let o = run_bounded(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "--max-unpack-size",
+            "1048576",
+            "ctx",
+        ],
+        t.path(),
+    );
+    assert_refused(&o, "bomb");
+    let l = log(&o);
+    assert!(l.contains("bomb.tar.gz") && l.contains("1048576"), "{l}");
+    assert!(l.contains("--max-unpack-size"), "hint names the flag: {l}");
+    assert_eq!(store_state(&root), before, "a layer was committed");
+    // With room for it, the same ADD works.
+    let o = run_bounded(
+        &root,
+        &[
+            "build",
+            "--progress=plain",
+            "--max-unpack-size",
+            "100000000",
+            "ctx",
+        ],
+        t.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+}
+
+#[test]
+fn add_extracts_whiteout_names_as_plain_files_like_docker() {
+    if !can_run(&[]) {
+        return;
+    }
+    let (t, root) = setup();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("files.tar"),
+        tar_of(&[
+            ("keep", M::File(b"kept")),
+            (".wh.keep", M::File(b"not a whiteout")),
+            ("d/.wh..wh..opq", M::File(b"")),
+            ("d/f", M::File(b"f")),
+        ]),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nADD files.tar /x/\n").unwrap();
+    let out = t.path().join("out");
+    let dest = format!("type=local,dest={}", out.display());
+    let o = run_bounded(
+        &root,
+        &["build", "--progress=plain", "-o", &dest, "ctx"],
+        t.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let read = |p: &str| std::fs::read(out.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert_eq!(read("x/keep"), b"kept");
+    assert_eq!(read("x/.wh.keep"), b"not a whiteout");
+    assert_eq!(read("x/d/.wh..wh..opq"), b"");
+    assert_eq!(read("x/d/f"), b"f");
+}

@@ -67,6 +67,10 @@ pub(crate) struct BuildArgs {
     /// `--history-build-args=false` keeps them out.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     history_build_args: bool,
+    /// The most bytes ADD may unpack from one local archive (decompression bombs; BuildKit has
+    /// no cap).
+    #[arg(long, value_name = "BYTES", default_value_t = hush_solver::DEFAULT_MAX_UNPACK_SIZE)]
+    max_unpack_size: u64,
     /// Only print the image id.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -193,6 +197,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             _ => hush_solver::LeakCheck::Error,
         },
         leak_min_len: a.leak_min_len,
+        max_unpack_size: a.max_unpack_size,
     };
     let reporter = crate::progress::reporter(progress, a.quiet);
     let img = hush_solver::build(store, &opts, &*reporter);

@@ -58,6 +58,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         history_build_args: true,
         leak_check: hush_solver::LeakCheck::Error,
         leak_min_len: hush_solver::DEFAULT_LEAK_MIN_LEN,
+        max_unpack_size: hush_solver::DEFAULT_MAX_UNPACK_SIZE,
     };
     let ignore = hush_solver::read_dockerignore(&opts);
     let findings =
