@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use error::{Error, Leak, Result};
-pub use graph::{build, read_dockerignore};
+pub use graph::{build, dockerignore_paths, read_dockerignore};
 use hush_dockerfile::Location;
 /// The leak guard's default minimum length.
 pub use hush_scan::DEFAULT_MIN_LEN as DEFAULT_LEAK_MIN_LEN;

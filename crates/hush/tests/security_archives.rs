@@ -562,3 +562,79 @@ fn add_extracts_whiteout_names_as_plain_files_like_docker() {
     assert_eq!(read("x/d/.wh..wh..opq"), b"");
     assert_eq!(read("x/d/f"), b"f");
 }
+
+// ---- row 18: Dockerfiles and .dockerignore out of the context ----------------------------------
+
+#[test]
+fn a_dockerfile_or_dockerignore_symlinked_out_of_the_context_is_refused_and_never_shown() {
+    if !can_run(&[]) {
+        return;
+    }
+    let (t, root) = setup();
+    let marker = "MARKER-4e1f-root";
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let shadow = outside.join("shadow");
+    std::fs::write(
+        &shadow,
+        format!("{marker}:$6$salt$hash:19000:0:99999:7:::\n"),
+    )
+    .unwrap();
+    let ctx = t.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    symlink(&shadow, ctx.join("Dockerfile")).unwrap();
+    symlink(&outside, ctx.join("sub")).unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["build", "ctx"],
+        vec!["lint", "ctx"],
+        vec!["build", "-f", "ctx/Dockerfile", "ctx"],
+        vec!["lint", "-f", "ctx/sub/shadow", "ctx"],
+        vec!["build", "-f", "ctx/sub/shadow", "ctx"],
+    ];
+    for args in &cases {
+        let o = run_bounded(&root, args, t.path());
+        assert_refused(&o, &format!("{args:?}"));
+        let l = log(&o);
+        assert!(!l.contains(marker), "{args:?} shows the file: {l}");
+        assert!(l.contains("out of the build context"), "{args:?}: {l}");
+    }
+    // `-f` naming a file outside the context is the user's choice (as in docker), but when it is
+    // reached through a symlink its lines are not shown either.
+    symlink(&shadow, outside.join("link")).unwrap();
+    std::fs::write(ctx.join("ok"), "FROM scratch\n").unwrap();
+    for cmd in ["build", "lint"] {
+        let f = outside.join("link");
+        let o = run_bounded(&root, &[cmd, "-f", f.to_str().unwrap(), "ctx"], t.path());
+        assert_refused(&o, cmd);
+        let l = log(&o);
+        assert!(!l.contains(marker), "{cmd} -f LINK shows the file: {l}");
+        assert!(l.contains("line 1"), "{l}");
+    }
+    // A real file named with -f outside the context: errors show its line, as docker's do.
+    let real = outside.join("Dockerfile.real");
+    std::fs::write(&real, "FROM scratch\nBOGUS-INSTRUCTION x\n").unwrap();
+    let o = run_bounded(
+        &root,
+        &["lint", "-f", real.to_str().unwrap(), "ctx"],
+        t.path(),
+    );
+    assert_refused(&o, "real -f");
+    assert!(log(&o).contains("2 | BOGUS-INSTRUCTION x"), "{}", log(&o));
+    // A Dockerfile symlinked inside the context is fine.
+    std::fs::remove_file(ctx.join("Dockerfile")).unwrap();
+    symlink("ok", ctx.join("Dockerfile")).unwrap();
+    let o = run_bounded(&root, &["lint", "ctx"], t.path());
+    assert!(o.status.success(), "{}", log(&o));
+    // A .dockerignore that leaves the context.
+    symlink(&shadow, ctx.join(".dockerignore")).unwrap();
+    for cmd in ["build", "lint"] {
+        let o = run_bounded(&root, &[cmd, "ctx"], t.path());
+        assert_refused(&o, cmd);
+        let l = log(&o);
+        assert!(!l.contains(marker), "{l}");
+        assert!(
+            l.contains(".dockerignore") && l.contains("out of the build context"),
+            "{l}"
+        );
+    }
+}
