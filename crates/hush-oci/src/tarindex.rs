@@ -153,7 +153,7 @@ impl TarIndex {
     }
 
     /// `source` as the error of reading member `name`.
-    pub fn member_error(&self, name: &str, source: Error) -> Error {
+    pub(crate) fn member_error(&self, name: &str, source: Error) -> Error {
         Error::Member {
             archive: self.name.clone(),
             member: name.into(),
