@@ -627,9 +627,13 @@ fn a_dockerfile_or_dockerignore_symlinked_out_of_the_context_is_refused_and_neve
     assert!(o.status.success(), "{}", log(&o));
     // A .dockerignore that leaves the context.
     symlink(&shadow, ctx.join(".dockerignore")).unwrap();
-    for cmd in ["build", "lint"] {
-        let o = run_bounded(&root, &[cmd, "ctx"], t.path());
-        assert_refused(&o, cmd);
+    for args in [
+        &["build", "ctx"][..],
+        &["lint", "ctx"],
+        &["build", "-f", "-", "ctx"],
+    ] {
+        let o = run_bounded(&root, args, t.path());
+        assert_refused(&o, &format!("{args:?}"));
         let l = log(&o);
         assert!(!l.contains(marker), "{l}");
         assert!(

@@ -287,7 +287,20 @@ pub(crate) fn read_dockerfile(
     context: &Path,
     file: Option<&str>,
 ) -> Result<Dockerfile, CliError> {
-    let (name, path) = match file {
+    let read = |name: String, path: PathBuf| -> Result<Dockerfile, CliError> {
+        let real = in_context(context_arg, context, &path, "Dockerfile")?;
+        let text = std::fs::read_to_string(&real).map_err(|e| CliError::Io {
+            what: format!("read Dockerfile {name}"),
+            source: e,
+        })?;
+        let show_lines = real.starts_with(context) || real == absolute(&path);
+        Ok(Dockerfile {
+            name,
+            text,
+            show_lines,
+        })
+    };
+    let dockerfile = match file {
         Some("-") => {
             let mut text = String::new();
             std::io::stdin()
@@ -296,31 +309,22 @@ pub(crate) fn read_dockerfile(
                     what: "read Dockerfile from stdin".into(),
                     source: e,
                 })?;
-            return Ok(Dockerfile {
+            Dockerfile {
                 name: "Dockerfile".into(),
                 text,
                 show_lines: true,
-            });
+            }
         }
-        Some(f) => (f.to_string(), PathBuf::from(f)),
+        Some(f) => read(f.to_string(), PathBuf::from(f))?,
         None => {
             let p = context.join("Dockerfile");
-            (p.display().to_string(), p)
+            read(p.display().to_string(), p)?
         }
     };
-    let real = in_context(context_arg, context, &path, "Dockerfile")?;
-    let text = std::fs::read_to_string(&real).map_err(|e| CliError::Io {
-        what: format!("read Dockerfile {name}"),
-        source: e,
-    })?;
-    for p in hush_solver::dockerignore_paths(&name, context) {
+    for p in hush_solver::dockerignore_paths(&dockerfile.name, context) {
         in_context(context_arg, context, &p, ".dockerignore")?;
     }
-    Ok(Dockerfile {
-        name,
-        text,
-        show_lines: real.starts_with(context) || real == absolute(&path),
-    })
+    Ok(dockerfile)
 }
 
 /// The real path of `path`, refused when `path` is in the build context (as given, or as
