@@ -388,7 +388,7 @@ fn load_checks_every_digest_before_anything_enters_the_store() {
 
 #[test]
 fn audit_of_a_compressed_archive_never_reads_the_host() {
-    if !can_run(&["gzip"]) {
+    if !can_run(&["gzip", "mkfifo"]) {
         return;
     }
     let (t, root) = setup();
@@ -460,6 +460,33 @@ fn audit_of_a_compressed_archive_never_reads_the_host() {
                 "{what}: {l}"
             );
         }
+    }
+    // An unpacked archive (a directory the user names): its links may not lead out of it, and
+    // only regular files are read.
+    let dir = t.path().join("unpacked");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        manifest("config.json", &["layer.tar"]),
+    )
+    .unwrap();
+    std::fs::write(dir.join("layer.tar"), &clean).unwrap();
+    symlink(&host_cfg, dir.join("config.json")).unwrap();
+    let fifo = dir.join("fifo.json");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for config in ["config.json", "fifo.json"] {
+        std::fs::write(dir.join("manifest.json"), manifest(config, &["layer.tar"])).unwrap();
+        let o = run_bounded(&root, &["audit", dir.to_str().unwrap()], t.path());
+        let l = log(&o);
+        assert_eq!(o.status.code(), Some(2), "{config}: {l}");
+        assert!(
+            !l.contains("github-token") && l.contains(config),
+            "{config}: {l}"
+        );
     }
     // The archive itself is audited, compressed or not.
     let planted = tar_of(&[("secret.txt", M::File(token.as_bytes()))]);
