@@ -1,5 +1,5 @@
 //! docker-archive (`docker save` format) and OCI image layout, written from the store; rootfs and
-//! docker-archive tarballs read into it.
+//! docker-archive tarballs read into it (`archive/import.rs`).
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
@@ -7,10 +7,13 @@ use std::path::Path;
 
 use crate::digest::HashingWriter;
 use crate::error::IoContext;
-use crate::image::{descriptor, ImageConfig, LayerDesc};
+use crate::image::{descriptor, LayerDesc};
 use crate::store::{Image, Store};
 use crate::{Digest, Error, Result};
 use oci_spec::image::MediaType;
+
+mod import;
+pub use import::{import_layer, import_rootfs, load_docker_archive};
 
 /// Layer compression for OCI output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,79 +50,6 @@ pub fn is_compressed(path: &Path) -> Result<bool> {
         .and_then(|mut f| f.read(&mut magic))
         .ctx("read", path)?;
     Ok(magic[..n].starts_with(&[0x1f, 0x8b]) || magic[..n] == [0x28, 0xb5, 0x2f, 0xfd])
-}
-
-/// Hashes what is read through it and copies it to a writer.
-struct Tee<'a, R, W: Write> {
-    inner: R,
-    out: &'a mut HashingWriter<W>,
-}
-
-impl<R: Read, W: Write> Read for Tee<'_, R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        Ok(n)
-    }
-}
-
-/// Store one layer from an uncompressed tar stream: the blob (uncompressed) and its snapshot.
-pub fn import_layer(store: &Store, reader: impl Read, limit: u64) -> Result<LayerDesc> {
-    let w = store.blob_writer()?;
-    let snap = store.temp_dir("import")?;
-    let mut hw = HashingWriter::new(w);
-    let r = (|| {
-        let mut tee = Tee {
-            inner: reader,
-            out: &mut hw,
-        };
-        crate::layer::apply_layer(&mut tee, &snap, limit)?;
-        io::copy(&mut tee, &mut io::sink()).ctx("read", &snap)?;
-        Ok(())
-    })();
-    let (_, _, w) = hw.finish();
-    if let Err(e) = r {
-        store.abort_blob(w);
-        let _ = crate::store::remove_tree(&snap);
-        return Err(e);
-    }
-    let (digest, size) = store.commit_blob(w, None)?;
-    store.commit_snapshot(&snap, &digest)?;
-    Ok(LayerDesc {
-        digest,
-        size,
-        media_type: crate::store::stored_layer_type(),
-    })
-}
-
-/// `hush import`: a rootfs tarball becomes a one-layer image.
-pub fn import_rootfs(
-    store: &Store,
-    tarball: &Path,
-    name: &str,
-    created: i64,
-    limit: u64,
-) -> Result<Image> {
-    let layer = import_layer(store, open_maybe_compressed(tarball)?, limit)?;
-    let mut cfg = ImageConfig::for_host();
-    cfg.created = Some(crate::image::rfc3339(created));
-    cfg.config.env = Some(vec![
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-    ]);
-    cfg.rootfs.diff_ids.push(layer.digest.clone());
-    cfg.history.push(crate::image::History {
-        created: cfg.created.clone(),
-        created_by: Some(format!(
-            "hush import {}",
-            tarball
-                .file_name()
-                .map(|f| f.to_string_lossy().to_string())
-                .unwrap_or_default()
-        )),
-        comment: Some("imported from a rootfs tarball".into()),
-        empty_layer: false,
-    });
-    store.put_image(&cfg, &[layer], &[name.to_string()])
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -340,56 +270,4 @@ pub fn write_oci_layout(
     )
     .ctx("write", dir)?;
     Ok(())
-}
-
-/// `hush load`: read a docker-archive into the store. Returns the images with their tags.
-pub fn load_docker_archive(
-    store: &Store,
-    path: &Path,
-    limit: u64,
-) -> Result<Vec<(Image, Vec<String>)>> {
-    let tmp = store.temp_dir("load")?;
-    let r = (|| {
-        // Unpack the outer archive (paths checked) to read its manifest and blobs.
-        crate::layer::apply_layer(open_maybe_compressed(path)?, &tmp, limit)?;
-        let mpath = tmp.join("manifest.json");
-        let entries: Vec<DockerManifestEntry> =
-            serde_json::from_slice(&fs::read(&mpath).map_err(|_| Error::InvalidArchive {
-                path: path.into(),
-                reason: "no manifest.json (not a docker-archive)".into(),
-            })?)
-            .map_err(|source| Error::Json {
-                what: "manifest.json".into(),
-                source,
-            })?;
-        let mut out = Vec::new();
-        for e in entries {
-            let cfg_rel = crate::layer::safe_relative(&e.config)?;
-            let cfg_bytes = fs::read(tmp.join(&cfg_rel)).ctx("read", tmp.join(&cfg_rel))?;
-            let cfg = ImageConfig::from_bytes(&cfg_bytes)?;
-            let mut layers = Vec::new();
-            for (i, l) in e.layers.iter().enumerate() {
-                let lrel = crate::layer::safe_relative(l)?;
-                let layer = import_layer(store, open_maybe_compressed(&tmp.join(lrel))?, limit)?;
-                if cfg.rootfs.diff_ids.get(i) != Some(&layer.digest) {
-                    return Err(Error::DigestMismatch {
-                        expected: cfg
-                            .rootfs
-                            .diff_ids
-                            .get(i)
-                            .cloned()
-                            .unwrap_or_else(|| Digest::of(b"")),
-                        actual: layer.digest,
-                    });
-                }
-                layers.push(layer);
-            }
-            let tags = e.repo_tags.unwrap_or_default();
-            let img = store.put_image(&cfg, &layers, &tags)?;
-            out.push((img, tags));
-        }
-        Ok(out)
-    })();
-    crate::store::remove_tree(&tmp)?;
-    r
 }

@@ -59,11 +59,23 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A layer that unpacks to more than the limit (decompression bomb guard).
-    #[error("layer is larger than the limit of {limit} bytes uncompressed")]
+    /// A stream longer, or an archive that unpacks to more, than the limit (decompression
+    /// bombs).
+    #[error("more than the limit of {limit} bytes uncompressed")]
     TooLarge {
         /// The limit.
         limit: u64,
+    },
+    /// A member of an archive that cannot be used.
+    #[error("failed to read {member} of {archive}")]
+    Member {
+        /// The archive, as the user named it.
+        archive: PathBuf,
+        /// The member's name.
+        member: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
     },
 }
 

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod bounded;
 pub mod compress;
 /// The `tar` crate, re-exported for writers of archives of our blobs.
 pub use tar;

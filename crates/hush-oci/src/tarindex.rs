@@ -1,48 +1,87 @@
-//! Random access to the members of an uncompressed outer tar — a docker-archive (`docker save`)
-//! or an OCI layout tarball — without unpacking it: one pass records where each member's bytes
-//! are, and a member is then read straight from the file. Names are normalised and checked like
-//! layer paths; symlinked members (docker's `save` links repeated layers) are followed inside
-//! the archive only.
+//! Random access to the members of an outer tar — a docker-archive (`docker save`) or an OCI
+//! layout tarball — without unpacking it: one pass records where each member's bytes are, and a
+//! member is then read straight from the file. The archive is read as an archive: names are
+//! normalised and checked like layer paths, a symlink or hard link member is resolved to another
+//! member (docker's `save` links repeated layers), never to a host path, and only regular
+//! members are ever read, each read bounded. A compressed archive is first decompressed to a
+//! scratch file (bounded too), since members are read by offset.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::bounded::Bounded;
 use crate::error::IoContext;
 use crate::{Error, Result};
 
-/// Largest member read whole into memory (manifests, configs, indexes).
-const MAX_DOCUMENT: u64 = 64 << 20;
-/// Symlinks followed in a row before giving up.
+/// Largest member read whole into memory (manifests, configs, indexes): twice the 4 MiB that
+/// registries accept for a manifest (distribution's `maxManifestBodySize`).
+pub const MAX_DOCUMENT: u64 = 8 << 20;
+/// Links followed in a row before giving up.
 const MAX_HOPS: usize = 8;
 
 enum Member {
-    File { offset: u64, size: u64 },
+    File {
+        offset: u64,
+        size: u64,
+    },
     Link(String),
+    /// A directory, FIFO, device…: never read.
+    Other(tar::EntryType),
 }
 
-/// An index of an uncompressed tar's members.
+/// An index of a tar's members.
 pub struct TarIndex {
-    path: PathBuf,
+    /// The file read: the archive, or its decompressed copy.
+    file: PathBuf,
+    /// The archive as the user named it, for messages.
+    name: PathBuf,
     members: HashMap<String, Member>,
 }
 
 impl TarIndex {
-    /// Index the tar at `path` (reads only the headers).
+    /// Index the uncompressed tar at `path` (reads only the headers).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::index(path, path)
+    }
+
+    /// Index a tar that may be gzip- or zstd-compressed; a compressed one is decompressed into
+    /// `scratch/archive.tar` first, at most `limit` bytes of it.
+    pub fn open_maybe_compressed(path: &Path, scratch: &Path, limit: u64) -> Result<Self> {
+        if !crate::archive::is_compressed(path)? {
+            return Self::open(path);
+        }
+        let copy = scratch.join("archive.tar");
+        let mut r = Bounded::new(crate::archive::open_maybe_compressed(path)?, limit);
+        let mut out = File::create(&copy).ctx("create", &copy)?;
+        if let Err(e) = io::copy(&mut r, &mut out) {
+            return Err(if r.exceeded() {
+                Error::TooLarge { limit }
+            } else {
+                Error::Io {
+                    action: "decompress",
+                    path: path.into(),
+                    source: e,
+                }
+            });
+        }
+        Self::index(&copy, path)
+    }
+
+    fn index(file: &Path, name: &Path) -> Result<Self> {
         let bad = |reason: String| Error::InvalidArchive {
-            path: path.into(),
+            path: name.into(),
             reason,
         };
-        let f = File::open(path).ctx("open", path)?;
+        let f = File::open(file).ctx("open", name)?;
         let mut ar = tar::Archive::new(BufReader::new(f));
         let mut members = HashMap::new();
-        for e in ar.entries_with_seek().ctx("read", path)? {
-            let e = e.map_err(|e| bad(format!("not a tar: {e}")))?;
-            let name = normalise(&String::from_utf8_lossy(&e.path_bytes()))?;
+        for e in ar.entries_with_seek().ctx("read", name)? {
+            let e = e.map_err(|e| bad(format!("not a tar ({e})")))?;
+            let member = normalise(&String::from_utf8_lossy(&e.path_bytes()))?;
             let t = e.header().entry_type();
-            let member = if t.is_file() {
+            let entry = if t.is_file() {
                 Member::File {
                     offset: e.raw_file_position(),
                     size: e.size(),
@@ -52,20 +91,22 @@ impl TarIndex {
                     .link_name_bytes()
                     .map(|l| String::from_utf8_lossy(&l).into_owned())
                     .unwrap_or_default();
-                // A symlink is relative to its directory; a hard link names a member.
-                Member::Link(if t.is_symlink() {
-                    let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+                // A symlink is relative to its directory (an absolute one to the archive's
+                // root); a hard link names a member.
+                Member::Link(if t.is_symlink() && !target.starts_with('/') {
+                    let dir = member.rsplit_once('/').map_or("", |(d, _)| d);
                     normalise(&format!("{dir}/{target}"))?
                 } else {
                     normalise(&target)?
                 })
             } else {
-                continue;
+                Member::Other(t)
             };
-            members.insert(name, member);
+            members.insert(member, entry);
         }
         Ok(TarIndex {
-            path: path.into(),
+            file: file.into(),
+            name: name.into(),
             members,
         })
     }
@@ -75,52 +116,81 @@ impl TarIndex {
         normalise(name).is_ok_and(|n| self.members.contains_key(&n))
     }
 
-    /// Where a member's bytes are.
+    /// Where a member's bytes are, links followed inside the archive.
     fn locate(&self, name: &str) -> Result<(u64, u64)> {
-        let mut n = normalise(name)?;
+        let first = normalise(name)?;
+        let mut n = first.clone();
         for _ in 0..MAX_HOPS {
-            match self.members.get(&n) {
+            let what = if n == first {
+                format!("{n:?}")
+            } else {
+                format!("{first:?} links to {n:?}, which")
+            };
+            let reason = match self.members.get(&n) {
                 Some(Member::File { offset, size }) => return Ok((*offset, *size)),
-                Some(Member::Link(t)) => n = t.clone(),
-                None => break,
-            }
+                Some(Member::Link(t)) => {
+                    n = t.clone();
+                    continue;
+                }
+                Some(Member::Other(kind)) => format!("{what} is a {kind:?} member, not a file"),
+                None => format!("{what} is not a member of the archive"),
+            };
+            return Err(self.member_error(
+                name,
+                Error::InvalidArchive {
+                    path: self.name.clone(),
+                    reason,
+                },
+            ));
         }
-        Err(Error::InvalidArchive {
-            path: self.path.clone(),
-            reason: format!("no member {name:?} (or a symlink loop)"),
-        })
+        Err(self.member_error(
+            name,
+            Error::InvalidArchive {
+                path: self.name.clone(),
+                reason: format!("more than {MAX_HOPS} links in a row (a loop?)"),
+            },
+        ))
     }
 
-    /// A member's bytes as a stream.
-    pub fn open_member(&self, name: &str) -> Result<Box<dyn Read + Send>> {
+    /// `source` as the error of reading member `name`.
+    pub(crate) fn member_error(&self, name: &str, source: Error) -> Error {
+        Error::Member {
+            archive: self.name.clone(),
+            member: name.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// A member's bytes, raw.
+    fn open_member(&self, name: &str) -> Result<(io::Take<File>, u64)> {
         let (offset, size) = self.locate(name)?;
-        let mut f = File::open(&self.path).ctx("open", &self.path)?;
-        f.seek(SeekFrom::Start(offset)).ctx("read", &self.path)?;
-        Ok(Box::new(BufReader::with_capacity(1 << 20, f.take(size))))
+        let mut f = File::open(&self.file).ctx("open", &self.name)?;
+        f.seek(SeekFrom::Start(offset)).ctx("read", &self.name)?;
+        Ok((f.take(size), size))
     }
 
-    /// A member that is a layer: decompressed if it is gzip or zstd.
-    pub fn open_layer(&self, name: &str) -> Result<Box<dyn Read + Send>> {
-        let (offset, size) = self.locate(name)?;
-        let mut f = File::open(&self.path).ctx("open", &self.path)?;
-        f.seek(SeekFrom::Start(offset)).ctx("read", &self.path)?;
-        crate::archive::decompress(BufReader::with_capacity(1 << 20, f.take(size)))
-            .ctx("read", &self.path)
+    /// A member that is a layer: decompressed if it is gzip or zstd, and an error past `limit`
+    /// bytes.
+    pub fn open_layer(&self, name: &str, limit: u64) -> Result<Box<dyn Read + Send>> {
+        let (r, _) = self.open_member(name)?;
+        let r = crate::archive::decompress(BufReader::with_capacity(1 << 20, r))
+            .ctx("read", &self.name)?;
+        Ok(Box::new(Bounded::new(r, limit)))
     }
 
-    /// A small member (a manifest, a config) read whole.
+    /// A small member (a manifest, a config) read whole: at most [`MAX_DOCUMENT`] bytes.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let (_, size) = self.locate(name)?;
+        let (mut r, size) = self.open_member(name)?;
         if size > MAX_DOCUMENT {
-            return Err(Error::InvalidArchive {
-                path: self.path.clone(),
-                reason: format!("{name} is {size} bytes, too large for a JSON document"),
-            });
+            return Err(self.member_error(
+                name,
+                Error::TooLarge {
+                    limit: MAX_DOCUMENT,
+                },
+            ));
         }
         let mut out = Vec::with_capacity(size as usize);
-        self.open_member(name)?
-            .read_to_end(&mut out)
-            .ctx("read", &self.path)?;
+        r.read_to_end(&mut out).ctx("read", &self.name)?;
         Ok(out)
     }
 }
@@ -168,5 +238,56 @@ mod tests {
             "{:?}",
             err.err()
         );
+    }
+
+    /// A link to a host path names a member of the archive, never the host's file; FIFOs and
+    /// devices are never opened; loops end; documents and layers are read bounded.
+    #[test]
+    fn never_reads_the_host_nor_a_fifo_and_bounds_every_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host-secret");
+        std::fs::write(&host, b"HOST").unwrap();
+        let path = dir.path().join("a.tar");
+        let host_link = host.to_str().unwrap().to_string();
+        archive(
+            &path,
+            &[
+                ("abs", host_link.as_str()),
+                ("zero", "/dev/zero"),
+                ("loop1", "loop2"),
+                ("loop2", "loop1"),
+                ("rooted", "/blobs/one"),
+            ],
+        );
+        // Append a FIFO member.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 1024);
+        let mut b = tar::Builder::new(bytes);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Fifo);
+        h.set_size(0);
+        b.append_data(&mut h, "fifo", &[][..]).unwrap();
+        std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+
+        let idx = TarIndex::open(&path).unwrap();
+        assert_eq!(idx.read("rooted").unwrap(), b"hello");
+        for (name, says) in [
+            ("abs", "which is not a member"),
+            ("zero", "links to \"dev/zero\", which is not a member"),
+            ("loop1", "links in a row"),
+            ("fifo", "Fifo member"),
+        ] {
+            let e = idx.read(name).unwrap_err();
+            let chain = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+            assert!(chain.contains(name) && chain.contains(says), "{chain}");
+            assert!(idx.open_layer(name, 1 << 20).is_err());
+        }
+        let mut out = Vec::new();
+        let e = idx
+            .open_layer("blobs/one", 4)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert!(e.to_string().contains("limit of 4 bytes"), "{e}");
     }
 }

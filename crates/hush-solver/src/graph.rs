@@ -1,6 +1,7 @@
 //! Which stages a build needs, running independent ones in parallel, and the final image.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use hush_dockerfile::dockerignore::Dockerignore;
@@ -317,8 +318,18 @@ fn plan(
 
 /// `<Dockerfile>.dockerignore` next to the Dockerfile, else `.dockerignore` in the context.
 pub fn read_dockerignore(opts: &BuildOptions) -> Dockerignore {
-    let specific = std::path::Path::new(&opts.dockerfile_name);
-    let candidates = [
+    for c in dockerignore_paths(&opts.dockerfile_name, &opts.context) {
+        if let Ok(t) = std::fs::read_to_string(&c) {
+            return Dockerignore::parse(&t);
+        }
+    }
+    Dockerignore::default()
+}
+
+/// The files [`read_dockerignore`] looks at, in order.
+pub fn dockerignore_paths(dockerfile_name: &str, context: &Path) -> [PathBuf; 2] {
+    let specific = Path::new(dockerfile_name);
+    [
         specific.with_file_name(format!(
             "{}.dockerignore",
             specific
@@ -326,14 +337,8 @@ pub fn read_dockerignore(opts: &BuildOptions) -> Dockerignore {
                 .map(|f| f.to_string_lossy().to_string())
                 .unwrap_or_default()
         )),
-        opts.context.join(".dockerignore"),
-    ];
-    for c in candidates {
-        if let Ok(t) = std::fs::read_to_string(&c) {
-            return Dockerignore::parse(&t);
-        }
-    }
-    Dockerignore::default()
+        context.join(".dockerignore"),
+    ]
 }
 
 /// Scan the final config (env, labels, history, …) for secrets.

@@ -20,10 +20,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use error::{Error, Leak, Result};
-pub use graph::{build, read_dockerignore};
+pub use graph::{build, dockerignore_paths, read_dockerignore};
 use hush_dockerfile::Location;
 /// The leak guard's default minimum length.
 pub use hush_scan::DEFAULT_MIN_LEN as DEFAULT_LEAK_MIN_LEN;
+
+/// The default cap on what ADD of one local archive may unpack to: 16 GiB. BuildKit has none,
+/// but then a 16 MiB gzip of zeros fills a disk; the largest archives ADDed in practice (JDKs,
+/// toolchains, the CUDA toolkit) unpack to a few GiB. `--max-unpack-size` raises it.
+pub const DEFAULT_MAX_UNPACK_SIZE: u64 = 16 << 30;
 
 /// Everything a build needs.
 pub struct BuildOptions {
@@ -59,6 +64,8 @@ pub struct BuildOptions {
     pub leak_min_len: usize,
     /// What each RUN may use (`--pids-limit`, `--memory`, `--ulimit`).
     pub limits: hush_sandbox::container::Limits,
+    /// The most bytes ADD may unpack from one local archive.
+    pub max_unpack_size: u64,
 }
 
 /// `--leak-check`.

@@ -554,6 +554,7 @@ impl Ctx<'_> {
                     chmod: chmod.as_deref(),
                     add: *add,
                     unpack: *unpack,
+                    max_unpack: self.opts.max_unpack_size,
                     parents: *parents,
                     ignore: &self.ignore,
                     exclude,

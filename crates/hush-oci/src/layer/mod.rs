@@ -1,12 +1,12 @@
-//! Layers as tar streams: an overlayfs upper directory → an OCI layer tar (whiteouts converted),
-//! and an OCI layer tar → an overlayfs-format snapshot directory, refusing anything that would
-//! land outside it.
+//! Layers as tar streams: an overlayfs upper directory → an OCI layer tar (whiteouts converted,
+//! [`write_layer`]), and an OCI layer tar → an overlayfs-format snapshot directory, refusing
+//! anything that would land outside it ([`apply_layer`]).
 
 use std::ffi::CString;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::IoContext;
@@ -14,9 +14,11 @@ use crate::{Error, Result};
 
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
+mod apply;
 mod known;
 mod write;
 
+pub use apply::{apply_layer, extract_archive};
 pub use known::{Attrs, KnownTree};
 pub use write::{write_layer, write_layer_parallel};
 
@@ -125,178 +127,6 @@ pub fn safe_relative(raw: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Make sure every parent of `rel` under `root` is a real directory (creating missing ones),
-/// never a symlink: nothing may be written through a link.
-fn ensure_parents(root: &Path, rel: &Path, raw: &str) -> Result<()> {
-    let mut cur = root.to_path_buf();
-    let parents: Vec<Component> = rel
-        .parent()
-        .map(|p| p.components().collect())
-        .unwrap_or_default();
-    for c in parents {
-        cur.push(c);
-        match fs::symlink_metadata(&cur) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::UnsafePath {
-                    path: raw.into(),
-                    reason: "goes through a symlink",
-                })
-            }
-            Ok(_) => {
-                fs::remove_file(&cur).ctx("replace", &cur)?;
-                fs::create_dir(&cur).ctx("create", &cur)?;
-            }
-            Err(_) => {
-                fs::create_dir(&cur).ctx("create", &cur)?;
-                fs::set_permissions(&cur, fs::Permissions::from_mode(0o755)).ctx("chmod", &cur)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Unpack an OCI layer tar into an overlayfs-format snapshot directory.
-///
-/// Every path is resolved inside `dest`; entries with `..` escapes or that would be written
-/// through a symlink are refused, hard links must point inside the layer, and the unpacked size
-/// is limited to `limit` bytes (decompression bombs). Whiteouts become overlay whiteouts.
-pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
-    let mut ar = tar::Archive::new(reader);
-    let mut total: u64 = 0;
-    let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
-    for entry in ar.entries().ctx("read layer for", dest)? {
-        let mut entry = entry.ctx("read layer for", dest)?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
-        let rel = safe_relative(&raw)?;
-        if rel.as_os_str().is_empty() {
-            continue;
-        }
-        ensure_parents(dest, &rel, &raw)?;
-        let full = dest.join(&rel);
-        let name = rel
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if name == ".wh..wh..opq" {
-            set_opaque(full.parent().unwrap_or(dest))?;
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            let target = full.with_file_name(hidden);
-            remove_any(&target)?;
-            nix::sys::stat::mknod(
-                &target,
-                nix::sys::stat::SFlag::S_IFCHR,
-                nix::sys::stat::Mode::empty(),
-                0,
-            )
-            .map_err(|e| Error::Io {
-                action: "create whiteout",
-                path: target.clone(),
-                source: e.into(),
-            })?;
-            continue;
-        }
-        let h = entry.header().clone();
-        let kind = h.entry_type();
-        total = total.saturating_add(h.size().unwrap_or(0));
-        if total > limit {
-            return Err(Error::TooLarge { limit });
-        }
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-        let mtime = h.mtime().unwrap_or(0) as i64;
-        match fs::symlink_metadata(&full) {
-            Ok(m) if m.is_dir() && kind.is_dir() => {}
-            Ok(m) if m.is_dir() => fs::remove_dir_all(&full).ctx("replace", &full)?,
-            Ok(_) => fs::remove_file(&full).ctx("replace", &full)?,
-            Err(_) => {}
-        }
-        match kind {
-            tar::EntryType::Directory => {
-                if !full.is_dir() {
-                    fs::create_dir(&full).ctx("create", &full)?;
-                }
-                dir_times.push((full.clone(), mtime));
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                let mut f = File::create(&full).ctx("create", &full)?;
-                io::copy(&mut entry, &mut f).ctx("write", &full)?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .ctx("read link of", &full)?
-                    .unwrap_or_default();
-                std::os::unix::fs::symlink(&target, &full).ctx("create symlink", &full)?;
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .ctx("read link of", &full)?
-                    .unwrap_or_default();
-                let trel = safe_relative(&target.to_string_lossy())?;
-                ensure_parents(dest, &trel, &raw)?;
-                let tfull = dest.join(&trel);
-                if fs::symlink_metadata(&tfull)
-                    .map(|m| !m.is_file())
-                    .unwrap_or(true)
-                {
-                    return Err(Error::UnsafePath {
-                        path: raw,
-                        reason: "hard link to something that is not a file of this layer",
-                    });
-                }
-                fs::hard_link(&tfull, &full).ctx("create hard link", &full)?;
-                continue;
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let sflag = match kind {
-                    tar::EntryType::Char => nix::sys::stat::SFlag::S_IFCHR,
-                    tar::EntryType::Block => nix::sys::stat::SFlag::S_IFBLK,
-                    _ => nix::sys::stat::SFlag::S_IFIFO,
-                };
-                let dev = nix::sys::stat::makedev(
-                    h.device_major().ok().flatten().unwrap_or(0) as u64,
-                    h.device_minor().ok().flatten().unwrap_or(0) as u64,
-                );
-                nix::sys::stat::mknod(
-                    &full,
-                    sflag,
-                    nix::sys::stat::Mode::from_bits_truncate(mode),
-                    dev,
-                )
-                .map_err(|e| Error::Io {
-                    action: "create device",
-                    path: full.clone(),
-                    source: e.into(),
-                })?;
-            }
-            _ => continue, // pax/gnu metadata entries are consumed by the reader
-        }
-        lchown(&full, uid, gid)?;
-        if kind != tar::EntryType::Symlink {
-            fs::set_permissions(&full, fs::Permissions::from_mode(mode)).ctx("chmod", &full)?;
-        }
-        if !kind.is_dir() {
-            set_mtime(&full, mtime)?;
-        }
-    }
-    for (d, t) in dir_times.into_iter().rev() {
-        set_mtime(&d, t)?;
-    }
-    Ok(())
-}
-
-fn remove_any(p: &Path) -> Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p).ctx("remove", p),
-        Ok(_) => fs::remove_file(p).ctx("remove", p),
-        Err(_) => Ok(()),
-    }
-}
-
 /// Set the owner of `p` itself (a symlink, not what it points to).
 pub fn lchown(p: &Path, uid: u32, gid: u32) -> Result<()> {
     nix::unistd::fchownat(
@@ -348,111 +178,4 @@ pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::FileTypeExt;
-    fn tar_of(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (path, kind, data, link) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(*kind);
-            h.set_mode(0o644);
-            h.set_size(data.len() as u64);
-            match link {
-                Some(l) => {
-                    h.set_size(0);
-                    b.append_link(&mut h, path, l).unwrap()
-                }
-                None => {
-                    // Bypass the builder's own path checks: write the name raw.
-                    let name = h.as_old_mut();
-                    name.name[..path.len()].copy_from_slice(path.as_bytes());
-                    h.set_cksum();
-                    b.append(&h, *data).unwrap()
-                }
-            }
-        }
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn refuses_dotdot_escape() {
-        let t = tempfile::tempdir().unwrap();
-        let dest = t.path().join("d");
-        fs::create_dir(&dest).unwrap();
-        let data = tar_of(&[("../evil", tar::EntryType::Regular, b"x", None)]);
-        let e = apply_layer(&data[..], &dest, u64::MAX).unwrap_err();
-        assert!(matches!(e, Error::UnsafePath { .. }), "{e}");
-        assert!(!t.path().join("evil").exists());
-    }
-
-    #[test]
-    fn refuses_writing_through_symlink() {
-        let t = tempfile::tempdir().unwrap();
-        let dest = t.path().join("d");
-        let outside = t.path().join("outside");
-        fs::create_dir_all(&dest).unwrap();
-        fs::create_dir_all(&outside).unwrap();
-        let data = tar_of(&[
-            (
-                "link",
-                tar::EntryType::Symlink,
-                b"",
-                Some(outside.to_str().unwrap()),
-            ),
-            ("link/pwned", tar::EntryType::Regular, b"x", None),
-        ]);
-        let e = apply_layer(&data[..], &dest, u64::MAX).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::UnsafePath {
-                    reason: "goes through a symlink",
-                    ..
-                }
-            ),
-            "{e}"
-        );
-        assert!(!outside.join("pwned").exists());
-    }
-
-    #[test]
-    fn size_limit_stops_bombs() {
-        let t = tempfile::tempdir().unwrap();
-        let data = tar_of(&[("big", tar::EntryType::Regular, &[0u8; 4096], None)]);
-        assert!(matches!(
-            apply_layer(&data[..], t.path(), 1000),
-            Err(Error::TooLarge { .. })
-        ));
-    }
-
-    #[test]
-    fn whiteouts_roundtrip_through_overlay_format() {
-        let t = tempfile::tempdir().unwrap();
-        let data = tar_of(&[
-            ("dir/", tar::EntryType::Directory, b"", None),
-            ("dir/.wh..wh..opq", tar::EntryType::Regular, b"", None),
-            (".wh.gone", tar::EntryType::Regular, b"", None),
-            ("dir/f", tar::EntryType::Regular, b"data", None),
-        ]);
-        apply_layer(&data[..], t.path(), u64::MAX).unwrap();
-        let m = fs::symlink_metadata(t.path().join("gone")).unwrap();
-        assert!(m.file_type().is_char_device() && m.rdev() == 0);
-        let mut seen = Vec::new();
-        let out = write_layer(t.path(), None, Vec::new(), &mut |p, b| {
-            seen.push((p.to_string(), b.to_vec()))
-        })
-        .unwrap();
-        let mut names: Vec<String> = tar::Archive::new(&out[..])
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
-            .collect();
-        names.sort();
-        assert_eq!(names, vec![".wh.gone", "dir/", "dir/.wh..wh..opq", "dir/f"]);
-        assert_eq!(seen, vec![("dir/f".to_string(), b"data".to_vec())]);
-    }
 }

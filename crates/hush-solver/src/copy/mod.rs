@@ -42,6 +42,8 @@ pub(crate) struct CopyReq<'a> {
     pub chmod: Option<&'a str>,
     pub add: bool,
     pub unpack: Option<bool>,
+    /// The most bytes an ADDed archive may unpack to.
+    pub max_unpack: u64,
     /// `--parents`: keep each source's path (below the context, or below a `/./` pivot).
     pub parents: bool,
     pub ignore: &'a Dockerignore,
@@ -427,10 +429,21 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
                 }
                 _ => w.copy_tree(&src, &rel, &top, None)?,
             }
-        } else if req.add && req.unpack != Some(false) && is_archive(&src) {
+        } else if req.add && req.unpack != Some(false) && m.is_file() && is_archive(&src) {
             let top = w.mkdir_p(if dest.is_empty() { "/" } else { dest })?;
             let reader = hush_oci::archive::open_maybe_compressed(&src)?;
-            hush_oci::layer::apply_layer(reader, &top, u64::MAX)?;
+            hush_oci::layer::extract_archive(reader, &top, req.max_unpack).map_err(|e| match e {
+                hush_oci::Error::TooLarge { limit } => Error::Step {
+                    message: format!(
+                        "failed to unpack {rel}: it unpacks to more than {limit} bytes (the cap)"
+                    ),
+                    location: req.location,
+                    hint: Some(
+                        "if the archive is meant to be that large, raise the cap with --max-unpack-size BYTES".into(),
+                    ),
+                },
+                e => e.into(),
+            })?;
             if let Some((u, g)) = req.owner {
                 for e in walkdir::WalkDir::new(&top).min_depth(1) {
                     let e = e.map_err(|e| Error::Io {

@@ -2,13 +2,15 @@
 //! forms as the leak guard) and credentials recognised by the detector rules, in every layer
 //! (deleted files included) and in the config and history.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use hush_oci::bounded::Bounded;
 use hush_oci::image::ImageConfig;
 use hush_oci::store::Store;
-use hush_oci::tarindex::TarIndex;
+use hush_oci::tarindex::{TarIndex, MAX_DOCUMENT};
 use hush_scan::audit::{audit, Finding, Layer};
 
 use super::{CliError, CliResult};
@@ -28,7 +30,7 @@ pub(crate) struct AuditArgs {
     min_len: usize,
 }
 
-/// Uncompressed size limit when unpacking an archive to audit.
+/// Uncompressed size limit of an archive and of each layer audited.
 const UNPACK_LIMIT: u64 = 64 << 30;
 
 pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
@@ -153,25 +155,17 @@ pub(crate) fn image_findings(
 fn open_target(store: &Store, target: &str, tmp: &Path) -> Result<(Vec<u8>, Vec<Layer>), CliError> {
     let path = PathBuf::from(target);
     if path.is_file() {
-        if hush_oci::archive::is_compressed(&path)? {
-            // No random access into a compressed archive: unpack it (paths checked) first.
-            let unpacked = tmp.join("archive");
-            std::fs::create_dir_all(&unpacked).map_err(|e| CliError::Io {
-                what: format!("create {}", unpacked.display()),
-                source: e,
-            })?;
-            hush_oci::layer::apply_layer(
-                hush_oci::archive::open_maybe_compressed(&path)?,
-                &unpacked,
-                UNPACK_LIMIT,
-            )?;
-            return open_layout(&Source::Dir(unpacked), target);
-        }
-        // Layers are streamed from inside the archive: nothing is unpacked.
-        return open_layout(&Source::Tar(TarIndex::open(&path)?), target);
+        // Read as an archive (a compressed one decompressed to `tmp` first): links resolve to
+        // other members, only regular members are read, every read is bounded.
+        let idx = TarIndex::open_maybe_compressed(&path, tmp, UNPACK_LIMIT)?;
+        return open_layout(&Source::Tar(idx), target);
     }
     if path.is_dir() {
-        return open_layout(&Source::Dir(path), target);
+        let root = path.canonicalize().map_err(|e| CliError::Io {
+            what: format!("open {target}"),
+            source: e,
+        })?;
+        return open_layout(&Source::Dir(root), target);
     }
     let img = store.resolve(target)?;
     let config = std::fs::read(store.blob_path(&img.config_digest)).map_err(|e| CliError::Io {
@@ -200,6 +194,7 @@ fn instructions(c: &ImageConfig) -> Vec<String> {
 
 /// Where a docker-archive or OCI layout's files are.
 enum Source {
+    /// A directory (canonical path): its links may lead anywhere inside it, not out of it.
     Dir(PathBuf),
     Tar(TarIndex),
 }
@@ -212,25 +207,72 @@ impl Source {
         }
     }
 
+    /// A regular file of the directory, links resolved inside it; never a FIFO or a device.
+    fn open_in_dir(dir: &Path, rel: &str, target: &str) -> Result<(std::fs::File, u64), CliError> {
+        let io = |e| CliError::Io {
+            what: format!("read {rel} of {target}"),
+            source: e,
+        };
+        let real = dir
+            .join(hush_oci::layer::safe_relative(rel)?)
+            .canonicalize()
+            .map_err(io)?;
+        let refuse = |reason: &str| {
+            CliError::Store(hush_oci::Error::InvalidArchive {
+                path: target.into(),
+                reason: format!("{rel} {reason}"),
+            })
+        };
+        if !real.starts_with(dir) {
+            return Err(refuse("leads out of the directory"));
+        }
+        if !std::fs::metadata(&real).map_err(io)?.is_file() {
+            return Err(refuse("is not a regular file"));
+        }
+        let f = std::fs::File::open(&real).map_err(io)?;
+        let len = f.metadata().map_err(io)?.len();
+        Ok((f, len))
+    }
+
     fn read(&self, rel: &str, target: &str) -> Result<Vec<u8>, CliError> {
         match self {
             Source::Dir(d) => {
-                let p = d.join(hush_oci::layer::safe_relative(rel)?);
-                std::fs::read(&p).map_err(|e| CliError::Io {
-                    what: format!("read {rel} of {target}"),
-                    source: e,
-                })
+                let (f, len) = Self::open_in_dir(d, rel, target)?;
+                if len > MAX_DOCUMENT {
+                    return Err(CliError::Store(hush_oci::Error::Member {
+                        archive: target.into(),
+                        member: rel.into(),
+                        source: Box::new(hush_oci::Error::TooLarge {
+                            limit: MAX_DOCUMENT,
+                        }),
+                    }));
+                }
+                let mut out = Vec::new();
+                f.take(MAX_DOCUMENT)
+                    .read_to_end(&mut out)
+                    .map_err(|e| CliError::Io {
+                        what: format!("read {rel} of {target}"),
+                        source: e,
+                    })?;
+                Ok(out)
             }
             Source::Tar(t) => Ok(t.read(rel)?),
         }
     }
 
-    fn open_layer(&self, rel: &str) -> Result<Box<dyn std::io::Read + Send>, CliError> {
+    fn open_layer(&self, rel: &str, target: &str) -> Result<Box<dyn Read + Send>, CliError> {
         Ok(match self {
-            Source::Dir(d) => hush_oci::archive::open_maybe_compressed(
-                &d.join(hush_oci::layer::safe_relative(rel)?),
-            )?,
-            Source::Tar(t) => t.open_layer(rel)?,
+            Source::Dir(d) => {
+                let (f, _) = Self::open_in_dir(d, rel, target)?;
+                let r = hush_oci::archive::decompress(std::io::BufReader::new(f)).map_err(|e| {
+                    CliError::Io {
+                        what: format!("read {rel} of {target}"),
+                        source: e,
+                    }
+                })?;
+                Box::new(Bounded::new(r, UNPACK_LIMIT))
+            }
+            Source::Tar(t) => t.open_layer(rel, UNPACK_LIMIT)?,
         })
     }
 }
@@ -295,7 +337,7 @@ fn open_layout(src: &Source, target: &str) -> Result<(Vec<u8>, Vec<Layer>), CliE
     for (i, rel) in layer_rels.iter().enumerate() {
         layers.push(Layer {
             instruction: names.get(i).cloned().unwrap_or_default(),
-            tar: src.open_layer(rel)?,
+            tar: src.open_layer(rel, target)?,
         });
     }
     Ok((config, layers))

@@ -67,6 +67,10 @@ pub(crate) struct BuildArgs {
     /// `--history-build-args=false` keeps them out.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     history_build_args: bool,
+    /// The most bytes ADD may unpack from one local archive (decompression bombs; BuildKit has
+    /// no cap).
+    #[arg(long, value_name = "BYTES", default_value_t = hush_solver::DEFAULT_MAX_UNPACK_SIZE)]
+    max_unpack_size: u64,
     /// Only print the image id.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -190,7 +194,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         what: format!("open build context {}", a.context.display()),
         source: e,
     })?;
-    let (name, text) = read_dockerfile(&context, a.file.as_deref())?;
+    let dockerfile = read_dockerfile(&a.context, &context, a.file.as_deref())?;
     let build_args = a
         .build_args
         .iter()
@@ -207,8 +211,8 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         .ok()
         .and_then(|v| v.parse().ok());
     let opts = hush_solver::BuildOptions {
-        dockerfile: text.clone(),
-        dockerfile_name: name.clone(),
+        dockerfile: dockerfile.text.clone(),
+        dockerfile_name: dockerfile.name.clone(),
         context,
         target: a.target,
         build_args,
@@ -235,15 +239,12 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             memory: a.memory,
             ulimits: a.ulimit,
         },
+        max_unpack_size: a.max_unpack_size,
     };
     let reporter = crate::progress::reporter(progress, a.quiet);
     let img = hush_solver::build(store, &opts, &*reporter);
     drop(reporter);
-    let img = img.map_err(|err| CliError::Build {
-        err: Box::new(err),
-        file: name.clone(),
-        text,
-    })?;
+    let img = img.map_err(|err| dockerfile.error(err))?;
     for o in outputs {
         match o {
             Output::Image => {}
@@ -279,37 +280,130 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read(p: &Path) -> Result<String, CliError> {
-    std::fs::read_to_string(p).map_err(|e| CliError::Io {
-        what: format!("read Dockerfile {}", p.display()),
-        source: e,
-    })
-}
-
 fn hush_scan_min_len() -> usize {
     hush_solver::DEFAULT_LEAK_MIN_LEN
 }
 
-/// The Dockerfile's name (for messages) and text: `-f FILE`, `-f -` (stdin) or CONTEXT/Dockerfile.
+/// A Dockerfile read for a build or a lint.
+pub(crate) struct Dockerfile {
+    /// Its name for messages: the path as given (`CONTEXT/Dockerfile` by default).
+    pub(crate) name: String,
+    pub(crate) text: String,
+    /// False when it was reached through a symlink out of the build context: its lines are then
+    /// never shown (a parse error would print the first line of whatever file that is).
+    show_lines: bool,
+}
+
+impl Dockerfile {
+    /// A build or lint error, for the renderer.
+    pub(crate) fn error(&self, err: hush_solver::Error) -> CliError {
+        if self.show_lines {
+            return CliError::Build {
+                err: Box::new(err),
+                file: self.name.clone(),
+                text: self.text.clone(),
+            };
+        }
+        match err {
+            hush_solver::Error::Dockerfile(e) => CliError::Usage(format!(
+                "failed to parse Dockerfile {}: error on line {} (not shown: the file is reached through a symlink out of the build context)",
+                self.name, e.location.start_line
+            )),
+            err => CliError::Build {
+                err: Box::new(err),
+                file: self.name.clone(),
+                text: String::new(),
+            },
+        }
+    }
+}
+
+/// Read the Dockerfile: `-f FILE`, `-f -` (stdin) or `CONTEXT/Dockerfile` (`context` is
+/// canonical), then check its `.dockerignore`.
+///
+/// A Dockerfile or `.dockerignore` in the context that is a symlink out of it (or is reached
+/// through one) is refused. `-f` naming a file outside the context is allowed, as in docker: the
+/// user named it.
 pub(crate) fn read_dockerfile(
+    context_arg: &Path,
     context: &Path,
     file: Option<&str>,
-) -> Result<(String, String), CliError> {
-    match file {
+) -> Result<Dockerfile, CliError> {
+    let read = |name: String, path: PathBuf| -> Result<Dockerfile, CliError> {
+        let real = in_context(context_arg, context, &path, "Dockerfile")?;
+        let text = std::fs::read_to_string(&real).map_err(|e| CliError::Io {
+            what: format!("read Dockerfile {name}"),
+            source: e,
+        })?;
+        let show_lines = real.starts_with(context) || real == absolute(&path);
+        Ok(Dockerfile {
+            name,
+            text,
+            show_lines,
+        })
+    };
+    let dockerfile = match file {
         Some("-") => {
-            let mut t = String::new();
+            let mut text = String::new();
             std::io::stdin()
-                .read_to_string(&mut t)
+                .read_to_string(&mut text)
                 .map_err(|e| CliError::Io {
                     what: "read Dockerfile from stdin".into(),
                     source: e,
                 })?;
-            Ok(("Dockerfile".to_string(), t))
+            Dockerfile {
+                name: "Dockerfile".into(),
+                text,
+                show_lines: true,
+            }
         }
-        Some(f) => Ok((f.to_string(), read(Path::new(f))?)),
+        Some(f) => read(f.to_string(), PathBuf::from(f))?,
         None => {
             let p = context.join("Dockerfile");
-            Ok((p.display().to_string(), read(&p)?))
+            read(p.display().to_string(), p)?
+        }
+    };
+    for p in hush_solver::dockerignore_paths(&dockerfile.name, context) {
+        in_context(context_arg, context, &p, ".dockerignore")?;
+    }
+    Ok(dockerfile)
+}
+
+/// The real path of `path`, refused when `path` is in the build context (as given, or as
+/// resolved) but what it names is not.
+fn in_context(
+    context_arg: &Path,
+    context: &Path,
+    path: &Path,
+    what: &str,
+) -> Result<PathBuf, CliError> {
+    let real = match path.canonicalize() {
+        Ok(r) => r,
+        // Missing: reading it says so (a missing .dockerignore is fine).
+        Err(_) => return Ok(path.to_path_buf()),
+    };
+    let lexical = absolute(path);
+    let inside = lexical.starts_with(absolute(context_arg)) || lexical.starts_with(context);
+    if inside && !real.starts_with(context) {
+        return Err(CliError::Usage(format!(
+            "{what} {} is a symlink out of the build context (or is reached through one): refused",
+            path.display()
+        )));
+    }
+    Ok(real)
+}
+
+/// `path` made absolute against the current directory, `.` and `..` resolved by name only.
+fn absolute(path: &Path) -> PathBuf {
+    let mut out = std::env::current_dir().unwrap_or_default();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
         }
     }
+    out
 }

@@ -35,9 +35,10 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         what: format!("open build context {}", a.context.display()),
         source: e,
     })?;
-    let (name, text) = super::build::read_dockerfile(&context, a.file.as_deref())?;
+    let dockerfile = super::build::read_dockerfile(&a.context, &context, a.file.as_deref())?;
+    let name = dockerfile.name.clone();
     let opts = hush_solver::BuildOptions {
-        dockerfile: text.clone(),
+        dockerfile: dockerfile.text.clone(),
         dockerfile_name: name.clone(),
         context,
         target: None,
@@ -59,14 +60,11 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         leak_check: hush_solver::LeakCheck::Error,
         leak_min_len: hush_solver::DEFAULT_LEAK_MIN_LEN,
         limits: Default::default(),
+        max_unpack_size: hush_solver::DEFAULT_MAX_UNPACK_SIZE,
     };
     let ignore = hush_solver::read_dockerignore(&opts);
     let findings =
-        hush_solver::lint::lint(&opts, &ignore, None).map_err(|err| CliError::Build {
-            err: Box::new(err),
-            file: name.clone(),
-            text,
-        })?;
+        hush_solver::lint::lint(&opts, &ignore, None).map_err(|e| dockerfile.error(e))?;
     if a.format == "sarif" {
         let results: Vec<super::sarif::SarifResult> = findings
             .iter()

@@ -1,0 +1,405 @@
+//! OCI layer tar → overlayfs-format snapshot directory ([`apply_layer`]), and an archive ADDed to a
+//! rootfs → its files ([`extract_archive`]). Every path is resolved inside the destination.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::{lchown, safe_relative, set_mtime, set_opaque};
+use crate::bounded::Bounded;
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// What `.wh.` entries mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Whiteouts {
+    /// A layer (OCI image-spec, "Whiteouts"): `.wh.NAME` deletes NAME and `.wh..wh..opq` hides
+    /// what lower layers have in its directory.
+    Apply,
+    /// An archive ADDed to a rootfs: they are files like any other (docker's ADD is an untar,
+    /// not a layer apply).
+    Keep,
+}
+
+/// Unpack an OCI layer tar into an overlayfs-format snapshot directory.
+///
+/// Every path is resolved inside `dest`; entries with `..` escapes or that would be written
+/// through a symlink are refused, hard links must point inside the layer, whiteouts must name
+/// one file next to them (never `.`, `..` or nothing), and both the tar stream and the files it
+/// unpacks to are limited to `limit` bytes (decompression bombs). Whiteouts become overlay
+/// whiteouts.
+pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
+    unpack(reader, dest, limit, Whiteouts::Apply)
+}
+
+/// Unpack an archive into a directory of a rootfs (ADD of a local archive), with the same path
+/// checks and limit as [`apply_layer`]; `.wh.` entries are plain files, as docker's ADD makes them.
+pub fn extract_archive<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
+    unpack(reader, dest, limit, Whiteouts::Keep)
+}
+
+fn unpack<R: Read>(reader: R, dest: &Path, limit: u64, whiteouts: Whiteouts) -> Result<()> {
+    let mut ar = tar::Archive::new(Bounded::new(reader, limit));
+    let r = unpack_entries(&mut ar, dest, limit, whiteouts);
+    if ar.into_inner().exceeded() {
+        return Err(Error::TooLarge { limit });
+    }
+    r
+}
+
+/// Make sure every parent of `rel` under `root` is a real directory (creating missing ones),
+/// never a symlink: nothing may be written through a link.
+fn ensure_parents(root: &Path, rel: &Path, raw: &str) -> Result<()> {
+    let mut cur = root.to_path_buf();
+    let parents: Vec<Component> = rel
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
+    for c in parents {
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::UnsafePath {
+                    path: raw.into(),
+                    reason: "goes through a symlink",
+                })
+            }
+            Ok(_) => {
+                fs::remove_file(&cur).ctx("replace", &cur)?;
+                fs::create_dir(&cur).ctx("create", &cur)?;
+            }
+            Err(_) => {
+                fs::create_dir(&cur).ctx("create", &cur)?;
+                fs::set_permissions(&cur, fs::Permissions::from_mode(0o755)).ctx("chmod", &cur)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unpack_entries<R: Read>(
+    ar: &mut tar::Archive<R>,
+    dest: &Path,
+    limit: u64,
+    whiteouts: Whiteouts,
+) -> Result<()> {
+    let mut total: u64 = 0;
+    let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    for entry in ar.entries().ctx("read layer for", dest)? {
+        let mut entry = entry.ctx("read layer for", dest)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
+        let rel = safe_relative(&raw)?;
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        ensure_parents(dest, &rel, &raw)?;
+        let full = dest.join(&rel);
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if whiteouts == Whiteouts::Apply {
+            if name == ".wh..wh..opq" {
+                set_opaque(full.parent().unwrap_or(dest))?;
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                let target = whiteout_target(&full, hidden, &raw)?;
+                remove_any(&target)?;
+                nix::sys::stat::mknod(
+                    &target,
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::empty(),
+                    0,
+                )
+                .map_err(|e| Error::Io {
+                    action: "create whiteout",
+                    path: target.clone(),
+                    source: e.into(),
+                })?;
+                continue;
+            }
+        }
+        let h = entry.header().clone();
+        let kind = h.entry_type();
+        // What the entry unpacks to (a sparse file's whole size, not what the tar stores).
+        total = total.saturating_add(entry.size());
+        if total > limit {
+            return Err(Error::TooLarge { limit });
+        }
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+        let mtime = h.mtime().unwrap_or(0) as i64;
+        match fs::symlink_metadata(&full) {
+            Ok(m) if m.is_dir() && kind.is_dir() => {}
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&full).ctx("replace", &full)?,
+            Ok(_) => fs::remove_file(&full).ctx("replace", &full)?,
+            Err(_) => {}
+        }
+        match kind {
+            tar::EntryType::Directory => {
+                if !full.is_dir() {
+                    fs::create_dir(&full).ctx("create", &full)?;
+                }
+                dir_times.push((full.clone(), mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let mut f = File::create(&full).ctx("create", &full)?;
+                io::copy(&mut entry, &mut f).ctx("write", &full)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .ctx("read link of", &full)?
+                    .unwrap_or_default();
+                std::os::unix::fs::symlink(&target, &full).ctx("create symlink", &full)?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .ctx("read link of", &full)?
+                    .unwrap_or_default();
+                let trel = safe_relative(&target.to_string_lossy())?;
+                ensure_parents(dest, &trel, &raw)?;
+                let tfull = dest.join(&trel);
+                if fs::symlink_metadata(&tfull)
+                    .map(|m| !m.is_file())
+                    .unwrap_or(true)
+                {
+                    return Err(Error::UnsafePath {
+                        path: raw,
+                        reason: "hard link to something that is not a file of this layer",
+                    });
+                }
+                fs::hard_link(&tfull, &full).ctx("create hard link", &full)?;
+                continue;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let sflag = match kind {
+                    tar::EntryType::Char => nix::sys::stat::SFlag::S_IFCHR,
+                    tar::EntryType::Block => nix::sys::stat::SFlag::S_IFBLK,
+                    _ => nix::sys::stat::SFlag::S_IFIFO,
+                };
+                let dev = nix::sys::stat::makedev(
+                    h.device_major().ok().flatten().unwrap_or(0) as u64,
+                    h.device_minor().ok().flatten().unwrap_or(0) as u64,
+                );
+                nix::sys::stat::mknod(
+                    &full,
+                    sflag,
+                    nix::sys::stat::Mode::from_bits_truncate(mode),
+                    dev,
+                )
+                .map_err(|e| Error::Io {
+                    action: "create device",
+                    path: full.clone(),
+                    source: e.into(),
+                })?;
+            }
+            _ => continue, // pax/gnu metadata entries are consumed by the reader
+        }
+        lchown(&full, uid, gid)?;
+        if kind != tar::EntryType::Symlink {
+            fs::set_permissions(&full, fs::Permissions::from_mode(mode)).ctx("chmod", &full)?;
+        }
+        if !kind.is_dir() {
+            set_mtime(&full, mtime)?;
+        }
+    }
+    for (d, t) in dir_times.into_iter().rev() {
+        set_mtime(&d, t)?;
+    }
+    Ok(())
+}
+
+/// The file a `.wh.NAME` entry deletes: NAME next to it. NAME must be one plain name: `.wh..`,
+/// `.wh...` or `.wh.` would name the whiteout's own directory or its parent.
+fn whiteout_target(full: &Path, hidden: &str, raw: &str) -> Result<PathBuf> {
+    let mut parts = Path::new(hidden).components();
+    match (parts.next(), parts.next()) {
+        (Some(Component::Normal(n)), None) if n == std::ffi::OsStr::new(hidden) => {
+            Ok(full.with_file_name(n))
+        }
+        _ => Err(Error::UnsafePath {
+            path: raw.into(),
+            reason: "is a whiteout that names no file (only '.', '..' or nothing)",
+        }),
+    }
+}
+
+fn remove_any(p: &Path) -> Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p).ctx("remove", p),
+        Ok(_) => fs::remove_file(p).ctx("remove", p),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{is_opaque, write_layer};
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    fn tar_of(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, data, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            match link {
+                Some(l) => {
+                    h.set_size(0);
+                    b.append_link(&mut h, path, l).unwrap()
+                }
+                None => {
+                    // Bypass the builder's own path checks: write the name raw.
+                    let name = h.as_old_mut();
+                    name.name[..path.len()].copy_from_slice(path.as_bytes());
+                    h.set_cksum();
+                    b.append(&h, *data).unwrap()
+                }
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn refuses_dotdot_escape() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("d");
+        fs::create_dir(&dest).unwrap();
+        let data = tar_of(&[("../evil", tar::EntryType::Regular, b"x", None)]);
+        let e = apply_layer(&data[..], &dest, u64::MAX).unwrap_err();
+        assert!(matches!(e, Error::UnsafePath { .. }), "{e}");
+        assert!(!t.path().join("evil").exists());
+    }
+
+    #[test]
+    fn refuses_writing_through_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("d");
+        let outside = t.path().join("outside");
+        fs::create_dir_all(&dest).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        let data = tar_of(&[
+            (
+                "link",
+                tar::EntryType::Symlink,
+                b"",
+                Some(outside.to_str().unwrap()),
+            ),
+            ("link/pwned", tar::EntryType::Regular, b"x", None),
+        ]);
+        let e = apply_layer(&data[..], &dest, u64::MAX).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::UnsafePath {
+                    reason: "goes through a symlink",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(!outside.join("pwned").exists());
+    }
+
+    #[test]
+    fn size_limit_stops_bombs() {
+        let t = tempfile::tempdir().unwrap();
+        let data = tar_of(&[("big", tar::EntryType::Regular, &[0u8; 4096], None)]);
+        assert!(matches!(
+            apply_layer(&data[..], t.path(), 1000),
+            Err(Error::TooLarge { .. })
+        ));
+    }
+
+    /// Bytes a tar carries that unpack to nothing (a whiteout's data) count too: the stream is
+    /// bounded, not only the files.
+    #[test]
+    fn size_limit_bounds_the_stream_too() {
+        let t = tempfile::tempdir().unwrap();
+        let data = tar_of(&[(".wh.x", tar::EntryType::Regular, &[0u8; 4096], None)]);
+        assert!(matches!(
+            apply_layer(&data[..], t.path(), 2048),
+            Err(Error::TooLarge { limit: 2048 })
+        ));
+    }
+
+    /// `.wh...`, `.wh..` and `.wh.` would delete the snapshot's parent (`HUSH_ROOT/tmp` on
+    /// import), the whiteout's own directory or the snapshot itself: refused, naming the entry.
+    #[test]
+    fn whiteouts_of_dot_dotdot_or_nothing_are_refused() {
+        for wh in [".wh...", ".wh..", ".wh.", "sub/.wh...", "sub/.wh.."] {
+            let t = tempfile::tempdir().unwrap();
+            let dest = t.path().join("d");
+            let sibling = t.path().join("sibling");
+            fs::create_dir_all(&dest).unwrap();
+            fs::create_dir_all(&sibling).unwrap();
+            let data = tar_of(&[
+                ("sub/", tar::EntryType::Directory, b"", None),
+                ("sub/f", tar::EntryType::Regular, b"x", None),
+                (wh, tar::EntryType::Regular, b"", None),
+            ]);
+            let e = apply_layer(&data[..], &dest, u64::MAX).unwrap_err();
+            assert!(
+                matches!(&e, Error::UnsafePath { path, .. } if path == wh),
+                "{wh}: {e}"
+            );
+            assert!(e.to_string().contains(&format!("{wh:?}")), "{e}");
+            assert!(sibling.is_dir() && dest.join("sub/f").is_file(), "{wh}");
+        }
+    }
+
+    /// docker's ADD untars: `.wh.` names are files, and nothing is deleted.
+    #[test]
+    fn extract_archive_keeps_whiteout_names_as_files() {
+        let t = tempfile::tempdir().unwrap();
+        let data = tar_of(&[
+            ("f", tar::EntryType::Regular, b"kept", None),
+            (".wh.f", tar::EntryType::Regular, b"plain", None),
+            ("d/.wh..wh..opq", tar::EntryType::Regular, b"", None),
+            (".wh...", tar::EntryType::Regular, b"odd", None),
+        ]);
+        extract_archive(&data[..], t.path(), u64::MAX).unwrap();
+        for (p, want) in [
+            ("f", &b"kept"[..]),
+            (".wh.f", b"plain"),
+            ("d/.wh..wh..opq", b""),
+            (".wh...", b"odd"),
+        ] {
+            assert_eq!(fs::read(t.path().join(p)).unwrap(), want, "{p}");
+        }
+        assert!(!is_opaque(&t.path().join("d")));
+    }
+
+    #[test]
+    fn whiteouts_roundtrip_through_overlay_format() {
+        let t = tempfile::tempdir().unwrap();
+        let data = tar_of(&[
+            ("dir/", tar::EntryType::Directory, b"", None),
+            ("dir/.wh..wh..opq", tar::EntryType::Regular, b"", None),
+            (".wh.gone", tar::EntryType::Regular, b"", None),
+            ("dir/f", tar::EntryType::Regular, b"data", None),
+        ]);
+        apply_layer(&data[..], t.path(), u64::MAX).unwrap();
+        let m = fs::symlink_metadata(t.path().join("gone")).unwrap();
+        assert!(m.file_type().is_char_device() && m.rdev() == 0);
+        let mut seen = Vec::new();
+        let out = write_layer(t.path(), None, Vec::new(), &mut |p, b| {
+            seen.push((p.to_string(), b.to_vec()))
+        })
+        .unwrap();
+        let mut names: Vec<String> = tar::Archive::new(&out[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec![".wh.gone", "dir/", "dir/.wh..wh..opq", "dir/f"]);
+        assert_eq!(seen, vec![("dir/f".to_string(), b"data".to_vec())]);
+    }
+}
