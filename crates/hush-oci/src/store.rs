@@ -1,17 +1,30 @@
 //! The content-addressed local store.
 //!
 //! ```text
-//! $HUSH_ROOT/blobs/sha256/<hex>     blobs, written to tmp/, fsynced, verified, renamed
+//! $HUSH_ROOT/blobs/sha256/<hex>     blobs (0600), written to tmp/, fsynced, verified, renamed
 //!           snapshots/<id>/          unpacked layers in overlayfs format (lower dirs)
 //!           images.json              name → manifest digest
 //!           cache/<key>              build-cache records
-//!           tmp/                     work in progress; anything here is garbage after a crash
+//!           cache-mounts/<id>/       `RUN --mount=type=cache` directories
+//!           tmp/<pid>-<rand>/        one running command's work, with its owner record
+//!           store.lock               held shared by every command, exclusively by prune
 //! ```
+//!
+//! The root and every directory in it are 0700 and must belong to the user running hush: the
+//! snapshots hold setuid binaries and device nodes of images, and the blobs and running steps
+//! files that were 0600 in the image or the build. A store that another user owns is refused;
+//! one whose modes are looser (made by an older hush) is tightened when opened.
+
+mod lock;
+mod owner;
+mod prune;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use oci_spec::image::{ImageManifest, MediaType};
 
@@ -20,10 +33,16 @@ use crate::error::IoContext;
 use crate::image::{desc_digest, parse_manifest, ImageConfig, LayerDesc};
 use crate::{Digest, Error, Result};
 
+pub use lock::{ExclusiveLock, SharedLock};
+pub use owner::Swept;
+pub use prune::Pruned;
+
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// This process's work directory under `tmp/`, made on first use.
+    session: Arc<Mutex<Option<PathBuf>>>,
 }
 
 /// An image in the store.
@@ -71,7 +90,7 @@ impl Write for BlobWriter {
     }
 }
 
-/// A lock on the store's name index, held until dropped.
+/// A lock on the store's name index (`$HUSH_ROOT/lock`), held until dropped.
 struct IndexLock {
     _guard: nix::fcntl::Flock<File>,
 }
@@ -83,6 +102,7 @@ impl IndexLock {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .ctx("open", &path)?;
         let lock =
@@ -116,14 +136,33 @@ pub fn normalize_name(name: &str) -> Result<String> {
 }
 
 impl Store {
-    /// Open (creating if needed) the store at `root`.
+    /// Open (creating if needed) the store at `root`: check that it belongs to the user running
+    /// hush, and make it and its directories 0700.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for d in ["blobs/sha256", "snapshots", "cache", "tmp"] {
-            let p = root.join(d);
-            fs::create_dir_all(&p).ctx("create", &p)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .ctx("create", &root)?;
+        // Mounts and /proc/self/mountinfo name absolute paths; the crash sweep compares them.
+        let root = root.canonicalize().ctx("open", &root)?;
+        check_owner(&root)?;
+        private_dir(&root)?;
+        for d in [
+            "blobs",
+            "blobs/sha256",
+            "snapshots",
+            "cache",
+            "cache-mounts",
+            "tmp",
+        ] {
+            private_dir(&root.join(d))?;
         }
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            session: Arc::default(),
+        })
     }
 
     /// The root directory.
@@ -131,16 +170,68 @@ impl Store {
         &self.root
     }
 
-    /// A fresh private directory under `tmp/` (removed by the caller or by `prune`).
+    /// Hold the store lock shared until the guard drops (see [`SharedLock`]). `waiting` is
+    /// called once if a prune holds it and this call blocks until it ends.
+    pub fn lock_shared(&self, waiting: &mut dyn FnMut()) -> Result<SharedLock> {
+        SharedLock::take(&self.root, waiting)
+    }
+
+    /// Hold the store lock exclusively until the guard drops. `waiting` is called once if other
+    /// commands hold it and this call blocks until they end.
+    pub fn lock_exclusive(&self, waiting: &mut dyn FnMut()) -> Result<ExclusiveLock> {
+        ExclusiveLock::take(&self.root, waiting)
+    }
+
+    /// Remove what processes that are gone (`kill -9`, a crash) left in `tmp/`: one `readdir`
+    /// and one owner record per entry. Work of live processes is never touched, and if another
+    /// process is sweeping right now this returns at once with nothing done.
+    pub fn sweep_tmp(&self) -> Result<Swept> {
+        let tmp = self.root.join("tmp");
+        let dir = File::open(&tmp).ctx("open", &tmp)?;
+        match nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(_sweeping) => owner::sweep(&tmp, owner::Sweep::Shared),
+            Err(_) => Ok(Swept::default()),
+        }
+    }
+
+    /// Remove this process's work directory under `tmp/` (and anything still mounted in it):
+    /// call when the command ends, after everything that used [`Store::temp_dir`] is done.
+    pub fn end_session(&self) -> Result<()> {
+        let session = self.session.lock().expect("session lock").take();
+        match session {
+            Some(dir) => owner::remove_work(&dir).ctx("remove", dir),
+            None => Ok(()),
+        }
+    }
+
+    /// This process's work directory, made on first use.
+    fn session(&self) -> Result<PathBuf> {
+        let mut s = self.session.lock().expect("session lock");
+        if let Some(dir) = &*s {
+            return Ok(dir.clone());
+        }
+        let dir = owner::create_session(&self.root.join("tmp"))?;
+        *s = Some(dir.clone());
+        Ok(dir)
+    }
+
+    /// A fresh private (0700) directory in this process's work directory under `tmp/`: removed
+    /// by the caller, by [`Store::end_session`], or after a crash by the next command.
     pub fn temp_dir(&self, prefix: &str) -> Result<PathBuf> {
-        let name = format!(
-            "{prefix}-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        );
-        let p = self.root.join("tmp").join(name);
-        fs::create_dir(&p).ctx("create", &p)?;
+        let p = self
+            .session()?
+            .join(format!("{prefix}-{:016x}", rand::random::<u64>()));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&p)
+            .ctx("create", &p)?;
         Ok(p)
+    }
+
+    /// Where `RUN --mount=type=cache` directories live (inside the private root; removed by
+    /// `prune --all`).
+    pub fn cache_mounts_dir(&self) -> PathBuf {
+        self.root.join("cache-mounts")
     }
 
     /// Where a blob lives.
@@ -155,12 +246,15 @@ impl Store {
 
     /// Start writing a blob.
     pub fn blob_writer(&self) -> Result<BlobWriter> {
-        let tmp = self.root.join("tmp").join(format!(
-            "blob-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        let f = File::create(&tmp).ctx("create", &tmp)?;
+        let tmp = self
+            .session()?
+            .join(format!("blob-{:016x}", rand::random::<u64>()));
+        let f = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .ctx("create", &tmp)?;
         Ok(BlobWriter {
             tmp,
             w: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, f)),
@@ -436,80 +530,6 @@ impl Store {
     pub fn cache_put(&self, key: &Digest, value: &[u8]) -> Result<()> {
         write_atomic(&self.root.join("cache").join(key.hex()), value)
     }
-
-    /// Remove what no image and no cache record needs: returns (blobs, snapshots) removed.
-    /// With `all`, the build cache goes too.
-    pub fn prune(&self, all: bool) -> Result<(usize, usize)> {
-        let _lock = IndexLock::take(&self.root)?;
-        let cache_dir = self.root.join("cache");
-        if all {
-            remove_tree(&cache_dir)?;
-            fs::create_dir_all(&cache_dir).ctx("create", &cache_dir)?;
-        }
-        // Untagged builds go first, like `docker image prune`.
-        let mut idx = self.read_index()?;
-        let before = idx.len();
-        idx.retain(|k, _| !is_untagged_id(k));
-        if idx.len() != before {
-            self.write_index(&idx)?;
-        }
-        let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
-        let mut keep_snaps: BTreeSet<String> = BTreeSet::new();
-        for d in idx.values() {
-            let img = self.image_by_manifest(d)?;
-            keep_blobs.insert(d.clone());
-            keep_blobs.insert(img.config_digest.clone());
-            for l in img.layers()? {
-                keep_blobs.insert(l.digest);
-            }
-            for id in &img.config.rootfs.diff_ids {
-                keep_blobs.insert(id.clone());
-                keep_snaps.insert(id.hex()[..20].to_string());
-            }
-        }
-        for e in fs::read_dir(&cache_dir).ctx("read", &cache_dir)? {
-            let e = e.ctx("read", &cache_dir)?;
-            if let Ok(rec) =
-                serde_json::from_slice::<serde_json::Value>(&fs::read(e.path()).unwrap_or_default())
-            {
-                collect_digests(&rec, &mut keep_blobs);
-            }
-        }
-        for d in &keep_blobs {
-            keep_snaps.insert(d.hex()[..20].to_string());
-        }
-        let mut removed = (0, 0);
-        let blobs = self.root.join("blobs/sha256");
-        for e in fs::read_dir(&blobs).ctx("read", &blobs)? {
-            let e = e.ctx("read", &blobs)?;
-            let name = e.file_name().to_string_lossy().to_string();
-            if !keep_blobs.iter().any(|d| d.hex() == name) {
-                fs::remove_file(e.path()).ctx("remove", e.path())?;
-                removed.0 += 1;
-            }
-        }
-        let snaps = self.root.join("snapshots");
-        for e in fs::read_dir(&snaps).ctx("read", &snaps)? {
-            let e = e.ctx("read", &snaps)?;
-            if !keep_snaps.contains(&e.file_name().to_string_lossy().to_string()) {
-                remove_tree(&e.path())?;
-                removed.1 += 1;
-            }
-        }
-        let tmp = self.root.join("tmp");
-        for e in fs::read_dir(&tmp).ctx("read", &tmp)? {
-            let e = e.ctx("read", &tmp)?;
-            let name = e.file_name().to_string_lossy().to_string();
-            // Only other processes' leftovers (pid no longer alive).
-            let pid = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
-            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
-                let _ =
-                    nix::mount::umount2(&e.path().join("merged"), nix::mount::MntFlags::MNT_DETACH);
-                remove_tree(&e.path())?;
-            }
-        }
-        Ok(removed)
-    }
 }
 
 /// A layer tar regenerated from its snapshot on a thread, verified at the end.
@@ -541,26 +561,16 @@ impl Read for LayerStream {
     }
 }
 
-fn collect_digests(v: &serde_json::Value, out: &mut BTreeSet<Digest>) {
-    match v {
-        serde_json::Value::String(s) => {
-            if let Ok(d) = s.parse::<Digest>() {
-                if s.starts_with("sha256:") {
-                    out.insert(d);
-                }
-            }
-        }
-        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_digests(x, out)),
-        serde_json::Value::Object(o) => o.values().for_each(|x| collect_digests(x, out)),
-        _ => {}
-    }
-}
-
-/// Write a file atomically: temp file in the same directory, fsync, rename.
+/// Write a file atomically (mode 0600): temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let r = (|| {
-        let mut f = File::create(&tmp)?;
+        let mut f = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -589,6 +599,37 @@ pub fn remove_tree(p: &Path) -> Result<()> {
     }
 }
 
+/// The store root must belong to the user running hush (the link too, if it is one): another
+/// user could have planted images, setuid files or links in it.
+fn check_owner(root: &Path) -> Result<()> {
+    let user = nix::unistd::geteuid().as_raw();
+    for meta in [fs::symlink_metadata(root), fs::metadata(root)] {
+        let owner = meta.ctx("open", root)?.uid();
+        if owner != user {
+            return Err(Error::ForeignStore {
+                path: root.into(),
+                owner,
+                user,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Make a directory of the store (0700), or make an existing one 0700.
+fn private_dir(dir: &Path) -> Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).ctx("create", dir),
+    }
+    let mode = fs::metadata(dir).ctx("open", dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).ctx("chmod 0700", dir)?;
+    }
+    Ok(())
+}
+
 /// The media type of an uncompressed layer in the store.
 pub fn stored_layer_type() -> MediaType {
     MediaType::ImageLayer
@@ -608,13 +649,69 @@ mod tests {
         w.write_all(b"other").unwrap();
         let e = s.commit_blob(w, Some(&d)).unwrap_err();
         assert!(matches!(e, Error::DigestMismatch { .. }));
-        assert_eq!(
-            fs::read_dir(t.path().join("tmp")).unwrap().count(),
-            0,
-            "no partial blob left"
-        );
+        let work: Vec<_> = fs::read_dir(t.path().join("tmp"))
+            .unwrap()
+            .flat_map(|s| fs::read_dir(s.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(work, ["owner"], "no partial blob left");
+        s.end_session().unwrap();
+        assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
         fs::write(s.blob_path(&d), b"tampered").unwrap();
         assert!(matches!(s.read_blob(&d), Err(Error::DigestMismatch { .. })));
+    }
+
+    #[test]
+    fn store_is_private_and_an_old_one_is_tightened() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("store");
+        fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+        for d in [&root, &root.join("blobs")] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let s = Store::open(&root).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for d in [
+            "",
+            "blobs",
+            "blobs/sha256",
+            "snapshots",
+            "cache",
+            "cache-mounts",
+            "tmp",
+        ] {
+            assert_eq!(mode(&root.join(d)), 0o700, "{d}");
+        }
+        let d = s.put_blob(b"x").unwrap();
+        assert_eq!(mode(&s.blob_path(&d)), 0o600);
+        let w = s.temp_dir("step").unwrap();
+        assert_eq!(mode(&w), 0o700);
+        assert_eq!(mode(w.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn a_store_of_another_user_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: needs root to chown");
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("store");
+        fs::create_dir(&root).unwrap();
+        nix::unistd::chown(&root, Some(65534.into()), None).unwrap();
+        let e = Store::open(&root).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ForeignStore {
+                    owner: 65534,
+                    user: 0,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&root.display().to_string()));
     }
 
     #[test]

@@ -153,7 +153,9 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         what: format!("open build context {}", a.context.display()),
         source: e,
     })?;
-    let (name, text) = read_dockerfile(&context, a.file.as_deref())?;
+    // `-f -` and `--secret src=FIFO` can wait for a writer for ever: Ctrl-C ends those waits.
+    let (name, text) =
+        hush_sandbox::signals::exit_on_signal(|| read_dockerfile(&context, a.file.as_deref()))?;
     let build_args = a
         .build_args
         .iter()
@@ -164,8 +166,9 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         .iter()
         .map(|s| kv(s, "--label"))
         .collect::<Result<BTreeMap<_, _>, _>>()?;
-    let secrets =
-        hush_secrets::Secrets::load(&a.secrets, a.secret_size_limit, &|k| std::env::var(k).ok())?;
+    let secrets = hush_sandbox::signals::exit_on_signal(|| {
+        hush_secrets::Secrets::load(&a.secrets, a.secret_size_limit, &|k| std::env::var(k).ok())
+    })?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -178,10 +181,9 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         no_cache: a.no_cache,
         network: a.network,
         secrets,
-        ssh: hush_secrets::ssh::Agents::load(
-            &a.ssh,
-            std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
-        )
+        ssh: hush_sandbox::signals::exit_on_signal(|| {
+            hush_secrets::ssh::Agents::load(&a.ssh, std::env::var("SSH_AUTH_SOCK").ok().as_deref())
+        })
         .map_err(|e| CliError::Usage(e.to_string()))?,
         tags: a.tags.clone(),
         labels,
