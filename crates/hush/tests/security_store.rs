@@ -6,6 +6,7 @@ mod common;
 use common::{hush, log, run_in};
 
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -74,7 +75,13 @@ impl Env {
     }
 
     fn build(&self, ctx: &Path, tag: &str) -> Output {
-        self.hush(&["build", "--progress=plain", "-t", tag, ctx.to_str().unwrap()])
+        self.hush(&[
+            "build",
+            "--progress=plain",
+            "-t",
+            tag,
+            ctx.to_str().unwrap(),
+        ])
     }
 
     /// Everything under `tmp/` (the store's work dirs), as paths.
@@ -167,7 +174,11 @@ fn nobody_cannot_exec_setuid_files_of_snapshots_nor_read_blobs() {
     let tar = e.dir.path().join("suid.tar");
     let o = e.hush(&["save", "suid", "-o", tar.to_str().unwrap()]);
     assert!(o.status.success(), "{}", log(&o));
-    for args in [&["rmi", "suid"][..], &["prune", "-a"], &["load", "-i", tar.to_str().unwrap()]] {
+    for args in [
+        &["rmi", "suid"][..],
+        &["prune", "-a"],
+        &["load", "-i", tar.to_str().unwrap()],
+    ] {
         let o = e.hush(args);
         assert!(o.status.success(), "{args:?}: {}", log(&o));
     }
@@ -188,9 +199,17 @@ fn nobody_cannot_exec_setuid_files_of_snapshots_nor_read_blobs() {
         .expect("the layer with the 0600 file is a blob");
 
     let o = as_nobody(&rootid.display().to_string());
-    assert!(denied(&o), "nobody ran a setuid-root file of the store: {}", log(&o));
+    assert!(
+        denied(&o),
+        "nobody ran a setuid-root file of the store: {}",
+        log(&o)
+    );
     let o = as_nobody(&format!("tar -xOf {} secret", blob.display()));
-    assert!(denied(&o), "nobody read a 0600 file of an image: {}", log(&o));
+    assert!(
+        denied(&o),
+        "nobody read a 0600 file of an image: {}",
+        log(&o)
+    );
     let o = as_nobody(&format!("ls {}/snapshots", e.root().display()));
     assert!(denied(&o), "nobody listed the snapshots: {}", log(&o));
     assert_eq!(mode(&e.root()), 0o700);
@@ -206,8 +225,7 @@ fn an_open_store_is_tightened_and_a_foreign_one_refused() {
     }
     let e = Env::new();
     for d in ["", "snapshots", "blobs", "tmp"] {
-        std::fs::set_permissions(e.root().join(d), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(e.root().join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let o = e.hush(&["images"]);
     assert!(o.status.success(), "{}", log(&o));
@@ -221,7 +239,10 @@ fn an_open_store_is_tightened_and_a_foreign_one_refused() {
     let l = log(&o);
     assert_eq!(o.status.code(), Some(1), "{l}");
     assert!(l.contains(&e.root().display().to_string()), "{l}");
-    assert!(l.contains("belongs to uid 65534") && l.contains("chown"), "{l}");
+    assert!(
+        l.contains("belongs to uid 65534") && l.contains("chown"),
+        "{l}"
+    );
 }
 
 /// Row 10: "copy the secret, use it, rm it in the same RUN": while the RUN runs, its upper and
@@ -246,8 +267,14 @@ fn a_running_step_is_not_readable_by_other_users() {
         upper.is_some()
     });
     let upper = upper.unwrap();
-    let merged = upper.parent().unwrap().with_file_name("merged").join("marker");
-    assert!(std::fs::read_to_string(&merged).unwrap().contains("topsecret-10"));
+    let merged = upper
+        .parent()
+        .unwrap()
+        .with_file_name("merged")
+        .join("marker");
+    assert!(std::fs::read_to_string(&merged)
+        .unwrap()
+        .contains("topsecret-10"));
     for p in [&upper, &merged] {
         let o = as_nobody(&format!("cat {}", p.display()));
         assert!(denied(&o), "nobody read {}: {}", p.display(), log(&o));
@@ -358,7 +385,10 @@ fn killed_then_cleaned(e: &Env, args: &[&str], what: &str, ready: impl FnMut() -
     wait_for(what, Duration::from_secs(30), ready);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!e.tmp_entries().is_empty(), "the killed hush left nothing: no test");
+    assert!(
+        !e.tmp_entries().is_empty(),
+        "the killed hush left nothing: no test"
+    );
 
     let o = e.hush(&["images"]);
     assert!(o.status.success(), "{}", log(&o));
@@ -384,17 +414,88 @@ fn kill_9_during_a_run_is_cleaned_up_by_the_next_command() {
         return;
     }
     let e = Env::new();
-    let c = e.ctx("run", "FROM busybox:local\nRUN touch /started && sleep 30\n");
+    let c = e.ctx(
+        "run",
+        "FROM busybox:local\nRUN touch /started && sleep 30\n",
+    );
     killed_then_cleaned(
         &e,
         &["build", "--progress=plain", c.to_str().unwrap()],
         "the RUN to start",
-        || {
-            e.tmp_entries()
-                .iter()
-                .any(|p| p.ends_with("upper/started"))
-        },
+        || e.tmp_entries().iter().any(|p| p.ends_with("upper/started")),
     );
+}
+
+/// Row 8: `kill -9` of hush and its container helper (as when a service manager kills the
+/// group): the container's cgroups, named per run, are removed by the next command.
+#[test]
+fn kill_9_of_hush_and_its_helper_leaves_no_cgroup_behind() {
+    if !can_run() {
+        return;
+    }
+    let e = Env::new();
+    let c = e.ctx("run", "FROM busybox:local\nRUN touch /started && sleep 2\n");
+    let mut child = Command::new(hush())
+        .env("HUSH_ROOT", e.root())
+        .args(["build", "--progress=plain", c.to_str().unwrap()])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the RUN to start", Duration::from_secs(20), || {
+        e.tmp_entries().iter().any(|p| p.ends_with("upper/started"))
+    });
+    let pid = child.id();
+    // The helper may be a child of any of hush's threads.
+    let mut pids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|t| std::fs::read_to_string(t.path().join("children")).unwrap_or_default())
+        .collect::<Vec<String>>()
+        .join(" ")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    pids.push(pid.to_string());
+    let ours = || -> Vec<PathBuf> {
+        walk_depth(Path::new("/sys/fs/cgroup"), 2)
+            .into_iter()
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                pids.iter()
+                    .any(|pid| n.starts_with(&format!(":youki:hush-{pid}-")))
+            })
+            .collect()
+    };
+    assert!(Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap();
+    // The container's own `sleep 2` ends by itself.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!ours().is_empty(), "the killed run left no cgroup: no test");
+    let o = e.hush(&["images"]);
+    assert!(o.status.success(), "{}", log(&o));
+    assert!(ours().is_empty(), "stale cgroups: {:?}", ours());
+    assert!(e.tmp_entries().is_empty(), "{:?}", e.tmp_entries());
+}
+
+/// Directories down to `depth` levels under `dir`.
+fn walk_depth(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if depth == 0 {
+        return out;
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.push(e.path());
+            out.extend(walk_depth(&e.path(), depth - 1));
+        }
+    }
+    out
 }
 
 /// Row 8: `kill -9` while a COPY of a big tree runs.
@@ -441,7 +542,11 @@ fn kill_9_during_an_oci_export_is_cleaned_up_by_the_next_command() {
         &e,
         &["build", "-o", &dest, c.to_str().unwrap()],
         "the export to start",
-        || e.tmp_entries().iter().any(|p| p.to_string_lossy().contains("oci-out-")),
+        || {
+            e.tmp_entries()
+                .iter()
+                .any(|p| p.to_string_lossy().contains("oci-out-"))
+        },
     );
 }
 
@@ -454,14 +559,21 @@ fn signals_end_a_wait_for_a_secret_fifo() {
     }
     let e = Env::new();
     let fifo = e.dir.path().join("fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let c = e.ctx(
         "s",
         "FROM busybox:local\nRUN --mount=type=secret,id=s cat /run/secrets/s\n",
     );
     let secret = format!("id=s,src={}", fifo.display());
     let cases: [(&str, Vec<&str>); 2] = [
-        ("build", vec!["build", "--secret", &secret, c.to_str().unwrap()]),
+        (
+            "build",
+            vec!["build", "--secret", &secret, c.to_str().unwrap()],
+        ),
         ("audit", vec!["audit", "busybox:local", "--secret", &secret]),
     ];
     for (what, args) in &cases {
@@ -494,14 +606,20 @@ fn a_prune_waiting_for_a_build_says_so_and_ends_on_ctrl_c() {
         return;
     }
     let e = Env::new();
-    let c = e.ctx("slow", "FROM busybox:local\nRUN touch /started && sleep 4\n");
+    let c = e.ctx(
+        "slow",
+        "FROM busybox:local\nRUN touch /started && sleep 4\n",
+    );
     let build = e.spawn(&["build", "--progress=plain", c.to_str().unwrap()]);
     wait_for("the RUN to start", Duration::from_secs(20), || {
         e.tmp_entries().iter().any(|p| p.ends_with("upper/started"))
     });
     let mut prune = e.spawn(&["prune", "-a"]);
     std::thread::sleep(Duration::from_millis(500));
-    assert!(prune.try_wait().unwrap().is_none(), "prune did not wait for the build");
+    assert!(
+        prune.try_wait().unwrap().is_none(),
+        "prune did not wait for the build"
+    );
     signal(&prune, "INT");
     let o = prune.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", log(&o));

@@ -149,7 +149,11 @@ mod tests {
         rx2.recv().unwrap();
         drop(shared);
         drop(_second);
-        assert_eq!(h.join().unwrap(), 1, "one line about the wait, not one per retry");
+        assert_eq!(
+            h.join().unwrap(),
+            1,
+            "one line about the wait, not one per retry"
+        );
         later.join().unwrap();
     }
 }

@@ -253,6 +253,7 @@ fn with_store(store: &Store, command: Command) -> CliResult {
     if !matches!(command, Command::Prune(_)) {
         report_swept(&store.sweep_tmp()?);
     }
+    report_cgroups(&hush_sandbox::cgroups::sweep_stale());
     match command {
         Command::Build(a) => build::run(&store, *a),
         Command::Audit(a) => audit::run(&store, a).map_err(|e| CliError::Audit(Box::new(e))),
@@ -280,6 +281,16 @@ pub(crate) fn report_swept(swept: &hush_oci::store::Swept) {
     for (path, e) in &swept.kept {
         eprintln!(
             "warning: failed to remove {}, left by a hush command that was killed: {e}\n  hint: it is tried again by the next command; if it stays, unmount what is mounted under it",
+            path.display()
+        );
+    }
+}
+
+/// Warn about stale container cgroups that could not be removed.
+fn report_cgroups(swept: &hush_sandbox::cgroups::Swept) {
+    for (path, e) in &swept.kept {
+        eprintln!(
+            "warning: failed to remove the cgroup {}, left by a RUN container whose hush was killed: {e}",
             path.display()
         );
     }
