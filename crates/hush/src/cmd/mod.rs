@@ -237,34 +237,35 @@ pub(crate) fn run(cli: Cli) -> CliResult {
 }
 
 /// Run a command on the store, holding the store lock (see `hush_oci::store::SharedLock`) and
-/// first removing what killed commands left in it. `prune` locks it exclusively itself.
+/// first removing what killed commands left in it.
 fn with_store(store: &Store, command: Command) -> CliResult {
-    let _lock = match command {
-        Command::Prune(_) => None,
-        _ => Some(hush_sandbox::signals::exit_on_signal(|| {
+    // `prune` locks the store exclusively and sweeps `tmp/` itself.
+    let _lock = if matches!(command, Command::Prune(_)) {
+        None
+    } else {
+        let lock = hush_sandbox::signals::exit_on_signal(|| {
             store.lock_shared(&mut || {
                 eprintln!(
                     "waiting for `hush prune` to finish with the store {}",
                     store.root().display()
                 )
             })
-        })?),
-    };
-    if !matches!(command, Command::Prune(_)) {
+        })?;
         report_swept(&store.sweep_tmp()?);
-    }
+        Some(lock)
+    };
     report_cgroups(&hush_sandbox::cgroups::sweep_stale());
     match command {
-        Command::Build(a) => build::run(&store, *a),
-        Command::Audit(a) => audit::run(&store, a).map_err(|e| CliError::Audit(Box::new(e))),
-        Command::Import(a) => image::import(&store, a),
-        Command::Images => image::images(&store),
-        Command::Inspect(a) => image::inspect(&store, a),
-        Command::History(a) => image::history(&store, a),
-        Command::Save(a) => image::save(&store, a),
-        Command::Load(a) => image::load(&store, a),
-        Command::Rmi(a) => image::rmi(&store, a),
-        Command::Prune(a) => image::prune(&store, a),
+        Command::Build(a) => build::run(store, *a),
+        Command::Audit(a) => audit::run(store, a).map_err(|e| CliError::Audit(Box::new(e))),
+        Command::Import(a) => image::import(store, a),
+        Command::Images => image::images(store),
+        Command::Inspect(a) => image::inspect(store, a),
+        Command::History(a) => image::history(store, a),
+        Command::Save(a) => image::save(store, a),
+        Command::Load(a) => image::load(store, a),
+        Command::Rmi(a) => image::rmi(store, a),
+        Command::Prune(a) => image::prune(store, a),
         Command::Features(_) | Command::Lint(_) => unreachable!("handled above"),
     }
 }
