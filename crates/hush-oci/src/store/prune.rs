@@ -3,9 +3,10 @@
 use std::collections::BTreeSet;
 use std::fs;
 
+use super::index::IndexLock;
 use super::lock::ExclusiveLock;
 use super::owner::{self, Sweep, Swept};
-use super::{is_untagged_id, remove_tree, IndexLock, Store};
+use super::{is_untagged_id, remove_tree, Store};
 use crate::error::IoContext;
 use crate::{Digest, Result};
 
