@@ -56,9 +56,10 @@ impl Store {
             .mode(0o700)
             .create(&root)
             .ctx("create", &root)?;
+        check_owner(&fs::symlink_metadata(&root).ctx("open", &root)?, &root)?;
         // Mounts and /proc/self/mountinfo name absolute paths; the crash sweep compares them.
         let root = root.canonicalize().ctx("open", &root)?;
-        check_owner(&root)?;
+        check_owner(&fs::metadata(&root).ctx("open", &root)?, &root)?;
         private_dir(&root)?;
         for d in [
             "blobs",
@@ -215,19 +216,16 @@ pub fn remove_tree(p: &Path) -> Result<()> {
     }
 }
 
-/// The store root must belong to the user running hush (the link too, if it is one): another
-/// user could have planted images, setuid files or links in it.
-fn check_owner(root: &Path) -> Result<()> {
+/// The store root must belong to the user running hush (checked on the link too, if it is one):
+/// another user could have planted images, setuid files or links in it.
+fn check_owner(meta: &fs::Metadata, root: &Path) -> Result<()> {
     let user = nix::unistd::geteuid().as_raw();
-    for meta in [fs::symlink_metadata(root), fs::metadata(root)] {
-        let owner = meta.ctx("open", root)?.uid();
-        if owner != user {
-            return Err(Error::ForeignStore {
-                path: root.into(),
-                owner,
-                user,
-            });
-        }
+    if meta.uid() != user {
+        return Err(Error::ForeignStore {
+            path: root.into(),
+            owner: meta.uid(),
+            user,
+        });
     }
     Ok(())
 }
@@ -328,6 +326,15 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains(&root.display().to_string()));
+        // A link another user planted, to a directory of ours (that would be made 0700).
+        let ours = t.path().join("ours");
+        fs::create_dir(&ours).unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&ours, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+        let e = Store::open(&link).unwrap_err();
+        assert!(matches!(e, Error::ForeignStore { owner: 65534, .. }), "{e}");
+        assert!(!ours.join("blobs").exists(), "nothing made behind the link");
     }
 
     #[test]
