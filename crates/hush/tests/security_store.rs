@@ -359,7 +359,11 @@ fn prune_during_builds_never_leaves_an_image_without_its_layers() {
             .enumerate()
             .map(|(i, c)| {
                 let e = &e;
-                s.spawn(move || e.build(c, &format!("img{i}")))
+                s.spawn(move || {
+                    // Staggered, so that prunes fall between builds as well as wait for them.
+                    std::thread::sleep(Duration::from_millis(200 * i as u64));
+                    e.build(c, &format!("img{i}"))
+                })
             })
             .collect();
         let builds: Vec<Output> = builders.into_iter().map(|b| b.join().unwrap()).collect();
