@@ -55,11 +55,13 @@ impl Env {
         run_in(&self.root(), args, self.dir.path())
     }
 
+    /// Start hush; its stdin is a pipe nobody writes to (kept open with the `Child`).
     fn spawn(&self, args: &[&str]) -> Child {
         Command::new(hush())
             .env("HUSH_ROOT", self.root())
             .current_dir(self.dir.path())
             .args(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -618,8 +620,8 @@ fn prune_skips_and_reports_a_busy_leftover() {
     assert!(e.mounts().is_empty(), "{:?}", e.mounts());
 }
 
-/// Row 17: hush blocked in `open` of a FIFO nobody writes ends on SIGTERM and SIGINT within a
-/// second, with exit code 130.
+/// Row 17: hush blocked in `open` of a FIFO nobody writes (or reading a Dockerfile from a silent
+/// stdin) ends on SIGTERM and SIGINT within a second, with exit code 130.
 #[test]
 fn signals_end_a_wait_for_a_secret_fifo() {
     if !can_run() || !common::have("mkfifo") {
@@ -637,12 +639,16 @@ fn signals_end_a_wait_for_a_secret_fifo() {
         "FROM busybox:local\nRUN --mount=type=secret,id=s cat /run/secrets/s\n",
     );
     let secret = format!("id=s,src={}", fifo.display());
-    let cases: [(&str, Vec<&str>); 2] = [
+    let cases: [(&str, Vec<&str>); 3] = [
         (
             "build",
             vec!["build", "--secret", &secret, c.to_str().unwrap()],
         ),
         ("audit", vec!["audit", "busybox:local", "--secret", &secret]),
+        (
+            "build -f - (stdin)",
+            vec!["build", "-f", "-", c.to_str().unwrap()],
+        ),
     ];
     for (what, args) in &cases {
         for sig in ["TERM", "INT"] {
