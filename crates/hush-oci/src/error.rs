@@ -59,6 +59,18 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A store root that belongs to another user than the one running hush.
+    #[error(
+        "refusing to use store {path}: it belongs to uid {owner}, not to uid {user} running hush"
+    )]
+    ForeignStore {
+        /// The store root.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Who runs hush (the effective uid).
+        user: u32,
+    },
     /// A stream longer, or an archive that unpacks to more, than the limit (decompression
     /// bombs).
     #[error("more than the limit of {limit} bytes uncompressed")]

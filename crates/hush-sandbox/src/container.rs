@@ -559,50 +559,6 @@ pub fn run(
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
-/// Remove what containers of dead hush processes left: each RUN's cgroup is
-/// `<controller>/hush/hush-<pid>-<random>`, `<pid>` being the hush that ran it. A hush killed
-/// with SIGKILL takes its helper and container down with it (see [`run`]), but a helper killed
-/// by hand may leave a cgroup, and in the worst case processes in it: those are killed and the
-/// cgroups removed. Cheap: one directory read per controller.
-pub fn reap_orphans() {
-    let Ok(controllers) = fs::read_dir("/sys/fs/cgroup") else {
-        return;
-    };
-    for ctl in controllers.flatten() {
-        let Ok(groups) = fs::read_dir(ctl.path().join("hush")) else {
-            continue;
-        };
-        for g in groups.flatten() {
-            let name = g.file_name();
-            let Some(pid) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("hush-"))
-                .and_then(|n| n.split_once('-'))
-                .and_then(|(pid, _)| pid.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                continue;
-            }
-            let procs = fs::read_to_string(g.path().join("cgroup.procs")).unwrap_or_default();
-            for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            // A killed process leaves its cgroup a moment later.
-            for _ in 0..20 {
-                if fs::remove_dir(g.path()).is_ok() {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-        }
-    }
-}
-
 /// hush's own binary as a sealed in-memory copy, to run the helper from (runc's answer to
 /// CVE-2019-5736). The helper's process becomes the container's init until it executes the
 /// RUN's command, and a command such as a `#!/proc/self/exe` script re-executes whatever that

@@ -2,6 +2,7 @@
 //! embedded `libcontainer` ([`container`]), and file operations confined to a root ([`rootfs`]).
 #![deny(missing_docs)]
 
+pub mod cgroups;
 pub mod container;
 mod error;
 pub mod overlay;

@@ -269,7 +269,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// `type=cache`: a directory under `$HUSH_ROOT/cache-mounts` that outlives builds, seeded from
+    /// `type=cache`: a directory under `$HUSH_ROOT/cache-mounts` (private to the store's owner
+    /// like the rest of the store; removed by `prune --all`) that outlives builds, seeded from
     /// `from`/`source` on first use; `sharing=locked` serialises users, `private` gives a busy
     /// cache's second user a fresh directory.
     fn cache_mount(
@@ -291,8 +292,7 @@ impl Ctx<'_> {
                 }
             })
             .collect();
-        let base = self.store.root().join("cache-mounts");
-        fs::create_dir_all(&base).ctx("create", &base)?;
+        let base = self.store.cache_mounts_dir();
         let mut dir = base.join(format!("{safe}-{}", Digest::of(id.as_bytes()).short()));
         let lock_path = dir.with_extension("lock");
         let lock_file = fs::File::options()

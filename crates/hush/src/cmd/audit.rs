@@ -34,10 +34,11 @@ pub(crate) struct AuditArgs {
 const UNPACK_LIMIT: u64 = 64 << 30;
 
 pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
-    let secrets =
+    let secrets = hush_sandbox::signals::exit_on_signal(|| {
         hush_secrets::Secrets::load(&a.secrets, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {
             std::env::var(k).ok()
-        })?;
+        })
+    })?;
     let guard = hush_scan::Guard::new(secrets.iter().map(|(id, s)| (id, s.expose())), a.min_len);
     for t in guard.too_short() {
         eprintln!(
@@ -132,10 +133,11 @@ pub(crate) fn image_findings(
     image: &str,
     secret_specs: &[String],
 ) -> Result<Vec<Finding>, CliError> {
-    let secrets =
+    let secrets = hush_sandbox::signals::exit_on_signal(|| {
         hush_secrets::Secrets::load(secret_specs, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {
             std::env::var(k).ok()
-        })?;
+        })
+    })?;
     let guard = hush_scan::Guard::new(
         secrets.iter().map(|(id, s)| (id, s.expose())),
         hush_scan::DEFAULT_MIN_LEN,

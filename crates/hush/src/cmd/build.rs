@@ -170,7 +170,6 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     // Before any thread starts: the overlays and tmpfs mounts of this build live in a mount
     // namespace of its own, which the kernel tears down when the build's last process ends.
     hush_sandbox::isolate_mounts();
-    hush_sandbox::container::reap_orphans();
     if let Some(p) = &a.platform {
         let host = hush_dockerfile::instructions::args::platform_args()["TARGETPLATFORM"].clone();
         if p != &host {
@@ -194,7 +193,10 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         what: format!("open build context {}", a.context.display()),
         source: e,
     })?;
-    let dockerfile = read_dockerfile(&a.context, &context, a.file.as_deref())?;
+    // `-f -` can wait for a writer for ever: Ctrl-C ends that wait.
+    let dockerfile = hush_sandbox::signals::exit_on_signal(|| {
+        read_dockerfile(&a.context, &context, a.file.as_deref())
+    })?;
     let build_args = a
         .build_args
         .iter()
@@ -205,8 +207,9 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         .iter()
         .map(|s| kv(s, "--label"))
         .collect::<Result<BTreeMap<_, _>, _>>()?;
-    let secrets =
-        hush_secrets::Secrets::load(&a.secrets, a.secret_size_limit, &|k| std::env::var(k).ok())?;
+    let secrets = hush_sandbox::signals::exit_on_signal(|| {
+        hush_secrets::Secrets::load(&a.secrets, a.secret_size_limit, &|k| std::env::var(k).ok())
+    })?;
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -219,10 +222,9 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         no_cache: a.no_cache,
         network: a.network,
         secrets,
-        ssh: hush_secrets::ssh::Agents::load(
-            &a.ssh,
-            std::env::var("SSH_AUTH_SOCK").ok().as_deref(),
-        )
+        ssh: hush_sandbox::signals::exit_on_signal(|| {
+            hush_secrets::ssh::Agents::load(&a.ssh, std::env::var("SSH_AUTH_SOCK").ok().as_deref())
+        })
         .map_err(|e| CliError::Usage(e.to_string()))?,
         tags: a.tags.clone(),
         labels,

@@ -420,7 +420,18 @@ pub(crate) fn rmi(store: &Store, a: RmiArgs) -> CliResult {
 }
 
 pub(crate) fn prune(store: &Store, a: PruneArgs) -> CliResult {
-    let (blobs, snaps) = store.prune(a.all)?;
-    println!("Deleted {blobs} blobs and {snaps} snapshots");
+    // Blocks while builds, loads or imports run (they hold the lock shared), and keeps new ones
+    // waiting until it is done.
+    let lock = hush_sandbox::signals::exit_on_signal(|| {
+        store.lock_exclusive(&mut || {
+            eprintln!("waiting for the hush commands using the store to finish")
+        })
+    })?;
+    let pruned = store.prune(&lock, a.all)?;
+    println!(
+        "Deleted {} blobs and {} snapshots",
+        pruned.blobs, pruned.snapshots
+    );
+    super::report_swept(&pruned.swept);
     Ok(ExitCode::SUCCESS)
 }

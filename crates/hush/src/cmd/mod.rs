@@ -155,6 +155,10 @@ impl CliError {
                 _ => None,
             },
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
+            CliError::Store(hush_oci::Error::ForeignStore { path, user, .. }) => Some(format!(
+                "if the store is yours, `chown -R {user} {}`; otherwise use a directory of your own with --root or HUSH_ROOT",
+                path.display()
+            )),
             _ => None,
         }
     }
@@ -225,17 +229,80 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         return lint::run(a);
     }
     let store = Store::open(cli.root.clone().unwrap_or_else(default_root))?;
-    match cli.command {
-        Command::Build(a) => build::run(&store, *a),
-        Command::Audit(a) => audit::run(&store, a).map_err(|e| CliError::Audit(Box::new(e))),
-        Command::Import(a) => image::import(&store, a),
-        Command::Images => image::images(&store),
-        Command::Inspect(a) => image::inspect(&store, a),
-        Command::History(a) => image::history(&store, a),
-        Command::Save(a) => image::save(&store, a),
-        Command::Load(a) => image::load(&store, a),
-        Command::Rmi(a) => image::rmi(&store, a),
-        Command::Prune(a) => image::prune(&store, a),
+    let result = with_store(&store, cli.command);
+    if let Err(e) = store.end_session() {
+        warn_chain("failed to clean up this command's work directory", &e);
+    }
+    result
+}
+
+/// Run a command on the store, holding the store lock (see `hush_oci::store::SharedLock`) and
+/// first removing what killed commands left in it.
+fn with_store(store: &Store, command: Command) -> CliResult {
+    // `prune` locks the store exclusively and sweeps `tmp/` itself.
+    let _lock = if matches!(command, Command::Prune(_)) {
+        None
+    } else {
+        let lock = hush_sandbox::signals::exit_on_signal(|| {
+            store.lock_shared(&mut || {
+                eprintln!(
+                    "waiting for `hush prune` to finish with the store {}",
+                    store.root().display()
+                )
+            })
+        })?;
+        report_swept(&store.sweep_tmp()?);
+        Some(lock)
+    };
+    report_cgroups(&hush_sandbox::cgroups::sweep_stale());
+    match command {
+        Command::Build(a) => build::run(store, *a),
+        Command::Audit(a) => audit::run(store, a).map_err(|e| CliError::Audit(Box::new(e))),
+        Command::Import(a) => image::import(store, a),
+        Command::Images => image::images(store),
+        Command::Inspect(a) => image::inspect(store, a),
+        Command::History(a) => image::history(store, a),
+        Command::Save(a) => image::save(store, a),
+        Command::Load(a) => image::load(store, a),
+        Command::Rmi(a) => image::rmi(store, a),
+        Command::Prune(a) => image::prune(store, a),
         Command::Features(_) | Command::Lint(_) => unreachable!("handled above"),
+    }
+}
+
+/// Say what the sweep of `tmp/` removed, and warn about what it could not.
+pub(crate) fn report_swept(swept: &hush_oci::store::Swept) {
+    let n = swept.removed.len();
+    if n > 0 {
+        eprintln!(
+            "removed {n} work director{} left in the store by hush commands that were killed",
+            if n == 1 { "y" } else { "ies" }
+        );
+    }
+    for (path, e) in &swept.kept {
+        eprintln!(
+            "warning: failed to remove {}, left by a hush command that was killed: {e}\n  hint: it is tried again by the next command; if it stays, unmount what is mounted under it",
+            path.display()
+        );
+    }
+}
+
+/// Warn about stale container cgroups that could not be removed.
+fn report_cgroups(swept: &hush_sandbox::cgroups::Swept) {
+    for (path, e) in &swept.kept {
+        eprintln!(
+            "warning: failed to remove the cgroup {}, left by a RUN container whose hush was killed: {e}",
+            path.display()
+        );
+    }
+}
+
+/// A warning with its chain of causes, for failures that do not change the outcome.
+fn warn_chain(what: &str, e: &dyn std::error::Error) {
+    eprintln!("warning: {what}: {e}");
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        eprintln!("  caused by: {c}");
+        cause = c.source();
     }
 }

@@ -1,0 +1,159 @@
+//! The store lock: `flock` on `$HUSH_ROOT/store.lock`, behind a turnstile `store.gate`.
+//!
+//! Every command that reads or writes images holds it shared for its whole run, so that what it
+//! relies on (a base image's blobs, a cache record's snapshot, the layers it has just written but
+//! not yet tagged) cannot be deleted under it. `prune` holds it exclusively: it waits until the
+//! running builds, loads and imports end, and nothing starts while it deletes. The kernel drops
+//! the lock with the process, so a `kill -9` never leaves the store locked.
+//!
+//! `flock` lets new shared holders in while an exclusive one waits, so a prune could wait for
+//! ever behind overlapping builds. The gate stops that: a shared holder passes through it (holds
+//! it shared only while it takes the lock), a prune holds it exclusively while it waits and
+//! works, so builds started after the prune wait for it instead.
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// The store lock held shared: what the store holds now stays until it is dropped.
+#[derive(Debug)]
+pub struct SharedLock {
+    _lock: Flock<File>,
+}
+
+/// The store lock held exclusively: no other hush command uses the store until it is dropped.
+#[derive(Debug)]
+pub struct ExclusiveLock {
+    _gate: Flock<File>,
+    _lock: Flock<File>,
+}
+
+/// Lock `root/name`; if another process is in the way, call `waiting` (once over all calls that
+/// share it) and block until it is free.
+fn take(root: &Path, name: &str, exclusive: bool, waiting: &mut Waiting) -> Result<Flock<File>> {
+    let path = root.join(name);
+    let mut file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .ctx("open", &path)?;
+    let (now, block) = if exclusive {
+        (FlockArg::LockExclusiveNonblock, FlockArg::LockExclusive)
+    } else {
+        (FlockArg::LockSharedNonblock, FlockArg::LockShared)
+    };
+    let mut arg = now;
+    loop {
+        match Flock::lock(file, arg) {
+            Ok(l) => return Ok(l),
+            Err((f, Errno::EWOULDBLOCK)) if arg == now => {
+                waiting.once();
+                arg = block;
+                file = f;
+            }
+            Err((f, Errno::EINTR)) => file = f,
+            Err((_, e)) => {
+                return Err(Error::Io {
+                    action: "lock",
+                    path,
+                    source: e.into(),
+                })
+            }
+        }
+    }
+}
+
+/// The caller's "waiting" callback, called at most once.
+struct Waiting<'a> {
+    f: &'a mut dyn FnMut(),
+    told: bool,
+}
+
+impl Waiting<'_> {
+    fn once(&mut self) {
+        if !self.told {
+            self.told = true;
+            (self.f)();
+        }
+    }
+}
+
+const LOCK: &str = "store.lock";
+const GATE: &str = "store.gate";
+
+impl SharedLock {
+    pub(crate) fn take(root: &Path, waiting: &mut dyn FnMut()) -> Result<Self> {
+        let mut w = Waiting {
+            f: waiting,
+            told: false,
+        };
+        let gate = take(root, GATE, false, &mut w)?;
+        let lock = take(root, LOCK, false, &mut w)?;
+        drop(gate);
+        Ok(SharedLock { _lock: lock })
+    }
+}
+
+impl ExclusiveLock {
+    pub(crate) fn take(root: &Path, waiting: &mut dyn FnMut()) -> Result<Self> {
+        let mut w = Waiting {
+            f: waiting,
+            told: false,
+        };
+        let gate = take(root, GATE, true, &mut w)?;
+        let lock = take(root, LOCK, true, &mut w)?;
+        Ok(ExclusiveLock {
+            _gate: gate,
+            _lock: lock,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusive_waits_for_shared() {
+        let t = tempfile::tempdir().unwrap();
+        let shared = SharedLock::take(t.path(), &mut || panic!("nothing to wait for")).unwrap();
+        let _second = SharedLock::take(t.path(), &mut || panic!("shared locks coexist")).unwrap();
+        let root = t.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let mut told = 0;
+            let l = ExclusiveLock::take(&root, &mut || {
+                told += 1;
+                tx.send(()).unwrap();
+            })
+            .unwrap();
+            drop(l);
+            told
+        });
+        rx.recv().unwrap();
+        // A shared taker that comes after the waiting prune waits for it (here, for ever if it
+        // did not: the shared locks are only dropped once it says it waits).
+        let root = t.path().to_path_buf();
+        let (tx2, rx2) = std::sync::mpsc::channel();
+        let later = std::thread::spawn(move || {
+            let _l = SharedLock::take(&root, &mut || tx2.send(()).unwrap()).unwrap();
+        });
+        rx2.recv().unwrap();
+        drop(shared);
+        drop(_second);
+        assert_eq!(
+            h.join().unwrap(),
+            1,
+            "one line about the wait, not one per retry"
+        );
+        later.join().unwrap();
+    }
+}
