@@ -277,11 +277,17 @@ fn a_running_step_is_not_readable_by_other_users() {
         upper.is_some()
     });
     let upper = upper.unwrap();
-    let merged = upper
-        .parent()
-        .unwrap()
-        .with_file_name("merged")
-        .join("marker");
+    // The merged view is mounted in the build's own mount namespace: reach it through the
+    // build's root, as another user would have to.
+    let merged = PathBuf::from(format!("/proc/{}/root", child.id())).join(
+        upper
+            .parent()
+            .unwrap()
+            .with_file_name("merged")
+            .join("marker")
+            .strip_prefix("/")
+            .unwrap(),
+    );
     assert!(std::fs::read_to_string(&merged)
         .unwrap()
         .contains("topsecret-10"));
@@ -473,12 +479,12 @@ fn kill_9_of_hush_and_its_helper_leaves_no_cgroup_behind() {
         .collect();
     pids.push(pid.to_string());
     let ours = || -> Vec<PathBuf> {
-        walk_depth(Path::new("/sys/fs/cgroup"), 2)
+        walk_depth(Path::new("/sys/fs/cgroup"), 3)
             .into_iter()
             .filter(|p| {
                 let n = p.file_name().unwrap().to_string_lossy();
                 pids.iter()
-                    .any(|pid| n.starts_with(&format!(":youki:hush-{pid}-")))
+                    .any(|pid| n.starts_with(&format!("hush-{pid}-")))
             })
             .collect()
     };
