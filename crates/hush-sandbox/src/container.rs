@@ -475,7 +475,7 @@ pub fn run(
     fs::create_dir_all(bundle).ctx("create", bundle)?;
     let cfg = bundle.join("config.json");
     fs::write(&cfg, serde_json::to_vec(&s).expect("spec serializes")).ctx("write", &cfg)?;
-    let exe = sealed_exe()?;
+    let exe = protected_exe(bundle)?;
     let (reader, writer) = std::io::pipe().ctx("create", "pipe")?;
     let writer2 = writer.try_clone().ctx("create", "pipe")?;
     let parent = nix::unistd::getpid();
@@ -559,12 +559,54 @@ pub fn run(
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
-/// hush's own binary as a sealed in-memory copy, to run the helper from (runc's answer to
-/// CVE-2019-5736). The helper's process becomes the container's init until it executes the
-/// RUN's command, and a command such as a `#!/proc/self/exe` script re-executes whatever that
-/// process runs, inside the container, with the image's dynamic linker: were it the binary on
-/// disk, the container could hold it open and overwrite it once hush stops. A sealed memfd
-/// cannot be written by anyone. Made once per process (one copy of the binary in memory).
+/// hush's own binary, as the helper must run it (CVE-2019-5736). The helper's process becomes
+/// the container's init until it executes the RUN's command, and a command such as a
+/// `#!/proc/self/exe` script re-executes whatever that process runs, inside the container, with
+/// the image's dynamic linker: were it the binary as hush was started, the container could keep
+/// a descriptor to it and overwrite it once hush stops.
+///
+/// In a build's private mount namespace ([`crate::isolate_mounts`]) the binary is bind-mounted
+/// read-only at `bundle/hush` (on the RUN's tmpfs, gone with it): every path to it from the
+/// container, `/proc/self/fd/N` reopened included, is on that read-only mount and writing fails
+/// with EROFS. Two mount calls, where a copy of the binary costs ~60 ms (86 MB with its line
+/// tables). Where that mount cannot be made, the helper runs from a sealed memfd copy (runc's
+/// cloned binary), made once per process.
+fn protected_exe(bundle: &Path) -> Result<PathBuf> {
+    let target = bundle.join("hush");
+    let bind = || -> nix::Result<()> {
+        fs::File::create(&target).map_err(|e| {
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+        })?;
+        mount(
+            Some("/proc/self/exe"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        let ro = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID;
+        if let Err(e) = mount(None::<&str>, &target, None::<&str>, ro, None::<&str>) {
+            let _ = umount2(&target, MntFlags::MNT_DETACH);
+            return Err(e);
+        }
+        Ok(())
+    };
+    if in_private_mount_namespace() && bind().is_ok() {
+        return Ok(target);
+    }
+    let _ = fs::remove_file(&target);
+    sealed_exe()
+}
+
+/// Is this process's mount namespace another than its parent's (made by
+/// [`crate::isolate_mounts`])? Only there may hush mount over its own binary unseen.
+fn in_private_mount_namespace() -> bool {
+    let ns = |p: &str| fs::read_link(p).ok();
+    let mine = ns("/proc/self/ns/mnt");
+    mine.is_some() && mine != ns(&format!("/proc/{}/ns/mnt", nix::unistd::getppid()))
+}
+
+/// hush's binary as a sealed in-memory copy: nobody can write it. Made once per process.
 fn sealed_exe() -> Result<PathBuf> {
     use std::os::fd::{AsRawFd, OwnedFd};
     static SEALED: std::sync::OnceLock<std::result::Result<OwnedFd, String>> =
