@@ -349,6 +349,35 @@ fn resources(spec: &RunSpec) -> std::result::Result<LinuxResources, oci_spec::Oc
     r.build()
 }
 
+/// How a RUN gets docker's seccomp filter. Loading a filter without CAP_SYS_ADMIN needs
+/// `no_new_privs`, which would stop `sudo` after `USER app` (docker does not set it): so a
+/// non-root RUN gets the filter from libcontainer, loaded while the init still holds every
+/// capability — compiled in each container, ~7.5 ms for the three x86 ABIs. A root RUN, which
+/// `no_new_privs` changes nothing for (it cannot gain what it holds), loads the same filter
+/// compiled once per build, just before it executes its command: ~0.1 ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    /// `RUN --security=insecure`: none.
+    None,
+    /// Compiled by hush, loaded by the executor ([`DieWithHelper`]).
+    Precompiled,
+    /// In the OCI spec, for libcontainer.
+    InSpec,
+}
+
+fn filter_for(spec: &RunSpec) -> Filter {
+    if spec.insecure {
+        Filter::None
+    } else if spec.ids.uid == 0 {
+        Filter::Precompiled
+    } else {
+        Filter::InSpec
+    }
+}
+
+/// The file in the bundle that holds a precompiled filter for the helper.
+const BPF_FILE: &str = "seccomp.bpf";
+
 fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Result<Spec> {
     let bad = |e: oci_spec::OciSpecError| Error::Container(e.to_string());
     let mut s = Spec::default();
@@ -475,6 +504,11 @@ pub fn run(
     fs::create_dir_all(bundle).ctx("create", bundle)?;
     let cfg = bundle.join("config.json");
     fs::write(&cfg, serde_json::to_vec(&s).expect("spec serializes")).ctx("write", &cfg)?;
+    if filter_for(spec) == Filter::Precompiled {
+        let bpf = bundle.join(BPF_FILE);
+        let filter = crate::seccomp::docker_root_bpf(&docker_capabilities())?;
+        fs::write(&bpf, filter).ctx("write", &bpf)?;
+    }
     let exe = protected_exe(bundle)?;
     let (reader, writer) = std::io::pipe().ctx("create", "pipe")?;
     let writer2 = writer.try_clone().ctx("create", "pipe")?;
@@ -574,9 +608,8 @@ pub fn run(
 fn protected_exe(bundle: &Path) -> Result<PathBuf> {
     let target = bundle.join("hush");
     let bind = || -> nix::Result<()> {
-        fs::File::create(&target).map_err(|e| {
-            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-        })?;
+        fs::File::create(&target)
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
         mount(
             Some("/proc/self/exe"),
             &target,
@@ -701,28 +734,41 @@ fn wait_killing_on_signal(pid: nix::unistd::Pid) -> i32 {
 /// helper dies (the whole PID namespace goes with it). A belt to the helper's braces: a RUN
 /// that changes its credentials clears this, but the helper still kills the init when hush
 /// dies, and the next hush removes what a dead one left.
+///
+/// It also loads a precompiled seccomp filter (see [`Filter`]), last before the command runs; a
+/// filter that fails to load fails the RUN.
 #[derive(Clone)]
-struct DieWithHelper(libcontainer::workload::default::DefaultExecutor);
+struct DieWithHelper {
+    default: libcontainer::workload::default::DefaultExecutor,
+    filter: Option<Vec<u8>>,
+}
 
 impl libcontainer::workload::Executor for DieWithHelper {
     fn exec(&self, spec: &Spec) -> std::result::Result<(), libcontainer::workload::ExecutorError> {
         // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and changes no memory.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
-        self.0.exec(spec)
+        if let Some(bpf) = &self.filter {
+            crate::seccomp::load(bpf).map_err(|e| {
+                libcontainer::workload::ExecutorError::Other(format!(
+                    "failed to load the seccomp filter: {e}"
+                ))
+            })?;
+        }
+        self.default.exec(spec)
     }
 
     fn validate(
         &self,
         spec: &Spec,
     ) -> std::result::Result<(), libcontainer::workload::ExecutorValidationError> {
-        self.0.validate(spec)
+        self.default.validate(spec)
     }
 
     fn setup_envs(
         &self,
         envs: std::collections::HashMap<String, String>,
     ) -> std::result::Result<(), libcontainer::workload::ExecutorSetEnvsError> {
-        self.0.setup_envs(envs)
+        self.default.setup_envs(envs)
     }
 }
 
@@ -731,9 +777,18 @@ fn helper(bundle: &Path, id: &str) -> Result<i32> {
     use libcontainer::syscall::syscall::SyscallType;
     use libcontainer::workload::default::DefaultExecutor;
     let state = bundle.join("state");
+    let bpf = bundle.join(BPF_FILE);
+    let filter = match fs::read(&bpf) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).ctx("read", &bpf),
+    };
     let err = |e: libcontainer::error::LibcontainerError| Error::Container(e.to_string());
     let mut c = ContainerBuilder::new(id.to_string(), SyscallType::default())
-        .with_executor(DieWithHelper(DefaultExecutor {}))
+        .with_executor(DieWithHelper {
+            default: DefaultExecutor {},
+            filter,
+        })
         .with_root_path(&state)
         .map_err(err)?
         .as_init(bundle)

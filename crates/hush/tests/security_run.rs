@@ -262,8 +262,10 @@ fn a_run_cannot_read_a_host_disk_through_mknod() {
 }
 
 /// Rows 3 and 4: the host's kernel keyring, new user and mount namespaces (where most kernel
-/// exploits start), `mount`, vsock: refused as under docker's seccomp policy; ordinary process
-/// creation still works (clone3 answers ENOSYS so that libc falls back to clone).
+/// exploits start), `mount`, vsock: refused as under docker's seccomp policy, for root (whose
+/// filter hush compiles once per build) and for another user (whose filter libcontainer loads,
+/// without `no_new_privs`, so that `sudo` still works); ordinary process creation still works
+/// (clone3 answers ENOSYS so that libc falls back to clone).
 #[test]
 fn a_run_cannot_reach_the_keyring_or_make_namespaces() {
     if !can_run() {
@@ -271,28 +273,44 @@ fn a_run_cannot_reach_the_keyring_or_make_namespaces() {
     }
     let s = store();
     let ctx = context(
-        "FROM busybox:local\nCOPY probe /probe\nRUN /probe; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status\n",
+        "FROM busybox:local\nCOPY probe /probe\n\
+         RUN /probe | sed s/^/root-/; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status | sed s/^/root-/\n\
+         USER 65534\n\
+         RUN /probe | sed s/^/user-/; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status | sed s/^/user-/\n",
     );
     compile("probe", ctx.path(), &["-static", "-O1"]);
     let o = build(&s.path().join("root"), ctx.path(), &[]);
     let l = log(&o);
     assert!(o.status.success(), "{l}");
-    for (k, want) in [
-        ("keyctl", "EPERM"),
-        ("add_key", "EPERM"),
-        ("request_key", "EPERM"),
-        ("unshare_user", "EPERM"),
-        ("unshare_mount", "EPERM"),
-        ("clone_newuser", "EPERM"),
-        ("clone3", "ENOSYS"),
-        ("fork", "ok"),
-        ("mount", "EPERM"),
-        ("personality_other", "EPERM"),
-        ("socket_vsock", "EPERM"),
-    ] {
-        assert_eq!(probe_value(&l, k), Some(want), "{k}:\n{l}");
+    for who in ["root", "user"] {
+        for (k, want) in [
+            ("keyctl", "EPERM"),
+            ("add_key", "EPERM"),
+            ("request_key", "EPERM"),
+            ("unshare_user", "EPERM"),
+            ("unshare_mount", "EPERM"),
+            ("clone_newuser", "EPERM"),
+            ("clone3", "ENOSYS"),
+            ("fork", "ok"),
+            ("mount", "EPERM"),
+            ("personality_other", "EPERM"),
+            ("socket_vsock", "EPERM"),
+        ] {
+            assert_eq!(
+                probe_value(&l, &format!("{who}-{k}")),
+                Some(want),
+                "{who} {k}:\n{l}"
+            );
+        }
     }
-    assert!(l.contains("Seccomp:\t2"), "{l}");
+    assert!(
+        l.contains("root-Seccomp:\t2") && l.contains("user-Seccomp:\t2"),
+        "{l}"
+    );
+    assert!(
+        l.contains("user-NoNewPrivs:\t0"),
+        "sudo must keep working:\n{l}"
+    );
 }
 
 /// Row 7 and docker's capability sets: root holds docker's default set, nothing inheritable or
