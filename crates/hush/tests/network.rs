@@ -242,7 +242,8 @@ fn a_run_cannot_publish_a_port_on_the_host() {
         .port();
     let ctx = context(
         &format!(
-            "FROM busybox:local\nRUN (nc -lk -p {port} -e echo RUN-SERVICE &) ; sleep 0.5; echo LISTENING; sleep 3\n"
+            "FROM busybox:local\nRUN (nc -l -p {port} -e echo RUN-SERVICE &) ; sleep 0.5; \
+             netstat -ltn | grep -q ':{port} ' && echo LISTENING; sleep 3\n"
         ),
         &[],
     );
@@ -582,6 +583,20 @@ fn no_pasta_or_namespace_outlives_the_build() {
         assert_eq!(pastas_of(pid), Vec::<u32>::new(), "pasta left after {rest}");
         assert!(!netns_alive(&netns), "{netns} left after {rest}");
     }
+    // Ctrl-C (SIGINT to hush alone): the build unwinds and stops pasta.
+    let (mut child, netns, _c) = start_build("sleep 5");
+    let pid = child.id();
+    assert_eq!(pastas_of(pid).len(), 1, "pasta is not running");
+    let k = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(k.success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(pastas_of(pid), Vec::<u32>::new(), "pasta left after Ctrl-C");
+    wait_until("the network namespace after Ctrl-C", 2, || {
+        !netns_alive(&netns)
+    });
     // hush killed with SIGKILL in the middle of a RUN: pasta dies with it (parent-death signal).
     // The RUN's own container is not hush's to kill then; the namespace goes when it ends.
     let (mut child, netns, _c) = start_build("sleep 2");
