@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the build and the tests need (idempotent).
 set -euo pipefail
-pkgs=(busybox-static skopeo umoci jq tar git openssh-client openssh-server
+pkgs=(busybox-static skopeo umoci jq tar git openssh-client openssh-server passt
       libseccomp-dev pkg-config gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

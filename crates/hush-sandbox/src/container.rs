@@ -54,8 +54,8 @@ pub struct RunSpec {
     pub cwd: String,
     /// User and group ids.
     pub ids: crate::user::Ids,
-    /// Share the host network (else a fresh, empty network namespace).
-    pub host_network: bool,
+    /// Its network namespace.
+    pub network: crate::network::Network,
     /// Bind mounts.
     pub binds: Vec<BindMount>,
     /// tmpfs mounts (target, size in bytes).
@@ -386,11 +386,12 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Result<Spec> {
         .gid(spec.ids.gid)
         .build()
         .map_err(bad)?;
-    let caps = if spec.insecure {
+    let mut caps = if spec.insecure {
         all_capabilities()
     } else {
         docker_capabilities()
     };
+    spec.network.restrict_capabilities(&mut caps);
     let mut rlimits = s
         .process()
         .as_ref()
@@ -457,19 +458,24 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Result<Spec> {
         );
     }
     s.set_mounts(Some(mounts));
-    let mut ns = vec![
+    let ns = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Mount,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
     ];
-    if !spec.host_network {
-        ns.push(LinuxNamespaceType::Network);
-    }
-    let namespaces = ns
+    let mut namespaces = ns
         .into_iter()
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build().map_err(bad))
         .collect::<Result<Vec<_>>>()?;
+    let net = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network);
+    match &spec.network {
+        crate::network::Network::Host => {}
+        crate::network::Network::None => namespaces.push(net.build().map_err(bad)?),
+        crate::network::Network::Join(path) => {
+            namespaces.push(net.path(path).build().map_err(bad)?)
+        }
+    }
     let mut linux = s.linux().clone().unwrap_or_else(|| {
         LinuxBuilder::default()
             .build()

@@ -27,6 +27,24 @@ pub enum Error {
     /// The container could not be created or started.
     #[error("failed to start the build container: {0}")]
     Container(String),
+    /// `pasta` (package `passt`) is not installed; the private network needs it.
+    #[error("failed to find pasta (package passt), which the default RUN network needs")]
+    PastaMissing,
+    /// pasta did not come up.
+    #[error("failed to start pasta for the build network: {message}")]
+    Pasta {
+        /// What pasta said, or how it ended.
+        message: String,
+    },
+    /// Setting up the build network failed.
+    #[error("failed to {action}")]
+    Network {
+        /// What.
+        action: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// USER names someone the image does not know.
     #[error("unable to find user {0}: no matching entries in passwd file")]
     UnknownUser(String),

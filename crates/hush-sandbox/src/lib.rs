@@ -1,10 +1,12 @@
 //! Where steps run: overlayfs snapshots ([`overlay`]), RUN in an OCI container through youki's
-//! embedded `libcontainer` ([`container`]), and file operations confined to a root ([`rootfs`]).
+//! embedded `libcontainer` ([`container`]) on its [`network`], and file operations confined to a
+//! root ([`rootfs`]).
 #![deny(missing_docs)]
 
 pub mod cgroups;
 pub mod container;
 mod error;
+pub mod network;
 pub mod overlay;
 pub mod rootfs;
 mod seccomp;

@@ -102,7 +102,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     if opts.leak_check == crate::LeakCheck::Off && opts.secrets.ids().next().is_some() {
         reporter.warn("--leak-check=off: layers are NOT checked for secrets; a leaked secret will ship in the image");
     }
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         guard_key: if guard.is_empty() || opts.leak_check == crate::LeakCheck::Off {
             None
         } else {
@@ -117,6 +117,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         stages: vec![None; stages.stages.len()].into(),
         step_counter: 0.into(),
         now,
+        network: None,
     };
     let mut nodes: BTreeMap<usize, Node> = BTreeMap::new();
     plan(
@@ -129,6 +130,13 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         store,
     )?;
     preflight(&stages, &nodes, &input, opts)?;
+    if crate::network::check(&stages, nodes.keys().copied(), opts)? {
+        // Here, on the thread that called `build`: pasta dies with the thread that started it.
+        let scratch = store.temp_dir("net")?;
+        let net = hush_sandbox::network::PrivateNetwork::start(&scratch);
+        let _ = hush_oci::store::remove_tree(&scratch);
+        ctx.network = Some(net?);
+    }
     let used_args = run_parallel(&ctx, &stages, nodes, &input)?;
     let unused: Vec<&String> = opts
         .build_args

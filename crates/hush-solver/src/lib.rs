@@ -13,6 +13,7 @@ mod copy;
 mod error;
 mod graph;
 pub mod lint;
+mod network;
 mod run;
 mod stage;
 
@@ -44,8 +45,11 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--no-cache`.
     pub no_cache: bool,
-    /// `--network` for every RUN (`host` or `none`).
-    pub network: String,
+    /// `--network` for the RUNs that do not ask for their own: `default` is the build's
+    /// private network (pasta), `none` an empty namespace, `host` the host's.
+    pub network: hush_dockerfile::instructions::NetworkMode,
+    /// `--allow network.host`: RUNs may ask for `--network=host`.
+    pub allow_network_host: bool,
     /// `--secret`s.
     pub secrets: hush_secrets::Secrets,
     /// `--ssh` agents.

@@ -6,19 +6,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use hush_dockerfile::instructions::step::{Step, StepKind};
-use hush_dockerfile::instructions::{Mount, MountKind, Sharing};
+use hush_dockerfile::instructions::{Mount, MountKind, NetworkMode, Sharing};
 use hush_dockerfile::Location;
 use hush_oci::Digest;
 use hush_sandbox::container::{self, BindMount, RunSpec, SecretDir};
+use hush_sandbox::network::{self, Network};
 use hush_sandbox::overlay::{Overlay, Stub};
 
 use crate::error::{IoContext, NixContext};
 use crate::stage::Ctx;
 use crate::{Error, Result};
 
-/// `/etc/hosts` as BuildKit writes it for build containers.
-const HOSTS: &str =
-    "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 pub(crate) const DEFAULT_PATH: &str =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -55,16 +53,18 @@ impl Ctx<'_> {
             unreachable!("execute_run is only called for RUN steps")
         };
         let loc = step.location;
-        let host_network = match network.as_deref().unwrap_or(&self.opts.network) {
-            "host" | "default" => true,
-            "none" => false,
-            other => {
-                return Err(Error::Step {
-                    message: format!("network mode {other:?} is not supported"),
-                    location: loc,
-                    hint: Some("use --network=host or --network=none".into()),
-                })
-            }
+        let network = match crate::network::effective(self.opts.network, *network) {
+            NetworkMode::Host => Network::Host,
+            NetworkMode::None => Network::None,
+            NetworkMode::Default => match &self.network {
+                Some(n) => n.network(),
+                None => {
+                    return Err(Error::step(
+                        "the build's private network was not started (a bug in hush)",
+                        loc,
+                    ))
+                }
+            },
         };
         let exec = !scripts.is_empty()
             || mounts
@@ -80,7 +80,7 @@ impl Ctx<'_> {
                 env: Vec::new(),
                 cwd: step.state.workdir.clone(),
                 ids: Default::default(),
-                host_network,
+                network,
                 binds: Vec::new(),
                 tmpfs: Vec::new(),
                 limits: self.opts.limits.clone(),
@@ -91,16 +91,15 @@ impl Ctx<'_> {
             locks: Vec::new(),
             agents: Vec::new(),
         };
-        let hosts = m.tmpfs.add_file(HOSTS.as_bytes(), 0o644)?;
-        m.spec.binds.push(BindMount {
-            source: hosts,
-            target: "/etc/hosts".into(),
-            readonly: true,
-        });
-        if host_network && Path::new("/etc/resolv.conf").exists() {
+        // Both are mount points over stub files (`base_stubs`): an image's own files are hidden
+        // during the RUN only, and neither lands in the layer (docker's and BuildKit's way).
+        let hosts = m.tmpfs.add_file(network::HOSTS.as_bytes(), 0o644)?;
+        let resolv = network::resolv_conf(&m.spec.network);
+        let resolv = m.tmpfs.add_file(resolv.as_bytes(), 0o644)?;
+        for (source, target) in [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")] {
             m.spec.binds.push(BindMount {
-                source: "/etc/resolv.conf".into(),
-                target: "/etc/resolv.conf".into(),
+                source,
+                target: target.into(),
                 readonly: true,
             });
         }

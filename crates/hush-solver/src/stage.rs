@@ -56,6 +56,8 @@ pub(crate) struct Ctx<'a> {
     /// The secrets' keyed fingerprint when the guard is on (None: no secrets or `--leak-check=off`).
     pub guard_key: Option<String>,
     pub now: i64,
+    /// The private network its RUNs share, when one of them needs it; dropped with the build.
+    pub network: Option<hush_sandbox::network::PrivateNetwork>,
 }
 
 /// The Dockerfile-visible state of an image config.
@@ -220,7 +222,9 @@ impl Ctx<'_> {
             } => {
                 k.add(&self.stage(*i, step)?.key.to_string());
             }
-            StepKind::Run { mounts, .. } => {
+            StepKind::Run {
+                mounts, network, ..
+            } => {
                 for m in mounts {
                     if let Some(from) = &m.from {
                         if let Some(i) = from
@@ -247,7 +251,7 @@ impl Ctx<'_> {
                         }
                     }
                 }
-                k.add(&self.opts.network);
+                k.add(crate::network::effective(self.opts.network, *network).as_str());
             }
             _ => {}
         }

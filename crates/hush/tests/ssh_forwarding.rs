@@ -207,6 +207,8 @@ fn git_clone_over_forwarded_agent_and_key_file() {
             "build",
             "--progress=plain",
             "--no-cache",
+            // the RUN clones from sshd on the host's 127.0.0.1
+            "--network=host",
             "--ssh",
             "default",
             "-f",
@@ -246,6 +248,8 @@ fn git_clone_over_forwarded_agent_and_key_file() {
             "build",
             "--progress=plain",
             "--no-cache",
+            // the RUN clones from sshd on the host's 127.0.0.1
+            "--network=host",
             "--ssh",
             &format!("default={}", d.join("key").display()),
             "-f",
@@ -263,6 +267,8 @@ fn git_clone_over_forwarded_agent_and_key_file() {
             "build",
             "--progress=plain",
             "--no-cache",
+            // the RUN clones from sshd on the host's 127.0.0.1
+            "--network=host",
             "--ssh",
             "default,keys=SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
             "-f",

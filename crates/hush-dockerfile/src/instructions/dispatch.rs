@@ -323,11 +323,7 @@ pub fn dispatch_stage(
                 }
                 created_by.push_str(&argv.join(" "));
                 created_by.push_str(" # buildkit");
-                let network = run
-                    .network
-                    .as_ref()
-                    .map(|n| expand(n, &state, &args))
-                    .transpose()?;
+                let network = run.network;
                 Dispatched::Step(Box::new(Step {
                     kind: StepKind::Run {
                         argv,

@@ -7,12 +7,14 @@ pub mod args;
 pub mod dispatch;
 mod flags;
 pub mod mounts;
+pub mod network;
 pub mod step;
 
 use crate::error::{did_you_mean, Location, ParseError, ParseErrorKind};
 use crate::parser::{chomp_heredoc_content, Dockerfile, Heredoc, Node};
 use flags::Flags;
 pub use mounts::{Mount, MountKind, Sharing};
+pub use network::NetworkMode;
 
 /// Every instruction of the Dockerfile reference.
 pub const KEYWORDS: &[&str] = &[
@@ -111,8 +113,8 @@ pub struct Run {
     pub cmd: CommandLine,
     /// `--mount` options (unexpanded strings).
     pub mounts: Vec<String>,
-    /// `--network=`.
-    pub network: Option<String>,
+    /// `--network=` (`default` when absent).
+    pub network: NetworkMode,
     /// `--security=`.
     pub security: Option<String>,
     /// Heredocs that follow the line.
@@ -324,7 +326,16 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
         "run" => {
             let mut fl = Flags::new(node, &["mount", "network", "security"])?;
             let mounts = fl.strings("mount");
-            let network = fl.string("network");
+            let network = match fl.string("network") {
+                None => NetworkMode::Default,
+                Some(v) => NetworkMode::parse(&v).ok_or_else(|| {
+                    ParseError::new(
+                        ParseErrorKind::InvalidFlag(format!("unsupported network mode {v:?}")),
+                        node.location,
+                    )
+                    .with_hint("RUN --network takes default, none or host")
+                })?,
+            };
             let security = fl.string("security");
             fl.finish()?;
             if node.args.is_empty() {
@@ -607,6 +618,26 @@ mod tests {
         let e = stages("FROM a\nCOPY --chwon=1 a b\n").unwrap_err();
         assert_eq!(e.to_string(), "unknown flag: --chwon for COPY");
         assert_eq!(e.hint.as_deref(), Some("did you mean --chown?"));
+    }
+
+    #[test]
+    fn run_network_is_typed_at_parse_time() {
+        let s = stages("FROM a\nRUN --network=host x\nRUN --network=none y\nRUN z\n").unwrap();
+        let modes: Vec<NetworkMode> = s.stages[0]
+            .commands
+            .iter()
+            .map(|c| match &c.kind {
+                CommandKind::Run(r) => r.network,
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            modes,
+            [NetworkMode::Host, NetworkMode::None, NetworkMode::Default]
+        );
+        let e = stages("FROM a\nRUN true\nRUN --network=bridge x\n").unwrap_err();
+        assert_eq!(e.to_string(), "unsupported network mode \"bridge\"");
+        assert_eq!(e.location.start_line, 3);
     }
 
     #[test]

@@ -88,8 +88,8 @@ pub enum StepKind {
         env: Vec<(String, String)>,
         /// Mounts, targets absolute.
         mounts: Vec<Mount>,
-        /// `--network` (`default`, `none`, `host`).
-        network: Option<String>,
+        /// `--network`.
+        network: super::NetworkMode,
         /// Heredoc scripts to provide at `/dev/pipes/<name>` (a `#!` heredoc is run as a file).
         scripts: Vec<InlineFile>,
     },

@@ -38,9 +38,13 @@ pub(crate) struct BuildArgs {
     /// `quiet`.
     #[arg(long, default_value = "auto")]
     progress: String,
-    /// Network for RUN steps: `host` (default) or `none`.
-    #[arg(long, default_value = "host")]
-    network: String,
+    /// Network for RUN steps: `default` (a private network with outbound access through pasta,
+    /// no way to the host's own services), `none` or `host`.
+    #[arg(long, default_value = "default", value_parser = parse_network)]
+    network: hush_dockerfile::instructions::NetworkMode,
+    /// Entitlements: `network.host` lets RUN steps ask for `--network=host`.
+    #[arg(long = "allow", value_parser = ["network.host"])]
+    allow: Vec<String>,
     /// Image label `KEY=VALUE`; repeatable.
     #[arg(long = "label")]
     labels: Vec<String>,
@@ -117,6 +121,11 @@ pub(crate) fn kv(s: &str, what: &str) -> Result<(String, String), CliError> {
             "invalid {what} {s:?}: expected KEY=VALUE"
         ))),
     }
+}
+
+fn parse_network(s: &str) -> Result<hush_dockerfile::instructions::NetworkMode, String> {
+    hush_dockerfile::instructions::NetworkMode::parse(s)
+        .ok_or_else(|| format!("unsupported network mode {s:?} (default, none or host)"))
 }
 
 enum Output {
@@ -221,6 +230,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         build_args,
         no_cache: a.no_cache,
         network: a.network,
+        allow_network_host: a.allow.iter().any(|e| e == "network.host"),
         secrets,
         ssh: hush_sandbox::signals::exit_on_signal(|| {
             hush_secrets::ssh::Agents::load(&a.ssh, std::env::var("SSH_AUTH_SOCK").ok().as_deref())

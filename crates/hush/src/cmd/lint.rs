@@ -48,7 +48,8 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
             .map(|s| super::build::kv(s, "--build-arg"))
             .collect::<Result<_, _>>()?,
         no_cache: false,
-        network: "host".into(),
+        network: Default::default(),
+        allow_network_host: false,
         secrets: hush_secrets::Secrets::load(&a.secrets, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {
             std::env::var(k).ok()
         })?,

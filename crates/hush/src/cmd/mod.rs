@@ -147,6 +147,12 @@ impl CliError {
                 hush_solver::Error::Leak(_) => Some(
                     "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it".into(),
                 ),
+                hush_solver::Error::Sandbox(hush_sandbox::Error::PastaMissing) => Some(
+                    "install it (`apt-get install passt`), or build with --network=none (no network) or --network=host (the host's)".into(),
+                ),
+                hush_solver::Error::Sandbox(hush_sandbox::Error::Pasta { .. }) => Some(
+                    "build with --network=none (no network) or --network=host (the host's) to do without pasta".into(),
+                ),
                 hush_solver::Error::Sandbox(hush_sandbox::Error::Mount { source: nix_errno, .. })
                     if *nix_errno == hush_sandbox::Errno::EPERM =>
                 {
