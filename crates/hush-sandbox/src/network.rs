@@ -433,24 +433,15 @@ mod tests {
 
     #[test]
     fn only_the_private_network_loses_net_raw() {
-        use oci_spec::runtime::{Capability, LinuxCapabilitiesBuilder};
-        let all: std::collections::HashSet<Capability> = [Capability::NetRaw, Capability::Chown]
+        use oci_spec::runtime::Capability;
+        let caps: std::collections::HashSet<Capability> = [Capability::NetRaw, Capability::Chown]
             .into_iter()
             .collect();
-        let caps = LinuxCapabilitiesBuilder::default()
-            .bounding(all.clone())
-            .effective(all.clone())
-            .permitted(all)
-            .build()
-            .unwrap();
         let mut c = caps.clone();
         Network::Host.restrict_capabilities(&mut c);
         Network::None.restrict_capabilities(&mut c);
         assert_eq!(c, caps);
         Network::Join("/proc/1/fd/3".into()).restrict_capabilities(&mut c);
-        for set in [c.bounding(), c.effective(), c.permitted()] {
-            let set = set.as_ref().unwrap();
-            assert!(!set.contains(&Capability::NetRaw) && set.contains(&Capability::Chown));
-        }
+        assert!(!c.contains(&Capability::NetRaw) && c.contains(&Capability::Chown));
     }
 }

@@ -488,7 +488,8 @@ fn run_network_host_needs_allow_network_host() {
 
 /// pasta processes started by the hush with this pid (their `--netns` path names it).
 fn pastas_of(hush_pid: u32) -> Vec<u32> {
-    let needle = format!("/tmp/net-{hush_pid}-");
+    // pasta's files live in the build's work dir, `HUSH_ROOT/tmp/<pid>-<random>/net-…`.
+    let needle = format!("/tmp/{hush_pid}-");
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -497,7 +498,7 @@ fn pastas_of(hush_pid: u32) -> Vec<u32> {
         let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         let argv0 = cmd.split(' ').next().unwrap_or_default();
-        if argv0.ends_with("pasta") && cmd.contains(&needle) {
+        if argv0.ends_with("pasta") && cmd.contains(&needle) && cmd.contains("/net-") {
             v.push(pid);
         }
     }
