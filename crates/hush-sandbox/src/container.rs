@@ -237,15 +237,19 @@ fn docker_capabilities() -> HashSet<Capability> {
     .collect()
 }
 
-/// Every capability the kernel knows, for `--security=insecure`.
+/// Every capability hush itself may hold (its bounding set), for `--security=insecure`: what
+/// `docker run --privileged` gives. Capability numbers are the kernel's (`capability.h`).
 fn all_capabilities() -> HashSet<Capability> {
-    "AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE CHOWN DAC_OVERRIDE \
-     DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE MAC_ADMIN \
-     MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE NET_BROADCAST NET_RAW PERFMON SETGID SETFCAP \
-     SETPCAP SETUID SYS_ADMIN SYS_BOOT SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE \
-     SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG SYSLOG WAKE_ALARM"
+    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE \
+     NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO \
+     SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME \
+     SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG \
+     WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE"
         .split_whitespace()
-        .filter_map(|c| c.parse().ok())
+        .enumerate()
+        // SAFETY: PR_CAPBSET_READ takes a capability number and reads no memory.
+        .filter(|(n, _)| unsafe { libc::prctl(libc::PR_CAPBSET_READ, *n as libc::c_ulong) } == 1)
+        .filter_map(|(_, c)| c.parse().ok())
         .collect()
 }
 
@@ -614,10 +618,22 @@ pub fn run(
 fn protected_exe(bundle: &Path) -> Result<PathBuf> {
     let target = bundle.join("hush");
     let bind = || -> nix::Result<()> {
-        fs::File::create(&target)
-            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        // The binary by its path in this namespace (a mount made before the namespace was, as
+        // `/proc/self/exe`'s is, cannot be bound here), if that path still is this binary.
+        let errno =
+            |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+        let path = fs::read_link("/proc/self/exe").map_err(errno)?;
+        let (a, b) = (
+            fs::metadata("/proc/self/exe").map_err(errno)?,
+            fs::metadata(&path).map_err(errno)?,
+        );
+        use std::os::unix::fs::MetadataExt;
+        if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+            return Err(nix::errno::Errno::ESTALE);
+        }
+        fs::File::create(&target).map_err(errno)?;
         mount(
-            Some("/proc/self/exe"),
+            Some(&path),
             &target,
             None::<&str>,
             MsFlags::MS_BIND,

@@ -50,6 +50,8 @@ pub struct BuildOptions {
     pub network: hush_dockerfile::instructions::NetworkMode,
     /// `--allow network.host`: RUNs may ask for `--network=host`.
     pub allow_network_host: bool,
+    /// `--allow security.insecure`: RUNs may ask for `--security=insecure`.
+    pub allow_security_insecure: bool,
     /// `--secret`s.
     pub secrets: hush_secrets::Secrets,
     /// `--ssh` agents.

@@ -1,8 +1,9 @@
 //! Which network each RUN gets, decided before any step runs: the build's `--network`, unless a
 //! RUN asks for its own; `RUN --network=host` needs the `network.host` entitlement (buildx's
-//! `--allow network.host`), or the build itself on the host network.
+//! `--allow network.host`), or the build itself on the host network. `RUN --security=insecure`
+//! needs `security.insecure`, checked in the same pass.
 
-use hush_dockerfile::instructions::{CommandKind, NetworkMode, Stages};
+use hush_dockerfile::instructions::{CommandKind, NetworkMode, SecurityMode, Stages};
 
 use crate::{BuildOptions, Error, Result};
 
@@ -14,8 +15,8 @@ pub(crate) fn effective(build: NetworkMode, run: NetworkMode) -> NetworkMode {
     }
 }
 
-/// Check the RUNs of the stages being built (`planned`); true when one of them needs the build's
-/// private network.
+/// Check the entitlements of the RUNs of the stages being built (`planned`); true when one of
+/// them needs the build's private network.
 pub(crate) fn check(
     stages: &Stages,
     planned: impl Iterator<Item = usize>,
@@ -34,6 +35,15 @@ pub(crate) fn check(
                     location: c.location,
                     hint: Some(
                         "pass --allow network.host to `hush build` to let this Dockerfile use the host's network (as with `docker buildx build --allow network.host`)".into(),
+                    ),
+                });
+            }
+            if run.security == SecurityMode::Insecure && !opts.allow_security_insecure {
+                return Err(Error::Step {
+                    message: "RUN --security=insecure needs the security.insecure entitlement, which this build was not given".into(),
+                    location: c.location,
+                    hint: Some(
+                        "pass --allow security.insecure to `hush build` to run this step privileged (every capability, no seccomp filter, every device), as with `docker buildx build --allow security.insecure`".into(),
                     ),
                 });
             }

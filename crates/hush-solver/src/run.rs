@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use hush_dockerfile::instructions::step::{Step, StepKind};
-use hush_dockerfile::instructions::{Mount, MountKind, NetworkMode, Sharing};
+use hush_dockerfile::instructions::{Mount, MountKind, NetworkMode, SecurityMode, Sharing};
 use hush_dockerfile::Location;
 use hush_oci::Digest;
 use hush_sandbox::container::{self, BindMount, RunSpec, SecretDir};
@@ -47,6 +47,7 @@ impl Ctx<'_> {
             env,
             mounts,
             network,
+            security,
             scripts,
         } = &step.kind
         else {
@@ -84,7 +85,8 @@ impl Ctx<'_> {
                 binds: Vec::new(),
                 tmpfs: Vec::new(),
                 limits: self.opts.limits.clone(),
-                insecure: false,
+                // Allowed by `--allow security.insecure`, checked before the build started.
+                insecure: *security == SecurityMode::Insecure,
             },
             tmpfs: SecretDir::mount(&dir.join("bundle"), exec)?,
             overlays: Vec::new(),

@@ -315,6 +315,8 @@ fn a_run_cannot_reach_the_keyring_or_make_namespaces() {
 
 /// Row 7 and docker's capability sets: root holds docker's default set, nothing inheritable or
 /// ambient; after `USER` another user holds nothing effective, permitted, inheritable or ambient.
+/// On the private network (pasta) NET_RAW goes too: raw frames could reach the host's loopback
+/// through pasta (see `hush_sandbox::network`).
 #[test]
 fn capabilities_are_dockers_and_a_user_holds_none() {
     if !can_run() {
@@ -327,28 +329,33 @@ fn capabilities_are_dockers_and_a_user_holds_none() {
          USER 65534:65534\n\
          RUN grep -E '^Cap' /proc/self/status | sed 's/^/user-/'\n",
     );
-    let o = build(&s.path().join("root"), ctx.path(), &[]);
+    let o = build(&s.path().join("root"), ctx.path(), &["--network=none"]);
     let l = log(&o);
     assert!(o.status.success(), "{l}");
-    let cap = |who: &str, set: &str| {
+    let cap = |l: &str, who: &str, set: &str| {
         l.lines()
             .find_map(|x| x.split_once(&format!("{who}-Cap{set}:")))
             .map(|(_, v)| u64::from_str_radix(v.trim(), 16).unwrap())
             .unwrap_or_else(|| panic!("no {who} {set} in\n{l}"))
     };
+    let private = log(&build(&s.path().join("root"), ctx.path(), &[]));
     // chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw
     // sys_chroot mknod audit_write setfcap: docker's default set.
     let docker: u64 = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31]
         .iter()
         .map(|b| 1u64 << b)
         .sum();
-    assert_eq!(cap("root", "Bnd"), docker);
-    assert_eq!(cap("root", "Eff"), docker);
-    assert_eq!(cap("root", "Inh"), 0);
-    assert_eq!(cap("root", "Amb"), 0);
-    assert_eq!(cap("user", "Bnd"), docker);
+    assert_eq!(cap(&l, "root", "Bnd"), docker);
+    assert_eq!(cap(&l, "root", "Eff"), docker);
+    assert_eq!(cap(&l, "root", "Inh"), 0);
+    assert_eq!(cap(&l, "root", "Amb"), 0);
+    assert_eq!(cap(&l, "user", "Bnd"), docker);
+    let no_raw = docker & !(1 << 13);
+    assert_eq!(cap(&private, "root", "Bnd"), no_raw, "{private}");
+    assert_eq!(cap(&private, "root", "Eff"), no_raw, "{private}");
     for set in ["Eff", "Prm", "Inh", "Amb"] {
-        assert_eq!(cap("user", set), 0, "user {set}");
+        assert_eq!(cap(&l, "user", set), 0, "user {set}");
+        assert_eq!(cap(&private, "user", set), 0, "user {set}");
     }
 }
 
@@ -452,4 +459,51 @@ fn the_next_build_reaps_what_a_dead_hush_left_in_its_cgroups() {
         Some(libc::SIGKILL)
     );
     assert!(!cg.exists(), "{} left", cg.display());
+}
+
+/// `RUN --security=insecure` is BuildKit's privileged step: refused, before any step runs,
+/// unless the build passes `--allow security.insecure`; with it, the step holds every capability
+/// and no seccomp filter (it may make namespaces). An unknown mode is a parse error.
+#[test]
+fn security_insecure_needs_its_entitlement_and_is_privileged() {
+    if !can_run() {
+        return;
+    }
+    let s = store();
+    let root = s.path().join("root");
+    let ctx = context(
+        "FROM busybox:local\n\
+         RUN echo first=ran\n\
+         RUN --security=insecure grep -E '^(CapEff|Seccomp):' /proc/self/status | sed 's/^/insecure-/'; \
+             unshare -U true && echo unshare=ok\n",
+    );
+    let o = build(&root, ctx.path(), &[]);
+    let l = log(&o);
+    assert_eq!(o.status.code(), Some(1), "{l}");
+    assert!(
+        l.contains("security.insecure") && l.contains("Dockerfile:3"),
+        "{l}"
+    );
+    assert!(l.contains("--allow security.insecure"), "{l}");
+    assert_eq!(
+        probe_value(&l, "first"),
+        None,
+        "a step ran before the refusal:\n{l}"
+    );
+
+    let o = build(&root, ctx.path(), &["--allow", "security.insecure"]);
+    let l = log(&o);
+    assert!(o.status.success(), "{l}");
+    let eff = l
+        .lines()
+        .find_map(|x| x.split_once("insecure-CapEff:"))
+        .map(|(_, v)| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap_or_else(|| panic!("no CapEff in\n{l}"));
+    assert!(eff & (1 << 21) != 0, "no CAP_SYS_ADMIN: {eff:x}");
+    assert!(l.contains("insecure-Seccomp:\t0"), "{l}");
+    assert_eq!(probe_value(&l, "unshare"), Some("ok"), "{l}");
+
+    let bad = context("FROM busybox:local\nRUN --security=privileged true\n");
+    let o = build(&root, bad.path(), &[]);
+    assert!(log(&o).contains("unsupported security mode"), "{}", log(&o));
 }

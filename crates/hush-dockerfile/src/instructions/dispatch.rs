@@ -323,13 +323,14 @@ pub fn dispatch_stage(
                 }
                 created_by.push_str(&argv.join(" "));
                 created_by.push_str(" # buildkit");
-                let network = run.network;
+                let (network, security) = (run.network, run.security);
                 Dispatched::Step(Box::new(Step {
                     kind: StepKind::Run {
                         argv,
                         env,
                         mounts,
                         network,
+                        security,
                         scripts,
                     },
                     created_by,

@@ -8,6 +8,7 @@ pub mod dispatch;
 mod flags;
 pub mod mounts;
 pub mod network;
+pub mod security;
 pub mod step;
 
 use crate::error::{did_you_mean, Location, ParseError, ParseErrorKind};
@@ -15,6 +16,7 @@ use crate::parser::{chomp_heredoc_content, Dockerfile, Heredoc, Node};
 use flags::Flags;
 pub use mounts::{Mount, MountKind, Sharing};
 pub use network::NetworkMode;
+pub use security::SecurityMode;
 
 /// Every instruction of the Dockerfile reference.
 pub const KEYWORDS: &[&str] = &[
@@ -116,7 +118,7 @@ pub struct Run {
     /// `--network=` (`default` when absent).
     pub network: NetworkMode,
     /// `--security=`.
-    pub security: Option<String>,
+    pub security: SecurityMode,
     /// Heredocs that follow the line.
     pub heredocs: Vec<InlineFile>,
 }
@@ -336,7 +338,16 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
                     .with_hint("RUN --network takes default, none or host")
                 })?,
             };
-            let security = fl.string("security");
+            let security = match fl.string("security") {
+                None => SecurityMode::Sandbox,
+                Some(v) => SecurityMode::parse(&v).ok_or_else(|| {
+                    ParseError::new(
+                        ParseErrorKind::InvalidFlag(format!("unsupported security mode {v:?}")),
+                        node.location,
+                    )
+                    .with_hint("RUN --security takes sandbox or insecure")
+                })?,
+            };
             fl.finish()?;
             if node.args.is_empty() {
                 return Err(err(node, "RUN requires at least one argument"));

@@ -90,6 +90,8 @@ pub enum StepKind {
         mounts: Vec<Mount>,
         /// `--network`.
         network: super::NetworkMode,
+        /// `--security`.
+        security: super::SecurityMode,
         /// Heredoc scripts to provide at `/dev/pipes/<name>` (a `#!` heredoc is run as a file).
         scripts: Vec<InlineFile>,
     },

@@ -42,8 +42,9 @@ pub(crate) struct BuildArgs {
     /// no way to the host's own services), `none` or `host`.
     #[arg(long, default_value = "default", value_parser = parse_network)]
     network: hush_dockerfile::instructions::NetworkMode,
-    /// Entitlements: `network.host` lets RUN steps ask for `--network=host`.
-    #[arg(long = "allow", value_parser = ["network.host"])]
+    /// Entitlements: `network.host` lets RUN steps ask for `--network=host`, `security.insecure`
+    /// for `--security=insecure` (a privileged RUN); repeatable.
+    #[arg(long = "allow", value_parser = ["network.host", "security.insecure"])]
     allow: Vec<String>,
     /// Image label `KEY=VALUE`; repeatable.
     #[arg(long = "label")]
@@ -231,6 +232,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         no_cache: a.no_cache,
         network: a.network,
         allow_network_host: a.allow.iter().any(|e| e == "network.host"),
+        allow_security_insecure: a.allow.iter().any(|e| e == "security.insecure"),
         secrets,
         ssh: hush_sandbox::signals::exit_on_signal(|| {
             hush_secrets::ssh::Agents::load(&a.ssh, std::env::var("SSH_AUTH_SOCK").ok().as_deref())

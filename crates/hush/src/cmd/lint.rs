@@ -50,6 +50,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         no_cache: false,
         network: Default::default(),
         allow_network_host: false,
+        allow_security_insecure: false,
         secrets: hush_secrets::Secrets::load(&a.secrets, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {
             std::env::var(k).ok()
         })?,
