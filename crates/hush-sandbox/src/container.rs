@@ -495,6 +495,8 @@ fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Result<Spec> {
     } else {
         linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| p.to_string()).collect()));
         linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
+    }
+    if filter_for(spec) == Filter::InSpec {
         linux.set_seccomp(Some(crate::seccomp::default_profile(&caps)?));
     }
     s.set_linux(Some(linux));
