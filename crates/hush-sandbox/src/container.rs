@@ -838,3 +838,60 @@ fn helper(bundle: &Path, id: &str) -> Result<i32> {
     c.delete(true).map_err(err)?;
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_spec(uid: u32, insecure: bool) -> RunSpec {
+        RunSpec {
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            cwd: "/".into(),
+            ids: crate::user::Ids { uid, gid: uid },
+            network: crate::network::Network::None,
+            binds: Vec::new(),
+            tmpfs: Vec::new(),
+            limits: Limits::default(),
+            insecure,
+        }
+    }
+
+    fn spec(uid: u32, insecure: bool) -> Spec {
+        oci_spec_for(
+            Path::new("/rootfs"),
+            &run_spec(uid, insecure),
+            "/hush/hush-1-0",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn each_run_gets_the_filter_exactly_one_way() {
+        // Root: the precompiled filter, loaded by the executor; not compiled again per RUN.
+        let root = spec(0, false);
+        let linux = root.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none());
+        assert_eq!(filter_for(&run_spec(0, false)), Filter::Precompiled);
+        // Another user: libcontainer loads it, without no_new_privs.
+        let user = spec(1000, false);
+        assert!(user.linux().as_ref().unwrap().seccomp().is_some());
+        assert_eq!(user.process().as_ref().unwrap().no_new_privileges(), None);
+        // Insecure: none, nothing masked, no device rules.
+        let insecure = spec(0, true);
+        let linux = insecure.linux().as_ref().unwrap();
+        assert!(linux.seccomp().is_none() && linux.masked_paths().is_none());
+        assert!(linux.resources().as_ref().unwrap().devices().is_none());
+        assert_eq!(filter_for(&run_spec(0, true)), Filter::None);
+    }
+
+    #[test]
+    fn ulimits_parse_as_docker_takes_them() {
+        let u = parse_ulimit("nofile=1024:4096").unwrap();
+        assert_eq!((u.soft(), u.hard()), (1024, 4096));
+        assert_eq!(parse_ulimit("nproc=-1").unwrap().hard(), u64::MAX);
+        for bad in ["nofile", "bogus=1", "nofile=a", "nofile=9:1"] {
+            assert!(parse_ulimit(bad).is_err(), "{bad}");
+        }
+    }
+}
