@@ -1,0 +1,262 @@
+//! RUN in an OCI container through youki's `libcontainer`, embedded.
+//!
+//! `libcontainer` forks and sets up namespaces from the calling process, which must not be
+//! multi-threaded while it does; hush's builds are. So the parent writes an OCI bundle
+//! (`config.json` whose root is the step's overlay) and re-executes its own binary as a
+//! single-threaded helper ([`helper_main`]) that creates, starts, waits for and deletes the
+//! container. The helper's stdout/stderr are the RUN's. [`spec`] makes the container's OCI spec
+//! (docker's defaults), [`helper`] is the process that owns it.
+//!
+//! Secrets are written to a tmpfs mounted for this RUN only (`nodev,nosuid`, `noexec` unless a
+//! mode asks for x) and bind-mounted read-only at their targets; the tmpfs is unmounted when the
+//! RUN ends, so the bytes never touch a disk.
+
+mod helper;
+mod spec;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+pub use helper::helper_main;
+use helper::protected_exe;
+use spec::{docker_capabilities, filter_for, oci_spec_for, Filter, BPF_FILE};
+pub use spec::{parse_ulimit, Limits, DEFAULT_PIDS_LIMIT};
+
+use crate::error::IoContext;
+use crate::{Error, Result};
+
+/// The argv[1] that makes the hush binary act as the container helper.
+pub const HELPER_ARG: &str = "__hush-container-helper";
+
+/// A mount for the container.
+#[derive(Debug, Clone)]
+pub struct BindMount {
+    /// Host path.
+    pub source: PathBuf,
+    /// Path in the container.
+    pub target: String,
+    /// Read-only.
+    pub readonly: bool,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// argv.
+    pub argv: Vec<String>,
+    /// `K=V`.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// User and group ids.
+    pub ids: crate::user::Ids,
+    /// Its network namespace.
+    pub network: crate::network::Network,
+    /// Bind mounts.
+    pub binds: Vec<BindMount>,
+    /// tmpfs mounts (target, size in bytes).
+    pub tmpfs: Vec<(String, Option<u64>)>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// `RUN --security=insecure` (allowed by `--allow security.insecure`): every capability, no
+    /// seccomp filter, no device rules, nothing masked — `docker run --privileged`.
+    pub insecure: bool,
+}
+
+/// A private tmpfs holding one RUN's secret files. Unmounted on drop.
+#[derive(Debug)]
+pub struct SecretDir {
+    dir: PathBuf,
+    mounted: bool,
+    count: usize,
+}
+
+impl SecretDir {
+    /// Mount a fresh tmpfs at `dir` (created if needed). `exec`: allow executing files on it.
+    pub fn mount(dir: &Path, exec: bool) -> Result<Self> {
+        fs::create_dir_all(dir).ctx("create", dir)?;
+        let mut flags = MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
+        if !exec {
+            flags |= MsFlags::MS_NOEXEC;
+        }
+        mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            flags,
+            Some("mode=0700,size=64m"),
+        )
+        .ctx("mount secret tmpfs at", dir)?;
+        Ok(SecretDir {
+            dir: dir.to_path_buf(),
+            mounted: true,
+            count: 0,
+        })
+    }
+
+    /// Write one secret file; returns its host path.
+    pub fn add(
+        &mut self,
+        secret: &hush_secrets::Secret,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<PathBuf> {
+        let p = self.add_file(secret.expose(), mode)?;
+        nix::unistd::chown(&p, Some(uid.into()), Some(gid.into())).ctx("chown", &p)?;
+        Ok(p)
+    }
+
+    /// A fresh path on the tmpfs for something the caller creates (an ssh-agent socket).
+    pub fn new_path(&mut self, suffix: &str) -> PathBuf {
+        self.count += 1;
+        self.dir.join(format!("s{}{suffix}", self.count))
+    }
+
+    /// Write a file (a secret's bytes or a heredoc script) with `mode`; returns its host path.
+    pub fn add_file(&mut self, bytes: &[u8], mode: u32) -> Result<PathBuf> {
+        self.count += 1;
+        let p = self.dir.join(format!("s{}", self.count));
+        fs::write(&p, bytes).ctx("write file", &p)?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
+        Ok(p)
+    }
+}
+
+impl Drop for SecretDir {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = umount2(&self.dir, MntFlags::MNT_DETACH);
+            self.mounted = false;
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// Mount points the container itself needs, for the stub layer.
+pub fn base_stubs(spec: &RunSpec) -> Vec<crate::overlay::Stub> {
+    use crate::overlay::Stub;
+    let mut v = vec![
+        Stub::Dir("/proc".into()),
+        Stub::Dir("/sys".into()),
+        Stub::Dir("/dev".into()),
+    ];
+    for b in &spec.binds {
+        if b.source.is_dir() {
+            v.push(Stub::Dir(b.target.clone()));
+        } else {
+            v.push(Stub::File(b.target.clone()));
+        }
+    }
+    for (t, _) in &spec.tmpfs {
+        v.push(Stub::Dir(t.clone()));
+    }
+    v
+}
+
+/// Run `spec` with `rootfs` as `/`. `bundle` is a private scratch directory. Output chunks
+/// (stdout and stderr, interleaved as they come) go to `output`. Returns the exit code.
+pub fn run(
+    bundle: &Path,
+    rootfs: &Path,
+    spec: &RunSpec,
+    output: &mut dyn FnMut(&[u8]),
+) -> Result<i32> {
+    let id = format!("hush-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let s = oci_spec_for(rootfs, spec, &format!("/hush/{id}"))?;
+    fs::create_dir_all(bundle).ctx("create", bundle)?;
+    let cfg = bundle.join("config.json");
+    fs::write(&cfg, serde_json::to_vec(&s).expect("spec serializes")).ctx("write", &cfg)?;
+    if filter_for(spec) == Filter::Precompiled {
+        let bpf = bundle.join(BPF_FILE);
+        let filter = crate::seccomp::docker_root_bpf(&docker_capabilities())?;
+        fs::write(&bpf, filter).ctx("write", &bpf)?;
+    }
+    let exe = protected_exe(bundle)?;
+    let (reader, writer) = std::io::pipe().ctx("create", "pipe")?;
+    let writer2 = writer.try_clone().ctx("create", "pipe")?;
+    let parent = nix::unistd::getpid();
+    let mut cmd = Command::new(exe);
+    cmd.arg(HELPER_ARG)
+        .arg(bundle)
+        .arg(&id)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(writer2);
+    // SAFETY: between fork and exec the closure makes only async-signal-safe system calls
+    // (prctl, getppid, setsid, _exit) and touches no memory shared with other threads.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            // The helper outlives nothing: when the thread that runs this RUN dies (hush killed
+            // with SIGKILL included), the helper is told with SIGTERM and kills the container.
+            // Its own session keeps it out of a `kill -9 -PGID` of hush's group: it must live
+            // long enough to kill the container and remove its cgroups.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0
+                || libc::getppid() != parent.as_raw()
+            {
+                libc::_exit(125);
+            }
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().ctx("start container helper for", bundle)?;
+    // The command holds the pipe's write ends: without them, the read below ends when the
+    // helper and its container have closed theirs.
+    drop(cmd);
+    let mut reader = reader;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut told = false;
+    loop {
+        // Poll with a timeout: the signal may be delivered to another thread, so a blocked read
+        // would never see EINTR; checking the flag between polls always does.
+        if crate::signals::interrupted() && !told {
+            // Tell the helper to kill the container; keep reading until it is gone.
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            told = true;
+        }
+        let ready = {
+            use std::os::fd::AsFd;
+            let mut fds = [nix::poll::PollFd::new(
+                reader.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16))
+        };
+        match ready {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    action: "wait for output of",
+                    path: bundle.into(),
+                    source: e.into(),
+                })
+            }
+        }
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => output(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::Io {
+                    action: "read output of",
+                    path: bundle.into(),
+                    source: e,
+                })
+            }
+        }
+    }
+    let status = child.wait().ctx("wait for", bundle)?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
