@@ -645,7 +645,7 @@ fn signals_end_a_wait_for_a_secret_fifo() {
         "FROM busybox:local\nRUN --mount=type=secret,id=s cat /run/secrets/s\n",
     );
     let secret = format!("id=s,src={}", fifo.display());
-    let cases: [(&str, Vec<&str>); 3] = [
+    let cases: [(&str, Vec<&str>); 4] = [
         (
             "build",
             vec!["build", "--secret", &secret, c.to_str().unwrap()],
@@ -654,6 +654,10 @@ fn signals_end_a_wait_for_a_secret_fifo() {
         (
             "build -f - (stdin)",
             vec!["build", "-f", "-", c.to_str().unwrap()],
+        ),
+        (
+            "lint -f - (stdin)",
+            vec!["lint", "-f", "-", c.to_str().unwrap()],
         ),
     ];
     for (what, args) in &cases {

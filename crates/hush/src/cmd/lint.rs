@@ -35,7 +35,10 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         what: format!("open build context {}", a.context.display()),
         source: e,
     })?;
-    let dockerfile = super::build::read_dockerfile(&a.context, &context, a.file.as_deref())?;
+    // `-f -` can wait for a writer for ever: Ctrl-C ends that wait.
+    let dockerfile = hush_sandbox::signals::exit_on_signal(|| {
+        super::build::read_dockerfile(&a.context, &context, a.file.as_deref())
+    })?;
     let name = dockerfile.name.clone();
     let opts = hush_solver::BuildOptions {
         dockerfile: dockerfile.text.clone(),
