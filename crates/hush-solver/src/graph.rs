@@ -130,7 +130,17 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         store,
     )?;
     preflight(&stages, &nodes, &input, opts)?;
-    if crate::network::check(&stages, nodes.keys().copied(), opts)? {
+    // Triggers of base images run in the stages built on them, with RUNs of their own.
+    let triggers = nodes.values().any(|n| match &n.base {
+        Base::Image(b) => b
+            .config
+            .config
+            .on_build
+            .as_ref()
+            .is_some_and(|t| !t.is_empty()),
+        _ => false,
+    });
+    if crate::network::check(&stages, nodes.keys().copied(), triggers, opts)? {
         // Here, on the thread that called `build`: pasta dies with the thread that started it.
         let scratch = store.temp_dir("net")?;
         let net = hush_sandbox::network::PrivateNetwork::start(&scratch);
@@ -241,7 +251,9 @@ fn run_one(
             .expect("dependency built first"),
         Base::Image(b) => *b,
     };
-    let d = dispatch_stage(stage, state_of(&base.config), input)?;
+    let mut state = state_of(&base.config);
+    state.args = base.args.clone();
+    let d = dispatch_stage(stage, state, input)?;
     let label = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
     let built = ctx.run_stage(&label, base, &d.items, &d.state)?;
     Ok((built, d.used_args))

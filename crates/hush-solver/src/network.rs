@@ -15,39 +15,58 @@ pub(crate) fn effective(build: NetworkMode, run: NetworkMode) -> NetworkMode {
     }
 }
 
+/// Refuse a RUN the build is not entitled to: `--network=host` without `network.host` (or the
+/// build itself on the host network), `--security=insecure` without `security.insecure`. Called
+/// for the Dockerfile's RUNs before any step runs, and again for every RUN just before it runs:
+/// ONBUILD triggers (of a base image or an earlier stage) only appear when a stage is dispatched.
+pub(crate) fn entitled(
+    network: NetworkMode,
+    security: SecurityMode,
+    opts: &BuildOptions,
+    location: hush_dockerfile::Location,
+) -> Result<()> {
+    let host_ok = opts.allow_network_host || opts.network == NetworkMode::Host;
+    if network == NetworkMode::Host && !host_ok {
+        return Err(Error::Step {
+            message: "RUN --network=host needs the network.host entitlement, which this build was not given".into(),
+            location,
+            hint: Some(
+                "pass --allow network.host to `hush build` to let this Dockerfile use the host's network (as with `docker buildx build --allow network.host`)".into(),
+            ),
+        });
+    }
+    if security == SecurityMode::Insecure && !opts.allow_security_insecure {
+        return Err(Error::Step {
+            message: "RUN --security=insecure needs the security.insecure entitlement, which this build was not given".into(),
+            location,
+            hint: Some(
+                "pass --allow security.insecure to `hush build` to run this step privileged (every capability, no seccomp filter, every device), as with `docker buildx build --allow security.insecure`".into(),
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Check the entitlements of the RUNs of the stages being built (`planned`); true when one of
-/// them needs the build's private network.
+/// them needs the build's private network, or may (an ONBUILD trigger, whose RUNs are known
+/// only when its stage is dispatched: `triggers`).
 pub(crate) fn check(
     stages: &Stages,
     planned: impl Iterator<Item = usize>,
+    triggers: bool,
     opts: &BuildOptions,
 ) -> Result<bool> {
-    let mut private = false;
+    let mut private = triggers && opts.network == NetworkMode::Default;
     for i in planned {
         for c in &stages.stages[i].commands {
-            let CommandKind::Run(run) = &c.kind else {
-                continue;
-            };
-            let allowed = opts.allow_network_host || opts.network == NetworkMode::Host;
-            if run.network == NetworkMode::Host && !allowed {
-                return Err(Error::Step {
-                    message: "RUN --network=host needs the network.host entitlement, which this build was not given".into(),
-                    location: c.location,
-                    hint: Some(
-                        "pass --allow network.host to `hush build` to let this Dockerfile use the host's network (as with `docker buildx build --allow network.host`)".into(),
-                    ),
-                });
+            match &c.kind {
+                CommandKind::Run(run) => {
+                    entitled(run.network, run.security, opts, c.location)?;
+                    private |= effective(opts.network, run.network) == NetworkMode::Default;
+                }
+                CommandKind::Onbuild(_) => private |= opts.network == NetworkMode::Default,
+                _ => {}
             }
-            if run.security == SecurityMode::Insecure && !opts.allow_security_insecure {
-                return Err(Error::Step {
-                    message: "RUN --security=insecure needs the security.insecure entitlement, which this build was not given".into(),
-                    location: c.location,
-                    hint: Some(
-                        "pass --allow security.insecure to `hush build` to run this step privileged (every capability, no seccomp filter, every device), as with `docker buildx build --allow security.insecure`".into(),
-                    ),
-                });
-            }
-            private |= effective(opts.network, run.network) == NetworkMode::Default;
         }
     }
     Ok(private)

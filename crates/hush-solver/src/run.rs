@@ -54,6 +54,7 @@ impl Ctx<'_> {
             unreachable!("execute_run is only called for RUN steps")
         };
         let loc = step.location;
+        crate::network::entitled(*network, *security, self.opts, loc)?;
         let network = match crate::network::effective(self.opts.network, *network) {
             NetworkMode::Host => Network::Host,
             NetworkMode::None => Network::None,

@@ -30,6 +30,8 @@ pub(crate) struct Built {
     pub key: Digest,
     /// When its newest layer was made (Unix seconds; 0 for scratch).
     pub created: i64,
+    /// The ARGs in scope at the end of the stage that made it (none for an image).
+    pub args: Vec<(String, String)>,
 }
 
 impl Built {
@@ -98,6 +100,7 @@ pub(crate) fn state_of(c: &ImageConfig) -> ImageState {
         }),
         onbuild: r.on_build.clone().unwrap_or_default(),
         author: c.author.clone(),
+        args: Vec::new(),
     }
 }
 
@@ -188,6 +191,7 @@ impl Ctx<'_> {
             }
         }
         apply_state(&mut built.config, final_state);
+        built.args = final_state.args.clone();
         Ok(built)
     }
 
@@ -596,6 +600,7 @@ pub(crate) fn built_from_image(img: &hush_oci::store::Image) -> Result<Built> {
             .as_deref()
             .and_then(hush_oci::image::parse_rfc3339)
             .unwrap_or(0),
+        args: Vec::new(),
     })
 }
 
@@ -609,6 +614,7 @@ pub(crate) fn scratch() -> Built {
         config,
         key: Digest::of(b"scratch"),
         created: 0,
+        args: Vec::new(),
     }
 }
 

@@ -370,8 +370,9 @@ fn a_fork_bomb_and_a_memory_hog_stop_at_their_limits() {
     let root = s.path().join("root");
     let ctx = context(
         "FROM busybox:local\n\
-         RUN echo pids=$(cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null); \
-             echo nofile=$(ulimit -n)\n\
+         RUN echo nofile=$(ulimit -n); ls /sys/fs/cgroup | wc -l | sed s/^/cgroupfs=/; \
+             (mkdir /sys/fs/cgroup/pids/x || echo max > /sys/fs/cgroup/pids/pids.max) 2>/dev/null \
+             && echo lift=done || echo lift=refused\n\
          RUN sh -c 'i=0; while [ $i -lt 300 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null; \
              set -- /proc/[0-9]*; echo procs=$#; \
              for p in /proc/[0-9]*; do p=${p#/proc/}; [ $p = $$ ] || kill $p; done 2>/dev/null; true\n\
@@ -380,7 +381,9 @@ fn a_fork_bomb_and_a_memory_hog_stop_at_their_limits() {
     let o = build(&root, ctx.path(), &[]);
     let l = log(&o);
     assert!(o.status.success(), "{l}");
-    assert_eq!(probe_value(&l, "pids"), Some("4096"), "{l}");
+    // The RUN sees no cgroup filesystem: it cannot lift its own limits.
+    assert_eq!(probe_value(&l, "cgroupfs"), Some("0"), "{l}");
+    assert_eq!(probe_value(&l, "lift"), Some("refused"), "{l}");
     let o = build(
         &root,
         ctx.path(),
@@ -395,7 +398,6 @@ fn a_fork_bomb_and_a_memory_hog_stop_at_their_limits() {
     );
     let l = log(&o);
     assert!(o.status.success(), "{l}");
-    assert_eq!(probe_value(&l, "pids"), Some("64"), "{l}");
     assert_eq!(probe_value(&l, "nofile"), Some("256"), "{l}");
     let procs: u32 = probe_value(&l, "procs").unwrap().parse().unwrap();
     assert!(procs <= 64, "{procs} processes under a limit of 64:\n{l}");
@@ -506,4 +508,48 @@ fn security_insecure_needs_its_entitlement_and_is_privileged() {
     let bad = context("FROM busybox:local\nRUN --security=privileged true\n");
     let o = build(&root, bad.path(), &[]);
     assert!(log(&o).contains("unsupported security mode"), "{}", log(&o));
+}
+
+/// Red team, finding 1: ONBUILD triggers appear only when their stage is dispatched, after the
+/// pre-build check of the Dockerfile's own RUNs. A trigger asking for `--security=insecure` or
+/// `--network=host` — from an earlier stage or from a base image — is refused all the same, before
+/// it runs; a plain trigger of a base image runs on the private network.
+#[test]
+fn onbuild_triggers_need_the_same_entitlements() {
+    if !can_run() {
+        return;
+    }
+    let s = store();
+    let root = s.path().join("root");
+    let same = context(
+        "FROM busybox:local AS a\n\
+         ONBUILD RUN --security=insecure echo trigger=ran\n\
+         FROM a\n\
+         RUN echo child=ran\n",
+    );
+    let o = build(&root, same.path(), &[]);
+    let l = log(&o);
+    assert_eq!(o.status.code(), Some(1), "{l}");
+    assert!(l.contains("security.insecure"), "{l}");
+    assert_eq!(probe_value(&l, "trigger"), None, "the trigger ran:\n{l}");
+
+    // A base image carrying triggers, built (its triggers do not run in its own build).
+    let evil = context(
+        "FROM busybox:local\n\
+         ONBUILD RUN --network=host echo host=reached\n\
+         ONBUILD RUN echo plain=ran\n",
+    );
+    let o = build(&root, evil.path(), &["-t", "evil:local"]);
+    assert!(o.status.success(), "{}", log(&o));
+    let victim = context("FROM evil:local\nRUN echo victim=ran\n");
+    let o = build(&root, victim.path(), &[]);
+    let l = log(&o);
+    assert_eq!(o.status.code(), Some(1), "{l}");
+    assert!(l.contains("network.host"), "{l}");
+    assert_eq!(probe_value(&l, "host"), None, "the trigger ran:\n{l}");
+    let o = build(&root, victim.path(), &["--allow", "network.host"]);
+    let l = log(&o);
+    assert!(o.status.success(), "{l}");
+    assert_eq!(probe_value(&l, "plain"), Some("ran"), "{l}");
+    assert_eq!(probe_value(&l, "victim"), Some("ran"), "{l}");
 }

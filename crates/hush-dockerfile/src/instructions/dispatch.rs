@@ -52,7 +52,8 @@ pub fn dispatch_stage(
 ) -> Result<DispatchedStage, ParseError> {
     let lx = Lexer::new(input.escape);
     let mut state = base;
-    let mut args: Vec<(String, String)> = Vec::new();
+    // A stage built FROM another stage keeps that stage's ARGs; one FROM an image starts with none.
+    let mut args: Vec<(String, String)> = std::mem::take(&mut state.args);
     let mut used = BTreeSet::new();
     let mut items = Vec::new();
     // ONBUILD triggers of the base run first; the new image does not inherit them (docker's rule).
@@ -415,6 +416,7 @@ pub fn dispatch_stage(
         };
         items.push(item);
     }
+    state.args = args;
     Ok(DispatchedStage {
         items,
         state,

@@ -36,6 +36,9 @@ pub struct ImageState {
     pub onbuild: Vec<String>,
     /// `MAINTAINER` (the author field).
     pub author: Option<String>,
+    /// The ARGs in scope when the stage ends, with their values: a stage built `FROM` this one
+    /// starts with them (BuildKit's rule). Build-time only: never part of an image config.
+    pub args: Vec<(String, String)>,
 }
 
 /// A resolved HEALTHCHECK, durations in nanoseconds as in the image config.

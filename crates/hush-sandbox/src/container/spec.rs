@@ -288,6 +288,10 @@ pub(super) fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Resul
             .map_err(bad)?,
     ));
     let mut mounts = s.mounts().clone().unwrap_or_default();
+    // No cgroup filesystem: libcontainer mounts cgroup v1 hierarchies read-write whatever the
+    // spec says, and a RUN could lift its own pids and memory limits, create cgroups on the
+    // host's hierarchy and freeze itself out of reach of SIGKILL. A build step has no use for it.
+    mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
     for b in &spec.binds {
         let mut opts = vec!["rbind".to_string(), "nosuid".into(), "nodev".into()];
         if b.readonly {

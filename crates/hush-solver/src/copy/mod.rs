@@ -1,6 +1,6 @@
 //! COPY and ADD: files from the context, a stage or an image into a step's rootfs, with docker's
 //! source/destination rules. Every destination path is resolved inside the rootfs; a symlink at
-//! the destination is replaced, never written through.
+//! the destination is written through, inside the rootfs, as BuildKit does.
 
 use std::fs;
 use std::io::Read;
@@ -171,11 +171,27 @@ impl Writer<'_> {
         })
     }
 
-    /// Where a file goes: the final component is not followed (a symlink there is replaced).
+    /// Where a file goes. A symlink there is written through, resolved inside the rootfs, and
+    /// stays a link (BuildKit's rule): `/etc/resolv.conf -> ../run/resolv.conf` gets the file at
+    /// `/run/resolv.conf`, a link to `/../../x` gets `/x`.
     fn dest_path(&self, abs: &str) -> Result<PathBuf> {
         let (parent, name) = abs.rsplit_once('/').unwrap_or(("", abs));
         let dir = self.mkdir_p(parent)?;
-        Ok(dir.join(name))
+        let p = dir.join(name);
+        if !fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Ok(p);
+        }
+        let through = scoped_join(self.req.dest_root, abs, true)?;
+        let rel = through
+            .strip_prefix(self.req.dest_root)
+            .map_err(|_| hush_sandbox::Error::Escape(abs.into()))?;
+        match rel.parent() {
+            Some(parent) => {
+                let dir = self.mkdir_p(&format!("/{}", parent.display()))?;
+                Ok(dir.join(rel.file_name().unwrap_or_default()))
+            }
+            None => Ok(through),
+        }
     }
 
     /// Copy one entry; returns a symlink's target.

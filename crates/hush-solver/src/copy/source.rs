@@ -24,13 +24,9 @@ pub(crate) fn expand_source(
     ignore: &Dockerignore,
     loc: hush_dockerfile::Location,
 ) -> Result<Vec<String>> {
+    // As BuildKit: a source is a path in the context taken from its root, so `..` cannot climb
+    // out of it (`../../a` is `a`) and a leading `/` is the context root.
     let cleaned = hush_dockerfile::dockerignore::clean(src);
-    if src.split('/').filter(|c| *c == "..").count() > 0 && normalize_escapes(src) {
-        return Err(Error::step(
-            format!("forbidden path outside the build context: {src}"),
-            loc,
-        ));
-    }
     if !has_glob(&cleaned) {
         let p = scoped_join(root, &cleaned, true)?;
         if fs::symlink_metadata(&p).is_err()
@@ -69,21 +65,6 @@ pub(crate) fn expand_source(
     }
     found.retain(|p| fs::symlink_metadata(root.join(p)).is_ok() && !ignore.is_excluded(p));
     Ok(found)
-}
-
-fn normalize_escapes(src: &str) -> bool {
-    let mut depth: i32 = 0;
-    for c in src.split('/') {
-        match c {
-            ".." => depth -= 1,
-            "" | "." => {}
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return true;
-        }
-    }
-    false
 }
 
 pub(super) fn join_rel(base: &str, name: &str) -> String {
@@ -275,9 +256,17 @@ mod tests {
     }
 
     #[test]
-    fn dotdot_sources_are_refused() {
-        assert!(normalize_escapes("../x"));
-        assert!(normalize_escapes("a/../../x"));
-        assert!(!normalize_escapes("a/../x"));
+    fn dotdot_sources_stop_at_the_context_root() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("a"), "a").unwrap();
+        let ignore = Dockerignore::parse("");
+        let loc = hush_dockerfile::Location::default();
+        for src in ["../../a", "sub/../../a", "/a", "./a"] {
+            assert_eq!(
+                expand_source(t.path(), src, &ignore, loc).unwrap(),
+                vec!["a".to_string()],
+                "{src}"
+            );
+        }
     }
 }
