@@ -183,6 +183,14 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
             continue;
         }
         if let Some(hidden) = name.strip_prefix(".wh.") {
+            // `.wh..` and `.wh...` would hide the directory itself or its parent (and `.wh.`
+            // with `with_file_name("")` the directory too): remove_any would delete them.
+            if matches!(hidden, "" | "." | "..") {
+                return Err(Error::UnsafePath {
+                    path: raw,
+                    reason: "whiteout of '.', '..' or no name",
+                });
+            }
             let target = full.with_file_name(hidden);
             remove_any(&target)?;
             nix::sys::stat::mknod(
@@ -417,6 +425,25 @@ mod tests {
             "{e}"
         );
         assert!(!outside.join("pwned").exists());
+    }
+
+    #[test]
+    fn whiteout_of_dotdot_does_not_remove_the_parent() {
+        // Caught by the `layer` fuzz target's sandbox check: `.wh...` hid `..`, and
+        // `remove_any(dest/..)` deleted the directory holding the destination (for a snapshot,
+        // every other snapshot of the store); `.wh..` and `.wh.` emptied the destination itself.
+        for name in [".wh...", "d/.wh...", ".wh..", "d/.wh..", ".wh.", "d/.wh."] {
+            let t = tempfile::tempdir().unwrap();
+            let dest = t.path().join("d");
+            fs::create_dir_all(dest.join("d")).unwrap();
+            fs::write(t.path().join("beside"), b"x").unwrap();
+            fs::write(dest.join("d/kept"), b"x").unwrap();
+            let data = tar_of(&[(name, tar::EntryType::Regular, b"", None)]);
+            let e = apply_layer(&data[..], &dest, u64::MAX).unwrap_err();
+            assert!(matches!(e, Error::UnsafePath { .. }), "{name}: {e}");
+            assert!(t.path().join("beside").exists(), "{name}");
+            assert!(dest.join("d/kept").exists(), "{name}");
+        }
     }
 
     #[test]
