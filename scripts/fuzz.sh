@@ -69,7 +69,9 @@ for t in "${targets[@]}"; do
   log=target/fuzz-logs/$t.log
   t1=$SECONDS
   rc=0
-  target/"$host"/release/"$t" -artifact_prefix=artifacts/"$t"/ work/"$t" corpus/"$t" \
+  # libFuzzer stops itself after $secs; the outer bound only catches a fuzzer that does not.
+  timeout -k 10 $((secs + 60)) target/"$host"/release/"$t" -artifact_prefix=artifacts/"$t"/ \
+    work/"$t" corpus/"$t" \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
     -print_final_stats=1 >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
