@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir(&dest).expect("create dest");
     let reader = hush_oci::archive::decompress(BufReader::new(Cursor::new(data.to_vec())))
         .expect("in-memory read");
-    if let Err(e) = hush_oci::layer::apply_layer(reader, &dest, LIMIT) {
+    let r = hush_oci::layer::apply_layer(reader, &dest, LIMIT);
+    hush_fuzz::debug("apply_layer", &r);
+    if let Err(e) = r {
         let _ = e.to_string();
     }
     sb.assert_only(&["dest"]);

@@ -3,6 +3,16 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// With `HUSH_FUZZ_DEBUG` set, tell on stderr what the library returned (to check that a seed
+/// gets as far as it should: `target/<host>/release/<target> corpus/<target>/<seed>`).
+pub fn debug(what: &str, result: &dyn std::fmt::Debug) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("HUSH_FUZZ_DEBUG").is_some()) {
+        eprintln!("{what}: {result:?}");
+    }
+}
 
 /// `<tmp>/hush-fuzz-<pid>/box`, made anew for each input, holding `sentinel` and whatever the
 /// target puts beside it. The library gets a directory inside it and must never reach out.
