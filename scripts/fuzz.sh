@@ -22,8 +22,10 @@ for a in level=4 inline-8bit-counters pc-table trace-compares stack-depth; do
   flags+=" -Cllvm-args=-sanitizer-coverage-$a"
 done
 flags+=" -Cllvm-args=-simplifycfg-branch-fold-threshold=0"
+tdir=target
 if [ "${FUZZ_SANITIZER:-none}" != none ]; then
   flags+=" -Zsanitizer=$FUZZ_SANITIZER"
+  tdir=target/sanitizer-$FUZZ_SANITIZER  # a build of its own, not one that flips back and forth
   export RUSTC_BOOTSTRAP=1 ASAN_OPTIONS=detect_odr_violation=0
 fi
 
@@ -31,7 +33,7 @@ cd fuzz
 cargo fmt -- --check
 t0=$SECONDS
 # --target keeps the flags off build scripts and proc macros (they run on the host).
-RUSTFLAGS="$flags" cargo build --release --locked --target "$host" --bins -q
+RUSTFLAGS="$flags" cargo build --release --locked --target "$host" --target-dir "$tdir" --bins -q
 echo "fuzz: built ${#targets[@]} targets in $((SECONDS - t0)) s"
 
 # The targets that write files get a scratch directory, on tmpfs when there is one (10x faster).
@@ -70,7 +72,7 @@ for t in "${targets[@]}"; do
   t1=$SECONDS
   rc=0
   # libFuzzer stops itself after $secs; the outer bound only catches a fuzzer that does not.
-  timeout -k 10 $((secs + 60)) target/"$host"/release/"$t" -artifact_prefix=artifacts/"$t"/ \
+  timeout -k 10 $((secs + 60)) "$tdir/$host/release/$t" -artifact_prefix=artifacts/"$t"/ \
     work/"$t" corpus/"$t" \
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
     -print_final_stats=1 >"$log" 2>&1 || rc=$?
@@ -86,7 +88,7 @@ for t in "${targets[@]}"; do
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz: FAILED: ${failed[*]}; reproduce from fuzz/ with" \
-       "target/$host/release/<target> artifacts/<target>/<input>"
+       "$tdir/$host/release/<target> artifacts/<target>/<input>"
   exit 1
 fi
 echo "fuzz: ${#targets[@]} targets, no crash in ${secs} s each ($((SECONDS - t0)) s in all)"
