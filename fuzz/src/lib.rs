@@ -83,5 +83,8 @@ impl Default for Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.root);
+        if let Some(base) = self.root.parent() {
+            let _ = fs::remove_dir(base); // leave nothing behind a run of one input by hand
+        }
     }
 }
