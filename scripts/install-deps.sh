@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the build and the tests need (idempotent).
 set -euo pipefail
+# g++: libFuzzer, which the fuzz targets build (scripts/fuzz.sh).
 pkgs=(busybox-static skopeo umoci jq tar git openssh-client openssh-server passt
-      libseccomp-dev pkg-config gcc libc6-dev)
+      libseccomp-dev pkg-config gcc libc6-dev g++)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's second command: every test — formatting, lints, unit tests (BuildKit's parser and
 # expansion data included), end-to-end builds as root (real containers, skopeo/umoci, a real
-# ssh-agent/sshd/git), and the shared conformance suite.
+# ssh-agent/sshd/git), 45 s of fuzzing per fuzz target (scripts/fuzz.sh), and the shared
+# conformance suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -9,4 +10,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -q -- -D warnings
 cargo build --release -q
 HUSH_BIN=$PWD/target/release/hush cargo test --release -q --workspace 2>&1
+bash scripts/fuzz.sh
 bash scripts/conformance.sh

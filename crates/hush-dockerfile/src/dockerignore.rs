@@ -57,7 +57,7 @@ impl Dockerignore {
                 continue;
             }
             // A pattern matches the path or any of its parents.
-            if (1..=parts.len()).any(|n| match_parts(&p.parts, &parts[..n])) {
+            if matched_prefixes(&p.parts, &parts)[1..].contains(&true) {
                 excluded = !p.exclusion;
             }
         }
@@ -74,16 +74,29 @@ impl Dockerignore {
     }
 }
 
-fn match_parts(pat: &[String], path: &[&str]) -> bool {
-    match pat.first() {
-        None => path.is_empty(),
-        Some(p) if p == "**" => (0..=path.len()).any(|k| match_parts(&pat[1..], &path[k..])),
-        Some(p) => {
-            !path.is_empty()
-                && shell_match(p, path[0], Some('/'))
-                && match_parts(&pat[1..], &path[1..])
+/// Which prefixes of `path` the pattern matches whole: entry `n` is for `path[..n]`.
+///
+/// One pass over the pattern's parts keeps the set of path positions reached so far, so the
+/// cost is (pattern parts) × (path parts) part matches. Trying every split for each `**` in turn
+/// was exponential in their number: a pattern of a dozen `**/` hung on a path a few dozen parts
+/// deep (found by the `dockerignore` fuzz target).
+fn matched_prefixes(pat: &[String], path: &[&str]) -> Vec<bool> {
+    let mut reached = vec![false; path.len() + 1];
+    reached[0] = true;
+    for p in pat {
+        if p == "**" {
+            // Any number of parts, none included.
+            for j in 1..reached.len() {
+                reached[j] |= reached[j - 1];
+            }
+        } else {
+            for j in (1..reached.len()).rev() {
+                reached[j] = reached[j - 1] && shell_match(p, path[j - 1], Some('/'));
+            }
+            reached[0] = false;
         }
     }
+    reached
 }
 
 /// Go's `filepath.Clean` for a relative, slash-separated pattern, with leading `/` dropped.
@@ -116,6 +129,40 @@ mod tests {
         assert!(d.is_excluded("build/out/bin"));
         assert!(d.is_excluded("secret/key"));
         assert!(!d.is_excluded("secret"));
+    }
+
+    #[test]
+    fn many_double_stars_on_a_deep_path_do_not_hang() {
+        // The `dockerignore` fuzz target's timeout (patterns, then a path of `**` parts), cut
+        // down: it took minutes when each `**` tried every split of the rest of the path.
+        let d = Dockerignore::parse("***/**/**/*/**//**/**/**/**/**/\u{d8}\u{d8}\n");
+        let path = format!("{}x", "**/".repeat(60));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(d.is_excluded(&path)).unwrap());
+        let excluded = rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(excluded, Ok(false), "is_excluded hung (or matched)");
+        let d = Dockerignore::parse("**/**/**/**/**/**/**/**/**/**/**/**/b");
+        assert!(d.is_excluded(&format!("{}b", "a/".repeat(60))));
+        assert!(!d.is_excluded(&format!("{}c", "a/".repeat(60))));
+    }
+
+    #[test]
+    fn double_star_matches_zero_or_more_parts() {
+        let d = Dockerignore::parse("a/**/b\n**/c/**\n");
+        for p in [
+            "a/b",
+            "a/x/b",
+            "a/x/y/b",
+            "a/b/below",
+            "c",
+            "x/c",
+            "x/y/c/z",
+        ] {
+            assert!(d.is_excluded(p), "{p}");
+        }
+        for p in ["b", "a", "x/a/y", "ab/b", "xc"] {
+            assert!(!d.is_excluded(p), "{p}");
+        }
     }
 
     #[test]
