@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         for name in NAMES {
             let _ = idx.contains(name);
             hush_fuzz::debug(name, &idx.read(name).map(|b| b.len()));
-            if let Ok(r) = idx.open_layer(name) {
+            if let Ok(r) = idx.open_layer(name, LIMIT) {
                 let _ = r.take(LIMIT).read_to_end(&mut Vec::new());
             }
         }

@@ -70,11 +70,14 @@ impl Overlay {
             upper.display(),
             work.display()
         );
+        // nodev: a device node in a layer (an image's, or one a RUN makes with mknod) cannot be
+        // opened from the rootfs, whatever the cgroup's device rules are (cgroup v2 needs an eBPF
+        // program libcontainer is not built with here). The RUN's /dev is a mount of its own.
         mount(
             Some("overlay"),
             &merged,
             Some("overlay"),
-            MsFlags::empty(),
+            MsFlags::MS_NODEV,
             Some(opts.as_str()),
         )
         .map_err(|source| Error::Mount {
