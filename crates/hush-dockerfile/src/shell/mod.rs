@@ -15,6 +15,9 @@ pub struct ExpandError {
     pub reason: String,
 }
 
+/// The longest a word may expand to (16 MiB: far above any real ENV, ARG or path).
+pub const MAX_EXPANDED: usize = 16 << 20;
+
 /// Variable lookup for expansion.
 pub trait Env {
     /// The value of `name`, `None` when unset.
@@ -65,12 +68,33 @@ impl Lexer {
         self.run(word, env).map(|(w, _)| w)
     }
 
+    /// Refuse a word that expands past [`MAX_EXPANDED`]: `ENV A=$A$A$A$A` twenty times would
+    /// otherwise need terabytes (found by fuzzing).
+    fn bounded(word: &str, expanded: String) -> Result<String, ExpandError> {
+        if expanded.len() > MAX_EXPANDED {
+            return Err(ExpandError {
+                word: word.chars().take(200).collect(),
+                reason: format!("it expands to more than {} MiB", MAX_EXPANDED >> 20),
+            });
+        }
+        Ok(expanded)
+    }
+
     /// Expand and split into words as the shell would (unquoted expansions split on blanks).
     pub fn words(&self, text: &str, env: &dyn Env) -> Result<Vec<String>, ExpandError> {
         self.run(text, env).map(|(_, ws)| ws)
     }
 
     fn run(&self, text: &str, env: &dyn Env) -> Result<(String, Vec<String>), ExpandError> {
+        let (w, ws) = self.run_unbounded(text, env)?;
+        Ok((Self::bounded(text, w)?, ws))
+    }
+
+    fn run_unbounded(
+        &self,
+        text: &str,
+        env: &dyn Env,
+    ) -> Result<(String, Vec<String>), ExpandError> {
         let mut sw = ShellWord {
             chars: text.chars().collect(),
             pos: 0,
@@ -431,6 +455,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_word_that_expands_past_the_limit_is_refused_not_built() {
+        let big = "a".repeat(5 << 20);
+        let e = env(&[("A", &big)]);
+        let lx = Lexer::new('\\');
+        assert_eq!(lx.expand("$A$A$A", &e).unwrap().len(), 15 << 20);
+        let err = lx.expand("$A$A$A$A", &e).unwrap_err();
+        assert!(err.reason.contains("more than 16 MiB"), "{}", err.reason);
+        assert!(lx.words("x $A$A$A$A", &e).is_err());
     }
 
     #[test]
