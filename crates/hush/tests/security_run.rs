@@ -443,7 +443,10 @@ fn the_next_build_reaps_what_a_dead_hush_left_in_its_cgroups() {
     let mut gone = Command::new("true").spawn().unwrap();
     let dead = gone.id();
     gone.wait().unwrap();
-    let cg = PathBuf::from(format!("/sys/fs/cgroup/pids/hush/hush-{dead}-0badc0de"));
+    let ns = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+    let cg = PathBuf::from(format!(
+        "/sys/fs/cgroup/pids/hush/hush-{dead}-{ns}-0badc0de"
+    ));
     std::fs::create_dir_all(&cg).unwrap();
     let mut orphan = Command::new("sleep").arg("4712").spawn().unwrap();
     std::fs::write(cg.join("cgroup.procs"), orphan.id().to_string()).unwrap();

@@ -167,7 +167,14 @@ pub fn run(
     spec: &RunSpec,
     output: &mut dyn FnMut(&[u8]),
 ) -> Result<i32> {
-    let id = format!("hush-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    // Named after this process and its PID namespace: the next hush sweeps the cgroups of a dead
+    // one (`cgroups::sweep_stale`), and only its own namespace's.
+    let id = format!(
+        "hush-{}-{}-{:08x}",
+        std::process::id(),
+        crate::cgroups::pid_namespace(),
+        rand::random::<u32>()
+    );
     let s = oci_spec_for(rootfs, spec, &format!("/hush/{id}"))?;
     fs::create_dir_all(bundle).ctx("create", bundle)?;
     let cfg = bundle.join("config.json");

@@ -213,9 +213,10 @@ fn resources(spec: &RunSpec) -> std::result::Result<LinuxResources, oci_spec::Oc
 /// How a RUN gets docker's seccomp filter. Loading a filter without CAP_SYS_ADMIN needs
 /// `no_new_privs`, which would stop `sudo` after `USER app` (docker does not set it): so a
 /// non-root RUN gets the filter from libcontainer, loaded while the init still holds every
-/// capability — compiled in each container, ~7.5 ms for the three x86 ABIs. A root RUN, which
-/// `no_new_privs` changes nothing for (it cannot gain what it holds), loads the same filter
-/// compiled once per build, just before it executes its command: ~0.1 ms.
+/// capability — compiled in each container, ~7.5 ms for the three x86 ABIs. A root RUN loads the
+/// same filter compiled once per build, just before it executes its command (~0.1 ms), after
+/// `no_new_privs`: root loses nothing, but a user it starts (`su app -c 'sudo …'`) cannot regain
+/// privileges, where docker lets it (the README says so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Filter {
     /// `RUN --security=insecure`: none.
