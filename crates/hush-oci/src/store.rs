@@ -38,6 +38,16 @@ pub use lock::{ExclusiveLock, SharedLock};
 pub use owner::Swept;
 pub use prune::Pruned;
 
+/// The store's directories under its root, each private to its owner (0700).
+const DIRS: [&str; 6] = [
+    "blobs",
+    "blobs/sha256",
+    "snapshots",
+    "cache",
+    "cache-mounts",
+    "tmp",
+];
+
 /// The store.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -61,14 +71,7 @@ impl Store {
         let root = root.canonicalize().ctx("open", &root)?;
         check_owner(&fs::metadata(&root).ctx("open", &root)?, &root)?;
         private_dir(&root)?;
-        for d in [
-            "blobs",
-            "blobs/sha256",
-            "snapshots",
-            "cache",
-            "cache-mounts",
-            "tmp",
-        ] {
+        for d in DIRS {
             private_dir(&root.join(d))?;
         }
         Ok(Store {
@@ -285,15 +288,7 @@ mod tests {
         }
         let s = Store::open(&root).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        for d in [
-            "",
-            "blobs",
-            "blobs/sha256",
-            "snapshots",
-            "cache",
-            "cache-mounts",
-            "tmp",
-        ] {
+        for d in std::iter::once("").chain(DIRS) {
             assert_eq!(mode(&root.join(d)), 0o700, "{d}");
         }
         let d = s.put_blob(b"x").unwrap();

@@ -156,13 +156,16 @@ mod tests {
         }
         let t = tempfile::tempdir().unwrap();
         let cpu = t.path().join("cpu");
-        for d in [
+        // What stays: a stale group still holding a process, a live one, another PID namespace's,
+        // a group hush did not make, and no container's at all.
+        let kept = [
             "hush/hush-1-7-aa",
             "hush/hush-2-7-bb",
             "hush/hush-1-8-cc",
             "hush/web-1-7-aa",
             "system.slice",
-        ] {
+        ];
+        for d in kept {
             fs::create_dir_all(cpu.join(d)).unwrap();
         }
         fs::create_dir_all(t.path().join(":youki:hush-1-cc")).unwrap();
@@ -179,13 +182,7 @@ mod tests {
         assert_eq!(killed.into_inner(), vec![42]);
         assert_eq!(s.removed, vec![t.path().join(":youki:hush-1-cc")]);
         assert_eq!(s.kept.len(), 1, "ENOTEMPTY is reported: {:?}", s.kept);
-        for d in [
-            "hush/hush-1-7-aa",
-            "hush/hush-2-7-bb",
-            "hush/hush-1-8-cc",
-            "hush/web-1-7-aa",
-            "system.slice",
-        ] {
+        for d in kept {
             assert!(cpu.join(d).is_dir(), "{d}");
         }
     }

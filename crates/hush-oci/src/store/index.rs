@@ -3,13 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use oci_spec::image::ImageManifest;
 
 use super::Store;
-use crate::error::IoContext;
 use crate::image::{desc_digest, parse_manifest, ImageConfig, LayerDesc};
 use crate::{Digest, Error, Result};
 
@@ -50,23 +48,9 @@ pub(super) struct IndexLock {
 
 impl IndexLock {
     pub(super) fn take(root: &Path) -> Result<Self> {
-        let path = root.join("lock");
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .ctx("open", &path)?;
-        let lock =
-            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
-                Error::Io {
-                    action: "lock",
-                    path,
-                    source: e.into(),
-                }
-            })?;
-        Ok(IndexLock { _guard: lock })
+        Ok(IndexLock {
+            _guard: super::lock::exclusive(root, "lock")?,
+        })
     }
 }
 

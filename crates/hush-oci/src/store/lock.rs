@@ -86,6 +86,19 @@ impl Waiting<'_> {
     }
 }
 
+/// Lock `root/name` exclusively, waiting as long as it takes (and through EINTR).
+pub(super) fn exclusive(root: &Path, name: &str) -> Result<Flock<File>> {
+    take(
+        root,
+        name,
+        true,
+        &mut Waiting {
+            f: &mut || {},
+            told: false,
+        },
+    )
+}
+
 const LOCK: &str = "store.lock";
 const GATE: &str = "store.gate";
 
