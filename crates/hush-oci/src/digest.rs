@@ -83,6 +83,11 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// The digest and size of what was written so far.
+    pub fn digest(&self) -> (Digest, u64) {
+        (Digest(self.hasher.clone().finalize().into()), self.len)
+    }
+
     /// The digest and size so far, and the inner writer.
     pub fn finish(self) -> (Digest, u64, W) {
         (Digest(self.hasher.finalize().into()), self.len, self.inner)

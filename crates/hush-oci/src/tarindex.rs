@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::bounded::Bounded;
@@ -54,7 +55,12 @@ impl TarIndex {
         }
         let copy = scratch.join("archive.tar");
         let mut r = Bounded::new(crate::archive::open_maybe_compressed(path)?, limit);
-        let mut out = File::create(&copy).ctx("create", &copy)?;
+        let mut out = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&copy)
+            .ctx("create", &copy)?;
         if let Err(e) = io::copy(&mut r, &mut out) {
             return Err(if r.exceeded() {
                 Error::TooLarge { limit }

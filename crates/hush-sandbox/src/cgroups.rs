@@ -12,23 +12,20 @@
 //! empty.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Where cgroup hierarchies are mounted.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// What a sweep of stale cgroups did.
-#[derive(Debug, Default)]
-pub struct Swept {
-    /// Cgroup directories removed.
-    pub removed: Vec<PathBuf>,
-    /// Those that could not be removed.
-    pub kept: Vec<(PathBuf, std::io::Error)>,
-}
+/// What a sweep of stale cgroups did: the same account as the store's sweep of `tmp/`.
+pub use hush_oci::store::Swept;
 
-/// The inode of this process's PID namespace (0 when it cannot be read).
+/// The inode of this process's PID namespace (0 when it cannot be read); it never changes.
 pub fn pid_namespace() -> u64 {
-    fs::metadata("/proc/self/ns/pid").map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m))
+    static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        fs::metadata("/proc/self/ns/pid").map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m))
+    })
 }
 
 /// Kill what is left in the cgroups of hush containers whose hush is gone, and remove them.

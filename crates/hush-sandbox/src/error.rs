@@ -54,7 +54,7 @@ pub enum Error {
     /// A path that resolves outside its root.
     #[error("path {0:?} resolves outside the root")]
     Escape(String),
-    /// The built-in seccomp policy has a line that does not parse.
+    /// The built-in seccomp policy did not parse, or libseccomp could not compile it.
     #[error("failed to read the seccomp policy: {0}")]
     Seccomp(String),
     /// Layer handling.

@@ -32,7 +32,15 @@ pub fn isolate_mounts() {
             MsFlags::MS_REC | MsFlags::MS_SLAVE,
             None::<&str>,
         );
+        MOUNTS_ISOLATED.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// Did [`isolate_mounts`] give this process a mount namespace of its own?
+static MOUNTS_ISOLATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(crate) fn mounts_isolated() -> bool {
+    MOUNTS_ISOLATED.load(std::sync::atomic::Ordering::SeqCst)
 }
 /// Errno, for callers that explain mount failures.
 pub use nix::errno::Errno;

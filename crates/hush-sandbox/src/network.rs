@@ -77,14 +77,13 @@ pub struct PrivateNetwork {
 }
 
 impl PrivateNetwork {
-    /// Create the namespace and start pasta for it; `scratch` is a private directory for pasta's
-    /// pid and log files (removed when pasta is up). Call it from the thread that outlives the
+    /// Create the namespace and start pasta for it; `scratch` is an existing private directory
+    /// for pasta's pid and log files, which the caller removes once this returns. Call it from the thread that outlives the
     /// build (pasta's parent-death signal follows the thread that started it).
     pub fn start(scratch: &Path) -> Result<Self> {
         let pasta = find_pasta().ok_or(Error::PastaMissing)?;
         let block = host_addresses()?;
         let ns = new_namespace(&block)?;
-        fs::create_dir_all(scratch).ctx("create", scratch)?;
         let target = scratch.join("netns");
         fs::write(&target, b"").ctx("create", &target)?;
         let pid_file = scratch.join("pasta.pid");
@@ -118,7 +117,6 @@ impl PrivateNetwork {
         let child = cmd.spawn().ctx("start", &pasta)?;
         let mut net = PrivateNetwork { ns, pasta: child };
         net.wait_ready(&pid_file, &log_path)?;
-        let _ = fs::remove_dir_all(scratch);
         Ok(net)
     }
 
@@ -129,11 +127,6 @@ impl PrivateNetwork {
             std::process::id(),
             self.ns.as_raw_fd()
         )))
-    }
-
-    /// pasta's process id.
-    pub fn pasta_pid(&self) -> u32 {
-        self.pasta.id()
     }
 
     /// pasta writes its pid file once the namespace is configured.

@@ -315,6 +315,27 @@ fn pairs(node: &Node, what: &str) -> Result<Vec<(String, String)>, ParseError> {
     Ok(out)
 }
 
+/// A `RUN` mode flag (`--network`, `--security`): its default when absent, an error naming the
+/// choices when the value is not one BuildKit knows.
+fn run_mode<T: Default>(
+    node: &Node,
+    value: Option<String>,
+    flag: &str,
+    parse: fn(&str) -> Option<T>,
+    choices: &str,
+) -> Result<T, ParseError> {
+    let Some(v) = value else {
+        return Ok(T::default());
+    };
+    parse(&v).ok_or_else(|| {
+        ParseError::new(
+            ParseErrorKind::InvalidFlag(format!("unsupported {flag} mode {v:?}")),
+            node.location,
+        )
+        .with_hint(format!("RUN --{flag} takes {choices}"))
+    })
+}
+
 pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
     let kw = node.keyword();
     let one = |what: &str| -> Result<String, ParseError> {
@@ -328,26 +349,20 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
         "run" => {
             let mut fl = Flags::new(node, &["mount", "network", "security"])?;
             let mounts = fl.strings("mount");
-            let network = match fl.string("network") {
-                None => NetworkMode::Default,
-                Some(v) => NetworkMode::parse(&v).ok_or_else(|| {
-                    ParseError::new(
-                        ParseErrorKind::InvalidFlag(format!("unsupported network mode {v:?}")),
-                        node.location,
-                    )
-                    .with_hint("RUN --network takes default, none or host")
-                })?,
-            };
-            let security = match fl.string("security") {
-                None => SecurityMode::Sandbox,
-                Some(v) => SecurityMode::parse(&v).ok_or_else(|| {
-                    ParseError::new(
-                        ParseErrorKind::InvalidFlag(format!("unsupported security mode {v:?}")),
-                        node.location,
-                    )
-                    .with_hint("RUN --security takes sandbox or insecure")
-                })?,
-            };
+            let network = run_mode(
+                node,
+                fl.string("network"),
+                "network",
+                NetworkMode::parse,
+                "default, none or host",
+            )?;
+            let security = run_mode(
+                node,
+                fl.string("security"),
+                "security",
+                SecurityMode::parse,
+                "sandbox or insecure",
+            )?;
             fl.finish()?;
             if node.args.is_empty() {
                 return Err(err(node, "RUN requires at least one argument"));

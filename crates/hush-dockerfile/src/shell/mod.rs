@@ -68,44 +68,33 @@ impl Lexer {
         self.run(word, env).map(|(w, _)| w)
     }
 
-    /// Refuse a word that expands past [`MAX_EXPANDED`]: `ENV A=$A$A$A$A` twenty times would
-    /// otherwise need terabytes (found by fuzzing).
-    fn bounded(word: &str, expanded: String) -> Result<String, ExpandError> {
-        if expanded.len() > MAX_EXPANDED {
-            return Err(ExpandError {
-                word: word.chars().take(200).collect(),
-                reason: format!("it expands to more than {} MiB", MAX_EXPANDED >> 20),
-            });
-        }
-        Ok(expanded)
-    }
-
     /// Expand and split into words as the shell would (unquoted expansions split on blanks).
     pub fn words(&self, text: &str, env: &dyn Env) -> Result<Vec<String>, ExpandError> {
         self.run(text, env).map(|(_, ws)| ws)
     }
 
+    /// Expand `text`; a word longer than [`MAX_EXPANDED`] is refused (`ENV A=$A$A$A$A` twenty
+    /// times would otherwise need terabytes; found by fuzzing).
     fn run(&self, text: &str, env: &dyn Env) -> Result<(String, Vec<String>), ExpandError> {
-        let (w, ws) = self.run_unbounded(text, env)?;
-        Ok((Self::bounded(text, w)?, ws))
-    }
-
-    fn run_unbounded(
-        &self,
-        text: &str,
-        env: &dyn Env,
-    ) -> Result<(String, Vec<String>), ExpandError> {
         let mut sw = ShellWord {
             chars: text.chars().collect(),
             pos: 0,
             env,
             lx: *self,
         };
-        sw.process_stop_on(None, self.raw_escapes)
+        let (w, ws) = sw
+            .process_stop_on(None, self.raw_escapes)
             .map_err(|reason| ExpandError {
                 word: text.to_string(),
                 reason,
-            })
+            })?;
+        if w.len() > MAX_EXPANDED {
+            return Err(ExpandError {
+                word: text.chars().take(200).collect(),
+                reason: format!("it expands to more than {} MiB", MAX_EXPANDED >> 20),
+            });
+        }
+        Ok((w, ws))
     }
 }
 

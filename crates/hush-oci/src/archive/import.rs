@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use super::{open_maybe_compressed, DockerManifestEntry};
 use crate::bounded::Bounded;
-use crate::digest::HashingWriter;
 use crate::error::IoContext;
 use crate::image::{ImageConfig, LayerDesc};
 use crate::store::{BlobWriter, Image, Store};
@@ -16,7 +15,7 @@ use crate::{Digest, Error, Result};
 /// Hashes what is read through it and copies it to a writer.
 struct Tee<'a, R, W: Write> {
     inner: &'a mut R,
-    out: &'a mut HashingWriter<W>,
+    out: &'a mut W,
 }
 
 impl<R: Read, W: Write> Read for Tee<'_, R, W> {
@@ -48,19 +47,19 @@ impl StagedLayer {
                 return Err(e);
             }
         };
-        let mut hw = HashingWriter::new(blob);
+        let mut blob = blob;
         let mut input = Bounded::new(reader, limit);
         let r = (|| {
             let mut tee = Tee {
                 inner: &mut input,
-                out: &mut hw,
+                out: &mut blob,
             };
             crate::layer::apply_layer(&mut tee, &snap, limit)?;
             // What follows the end of the archive is part of the blob too.
             io::copy(&mut tee, &mut io::sink()).ctx("read", &snap)?;
             Ok(())
         })();
-        let (diff_id, _, blob) = hw.finish();
+        let (diff_id, _) = blob.digest();
         let r = if input.exceeded() {
             Err(Error::TooLarge { limit })
         } else {

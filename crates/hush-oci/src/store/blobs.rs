@@ -18,6 +18,13 @@ pub struct BlobWriter {
     w: HashingWriter<std::io::BufWriter<File>>,
 }
 
+impl BlobWriter {
+    /// The digest and size of what was written so far (the blob hashes as it is written).
+    pub fn digest(&self) -> (Digest, u64) {
+        self.w.digest()
+    }
+}
+
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.w.write(buf)

@@ -54,7 +54,6 @@ impl Store {
             }
             for id in &img.config.rootfs.diff_ids {
                 keep_blobs.insert(id.clone());
-                keep_snaps.insert(id.hex()[..20].to_string());
             }
         }
         for e in fs::read_dir(&cache_dir).ctx("read", &cache_dir)? {
@@ -65,15 +64,18 @@ impl Store {
                 collect_digests(&rec, &mut keep_blobs);
             }
         }
-        for d in &keep_blobs {
-            keep_snaps.insert(d.hex()[..20].to_string());
+        // Every kept digest by name: a blob's file and the prefix that names its snapshot.
+        let keep_hex: std::collections::HashSet<String> =
+            keep_blobs.iter().map(Digest::hex).collect();
+        for h in &keep_hex {
+            keep_snaps.insert(h[..20].to_string());
         }
         let mut pruned = Pruned::default();
         let blobs = self.root.join("blobs/sha256");
         for e in fs::read_dir(&blobs).ctx("read", &blobs)? {
             let e = e.ctx("read", &blobs)?;
             let name = e.file_name().to_string_lossy().to_string();
-            if !keep_blobs.iter().any(|d| d.hex() == name) {
+            if !keep_hex.contains(&name) {
                 fs::remove_file(e.path()).ctx("remove", e.path())?;
                 pruned.blobs += 1;
             }

@@ -53,19 +53,11 @@ pub(super) fn protected_exe(bundle: &Path) -> Result<PathBuf> {
         }
         Ok(())
     };
-    if in_private_mount_namespace() && bind().is_ok() {
+    if crate::mounts_isolated() && bind().is_ok() {
         return Ok(target);
     }
     let _ = fs::remove_file(&target);
     sealed_exe()
-}
-
-/// Is this process's mount namespace another than its parent's (made by
-/// [`crate::isolate_mounts`])? Only there may hush mount over its own binary unseen.
-fn in_private_mount_namespace() -> bool {
-    let ns = |p: &str| fs::read_link(p).ok();
-    let mine = ns("/proc/self/ns/mnt");
-    mine.is_some() && mine != ns(&format!("/proc/{}/ns/mnt", nix::unistd::getppid()))
 }
 
 /// hush's binary as a sealed in-memory copy: nobody can write it. Made once per process.

@@ -24,7 +24,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 pub use helper::helper_main;
 use helper::protected_exe;
-use spec::{docker_capabilities, filter_for, oci_spec_for, Filter, BPF_FILE};
+use spec::{filter_for, oci_spec_for, Filter, BPF_FILE};
 pub use spec::{parse_ulimit, Limits, DEFAULT_PIDS_LIMIT};
 
 use crate::error::IoContext;
@@ -181,7 +181,7 @@ pub fn run(
     fs::write(&cfg, serde_json::to_vec(&s).expect("spec serializes")).ctx("write", &cfg)?;
     if filter_for(spec) == Filter::Precompiled {
         let bpf = bundle.join(BPF_FILE);
-        let filter = crate::seccomp::docker_root_bpf(&docker_capabilities())?;
+        let filter = spec::root_filter()?;
         fs::write(&bpf, filter).ctx("write", &bpf)?;
     }
     let exe = protected_exe(bundle)?;

@@ -72,7 +72,7 @@ pub fn parse_ulimit(s: &str) -> std::result::Result<PosixRlimit, String> {
 }
 
 /// docker's (and BuildKit's) default capability set for build containers.
-pub(super) fn docker_capabilities() -> HashSet<Capability> {
+fn docker_capabilities() -> HashSet<Capability> {
     use oci_spec::runtime::Capability as C;
     [
         C::Chown,
@@ -235,6 +235,19 @@ pub(super) fn filter_for(spec: &RunSpec) -> Filter {
     } else {
         Filter::InSpec
     }
+}
+
+/// docker's filter for a root RUN (docker's capabilities), compiled once per process.
+pub(super) fn root_filter() -> Result<&'static [u8]> {
+    static BPF: std::sync::OnceLock<std::result::Result<Vec<u8>, String>> =
+        std::sync::OnceLock::new();
+    BPF.get_or_init(|| {
+        crate::seccomp::default_profile(&docker_capabilities())
+            .and_then(|p| crate::seccomp::compile(&p))
+            .map_err(|e| e.to_string())
+    })
+    .as_deref()
+    .map_err(|e| Error::Seccomp(e.clone()))
 }
 
 /// The file in the bundle that holds a precompiled filter for the helper.
@@ -409,6 +422,18 @@ mod tests {
         assert!(linux.seccomp().is_none() && linux.masked_paths().is_none());
         assert!(linux.resources().as_ref().unwrap().devices().is_none());
         assert_eq!(filter_for(&run_spec(0, true)), Filter::None);
+    }
+
+    #[test]
+    fn a_run_gets_the_default_pids_limit_and_no_cgroup_filesystem() {
+        let s = spec(0, false);
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        assert_eq!(r.pids().as_ref().unwrap().limit(), DEFAULT_PIDS_LIMIT);
+        assert!(r.memory().is_none());
+        let mounts = s.mounts().as_ref().unwrap();
+        assert!(mounts
+            .iter()
+            .all(|m| m.destination() != Path::new("/sys/fs/cgroup")));
     }
 
     #[test]
