@@ -109,6 +109,14 @@ pub enum ParseErrorKind {
     /// An invalid `RUN --mount`.
     #[error("{0}")]
     Mount(String),
+    /// A `# check=` directive (or `BUILDKIT_DOCKERFILE_CHECK` build arg) BuildKit would refuse.
+    #[error("failed to parse check options from {source_name}: {error}")]
+    Check {
+        /// `the check directive` or the build arg.
+        source_name: &'static str,
+        /// What is wrong with it (shown in the message: Dockerfile errors render no causes).
+        error: crate::lint::CheckError,
+    },
 }
 
 /// The name most like `word` among `candidates`, when it is close enough to suggest.

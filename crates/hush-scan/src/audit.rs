@@ -1,6 +1,8 @@
 //! `hush audit`: what an image gives away. Every layer's files — including files a later layer
 //! deletes or overwrites, which are still in the image — and the config (env, labels, command,
 //! healthcheck, history) are checked for the given secrets' values and by the detector rules.
+//! A report never reveals what it found: previews show at most a rule's public prefix, and every
+//! matched value is redacted in the text a finding quotes (its instruction, its location).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, Read};
@@ -10,8 +12,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::rules::{preview, Rules};
-use crate::Guard;
+use crate::rules::Rules;
+use crate::{Guard, Redactor};
 
 /// Bytes per unit of work: small files are batched up to this, large files cut into windows of
 /// it. Memory stays bounded at a few chunks per thread, whatever the size of the image.
@@ -28,8 +30,11 @@ pub struct Finding {
     pub location: String,
     /// The rule id, or `secret:<id> (<form>)` for a known value.
     pub rule: String,
-    /// A redacted preview (never the whole value).
-    pub preview: String,
+    /// Where in the file the value starts (none for the config).
+    pub offset: Option<u64>,
+    /// A redacted preview: a rule's public prefix and the last 2 characters (`ghp_…A5`); none
+    /// for a `--secret`'s value or a rule without a public prefix.
+    pub preview: Option<String>,
     /// The layer that deletes or overwrites the file, when one does.
     pub deleted_in: Option<usize>,
 }
@@ -68,16 +73,25 @@ struct Changes {
     deleted: BTreeSet<String>,
 }
 
+/// What an audit found, redacted, and the redactor for any other text of the image a report
+/// shows (`hush history --secrets` redacts every history entry with it).
+pub struct Audit<'a> {
+    /// The findings, sorted by layer and path, the config's last.
+    pub findings: Vec<Finding>,
+    /// Knows every value found.
+    pub redactor: Redactor<'a>,
+}
+
 /// Audit layers (bottom first) and a config blob.
 ///
 /// Layers are read in parallel (one reader per layer, up to one per core) and their bytes are
 /// scanned by one worker per core; findings come back sorted by layer and path.
-pub fn audit(
+pub fn audit<'a>(
     layers: Vec<Layer>,
     config: &[u8],
-    guard: &Guard,
-    rules: &Rules,
-) -> io::Result<Vec<Finding>> {
+    guard: &'a Guard,
+    rules: &'a Rules,
+) -> io::Result<Audit<'a>> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
     // Each window of a large file shares this much with each neighbour.
     let overlap = rules.reach().max(guard.max_len());
@@ -87,50 +101,60 @@ pub fn audit(
     let changes: Mutex<Vec<Changes>> = Mutex::new((0..count).map(|_| Changes::default()).collect());
     let (tx, rx) = sync_channel::<Chunk>(threads * 2);
     let rx = Mutex::new(rx);
-    let mut findings = std::thread::scope(|s| -> io::Result<Vec<Finding>> {
-        let (queue, changes, rx, instructions) = (&queue, &changes, &rx, &instructions);
-        let readers: Vec<_> = (0..threads.min(count))
-            .map(|_| {
-                let tx = tx.clone();
-                s.spawn(move || -> io::Result<()> {
-                    while let Some((i, layer)) = queue.lock().expect("queue").pop_front() {
-                        match read_layer(i, layer.tar, &tx, overlap) {
-                            Ok(c) => changes.lock().expect("changes")[i] = c,
-                            Err(e) => {
-                                queue.lock().expect("queue").clear();
-                                return Err(e);
+    let (mut findings, mut values) =
+        std::thread::scope(|s| -> io::Result<(Vec<Finding>, Vec<Vec<u8>>)> {
+            let (queue, changes, rx, instructions) = (&queue, &changes, &rx, &instructions);
+            let readers: Vec<_> = (0..threads.min(count))
+                .map(|_| {
+                    let tx = tx.clone();
+                    s.spawn(move || -> io::Result<()> {
+                        while let Some((i, layer)) = queue.lock().expect("queue").pop_front() {
+                            match read_layer(i, layer.tar, &tx, overlap) {
+                                Ok(c) => changes.lock().expect("changes")[i] = c,
+                                Err(e) => {
+                                    queue.lock().expect("queue").clear();
+                                    return Err(e);
+                                }
                             }
                         }
-                    }
-                    Ok(())
+                        Ok(())
+                    })
                 })
-            })
-            .collect();
-        drop(tx);
-        let scanners: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(move || {
-                    let mut out = Vec::new();
-                    // The lock is held only while waiting: workers take turns at the queue.
-                    while let Ok(chunk) = rx.lock().expect("chunks").recv() {
-                        scan_chunk(&chunk, guard, rules, &instructions[chunk.layer], &mut out);
-                    }
-                    out
+                .collect();
+            drop(tx);
+            let scanners: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(move || {
+                        let (mut out, mut values) = (Vec::new(), Vec::new());
+                        // The lock is held only while waiting: workers take turns at the queue.
+                        while let Ok(chunk) = rx.lock().expect("chunks").recv() {
+                            scan_chunk(
+                                &chunk,
+                                guard,
+                                rules,
+                                &instructions[chunk.layer],
+                                &mut out,
+                                &mut values,
+                            );
+                        }
+                        (out, values)
+                    })
                 })
-            })
-            .collect();
-        let mut failed = None;
-        for r in readers {
-            if let Err(e) = r.join().expect("a layer reader panicked") {
-                failed.get_or_insert(e);
+                .collect();
+            let mut failed = None;
+            for r in readers {
+                if let Err(e) = r.join().expect("a layer reader panicked") {
+                    failed.get_or_insert(e);
+                }
             }
-        }
-        let mut out = Vec::new();
-        for w in scanners {
-            out.extend(w.join().expect("a scanner panicked"));
-        }
-        failed.map_or(Ok(out), Err)
-    })?;
+            let (mut out, mut values) = (Vec::new(), Vec::new());
+            for w in scanners {
+                let (o, v) = w.join().expect("a scanner panicked");
+                out.extend(o);
+                values.extend(v);
+            }
+            failed.map_or(Ok((out, values)), Err)
+        })?;
     let changes = changes.into_inner().expect("changes");
     // Which later layer hides each file.
     for f in &mut findings {
@@ -147,8 +171,13 @@ pub fn audit(
         });
     }
     findings.sort();
-    findings.extend(audit_config(config, guard, rules));
-    Ok(findings)
+    findings.extend(audit_config(config, guard, rules, &mut values));
+    let redactor = Redactor::new(guard, rules, values);
+    for f in &mut findings {
+        f.instruction = redactor.redact(&f.instruction);
+        f.location = redactor.redact(&f.location);
+    }
+    Ok(Audit { findings, redactor })
 }
 
 /// Read one layer's tar, sending its files' bytes to the scanners in chunks.
@@ -265,14 +294,16 @@ fn scan_chunk(
     rules: &Rules,
     instruction: &str,
     out: &mut Vec<Finding>,
+    values: &mut Vec<Vec<u8>>,
 ) {
     for p in &chunk.pieces {
         let bytes = &chunk.data[p.range.clone()];
-        let finding = |rule: String, preview: String| Finding {
+        let finding = |rule: String, offset: u64, preview: Option<String>| Finding {
             layer: Some(chunk.layer),
             instruction: instruction.to_string(),
             location: p.path.clone(),
             rule,
+            offset: Some(p.base + offset),
             preview,
             deleted_in: None,
         };
@@ -280,17 +311,24 @@ fn scan_chunk(
             if p.owned.contains(&(h.offset as usize)) {
                 out.push(finding(
                     format!("secret:{} ({})", h.form.secret_id, h.form.form),
-                    format!("byte {}", p.base + h.offset),
+                    h.offset,
+                    None,
                 ));
             }
         }
         for h in rules.scan_owned(bytes, p.owned.clone()) {
-            out.push(finding(h.rule.to_string(), h.preview));
+            values.push(bytes[h.offset..h.offset + h.len].to_vec());
+            out.push(finding(h.rule.to_string(), h.offset as u64, h.preview));
         }
     }
 }
 
-fn audit_config(config: &[u8], guard: &Guard, rules: &Rules) -> Vec<Finding> {
+fn audit_config(
+    config: &[u8],
+    guard: &Guard,
+    rules: &Rules,
+    values: &mut Vec<Vec<u8>>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(config) else {
         return out;
@@ -337,15 +375,13 @@ fn audit_config(config: &[u8], guard: &Guard, rules: &Rules) -> Vec<Finding> {
             .map(|h| {
                 (
                     format!("secret:{} ({})", h.form.secret_id, h.form.form),
-                    preview(b"********"),
+                    None,
                 )
             })
-            .chain(
-                rules
-                    .scan(text.as_bytes())
-                    .into_iter()
-                    .map(|h| (h.rule.to_string(), h.preview)),
-            );
+            .chain(rules.scan(text.as_bytes()).into_iter().map(|h| {
+                values.push(text.as_bytes()[h.offset..h.offset + h.len].to_vec());
+                (h.rule.to_string(), h.preview)
+            }));
         for (rule, preview) in found {
             if seen.insert((location.clone(), rule.clone())) {
                 out.push(Finding {
@@ -353,6 +389,7 @@ fn audit_config(config: &[u8], guard: &Guard, rules: &Rules) -> Vec<Finding> {
                     instruction: String::new(),
                     location: location.clone(),
                     rule,
+                    offset: None,
                     preview,
                     deleted_in: None,
                 });
@@ -399,14 +436,14 @@ mod tests {
             instruction: "COPY big /big".into(),
             tar: tar_of(&[("big", &file)]),
         }];
-        let f = audit(layers, b"{}", &guard, &rules).unwrap();
-        let mut got: Vec<String> = f
+        let f = audit(layers, b"{}", &guard, &rules).unwrap().findings;
+        let mut got: Vec<u64> = f
             .iter()
             .filter(|x| x.rule == "secret:pw (raw)")
-            .map(|x| x.preview.clone())
+            .filter_map(|x| x.offset)
             .collect();
         got.sort();
-        let mut want: Vec<String> = at.iter().map(|o| format!("byte {o}")).collect();
+        let mut want: Vec<u64> = at.iter().map(|o| *o as u64).collect();
         want.sort();
         assert_eq!(got, want);
         assert_eq!(f.iter().filter(|x| x.rule == "github-token").count(), 1);
@@ -434,7 +471,10 @@ mod tests {
             [("pw", &b"hunter2-correct-horse"[..])],
             crate::DEFAULT_MIN_LEN,
         );
-        let f = audit(layers, config.to_string().as_bytes(), &guard, &Rules::new()).unwrap();
+        let rules = Rules::new();
+        let f = audit(layers, config.to_string().as_bytes(), &guard, &rules)
+            .unwrap()
+            .findings;
         let secret = f.iter().find(|x| x.rule.starts_with("secret:pw")).unwrap();
         assert_eq!(
             (secret.layer, secret.location.as_str(), secret.deleted_in),
@@ -446,8 +486,38 @@ mod tests {
         assert!(f
             .iter()
             .any(|x| x.rule == "github-token" && x.location == "config.Env[1]"));
-        assert!(f
-            .iter()
-            .all(|x| !x.preview.contains("hunter2") && !x.preview.contains(&token)));
+        assert!(f.iter().all(|x| x
+            .preview
+            .as_deref()
+            .is_none_or(|p| !p.contains("hunter2") && !p.contains(&token[4..]))));
+    }
+
+    /// The instruction a finding quotes (a layer's history entry) has every found value
+    /// redacted: a `--secret`'s, a rule's match in the entry itself, and a value a rule found in
+    /// a file that no rule recognises in the entry.
+    #[test]
+    fn instructions_are_redacted() {
+        let token = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
+        let pw = "Zq8#kP2vLm9xR4tYw";
+        let layers = vec![Layer {
+            instruction: format!(
+                "RUN |3 S=hunter2-correct-horse T={token} P={pw} /bin/sh -c ./setup # buildkit"
+            ),
+            tar: tar_of(&[("app/config.ini", format!("password = {pw}\n").as_bytes())]),
+        }];
+        let guard = Guard::new(
+            [("pw", &b"hunter2-correct-horse"[..])],
+            crate::DEFAULT_MIN_LEN,
+        );
+        let rules = Rules::new();
+        let a = audit(layers, b"{}", &guard, &rules).unwrap();
+        assert!(!a.findings.is_empty());
+        for f in &a.findings {
+            assert_eq!(
+                f.instruction,
+                "RUN |3 S=<redacted> T=<redacted> P=<redacted> /bin/sh -c ./setup # buildkit"
+            );
+        }
+        assert_eq!(a.redactor.redact(&format!("x {pw} y")), "x <redacted> y");
     }
 }

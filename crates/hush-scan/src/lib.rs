@@ -14,7 +14,10 @@
 
 pub mod audit;
 mod forms;
+mod redact;
 pub mod rules;
+
+pub use redact::{Redactor, REDACTED};
 
 use aho_corasick::AhoCorasick;
 use zeroize::Zeroize;

@@ -11,15 +11,20 @@ use regex::bytes::Regex;
 pub struct RuleHit {
     /// The rule's id (`aws-access-key-id`, …).
     pub rule: &'static str,
-    /// Byte offset in the scanned buffer.
+    /// Byte offset of the value (the rule's secret part) in the scanned buffer.
     pub offset: usize,
-    /// A redacted preview: the first and last 4 characters.
-    pub preview: String,
+    /// The value's length in bytes: `buf[offset..offset + len]` is what a report redacts.
+    pub len: usize,
+    /// A redacted preview, for the rules whose values start with a public prefix: that prefix
+    /// and the last 2 characters (`ghp_…A5`). None for the others.
+    pub preview: Option<String>,
 }
 
 struct Rule {
     id: &'static str,
     re: Regex,
+    /// The anchors whose occurrence at the start of a value is public (see [`Spec`]).
+    public: &'static [&'static str],
     /// For a rule whose matches start at most [`ANCHORED_BACK`] bytes before their anchor: the
     /// same pattern, tried anchored at each of those few places (look-behind sees the bytes
     /// before), which fails within a few bytes where a window search would scan the whole
@@ -52,13 +57,18 @@ pub struct Rules {
 
 /// One detector rule: id, anchors (ASCII case-insensitive), the reach of a match before and
 /// after an anchor (`back` must exceed the longest text a match can have before its anchor),
-/// the pattern (ASCII mode; group 1 is the secret part), minimum entropy.
+/// the pattern (ASCII mode; group 1 is the secret part), whether the value starts with a public
+/// prefix, minimum entropy.
 struct Spec {
     id: &'static str,
     anchors: &'static [&'static str],
     back: usize,
     forward: usize,
     re: &'static str,
+    /// The value up to the end of the anchor it starts with is a public format marker (`ghp_`,
+    /// `AKIA`, `sk_live_`, `-----BEGIN RSA PRIVATE KEY-----`) that a preview may show; for the
+    /// other rules (keyword assignments, passwords in URLs, `.netrc`, …) a preview shows nothing.
+    public_prefix: bool,
     min_entropy: Option<f64>,
 }
 
@@ -89,6 +99,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 20,
         re: r"\b((?:AKIA|ASIA)[0-9A-Z]{16})\b",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -97,6 +108,7 @@ const RULES: &[Spec] = &[
         back: 8,
         forward: 128,
         re: r#"(?i)aws_?secret_?access_?key["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})\b"#,
+        public_prefix: false,
         min_entropy: Some(3.5),
     },
     Spec {
@@ -105,6 +117,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 260,
         re: r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255})\b",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -113,6 +126,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 90,
         re: r"\b(github_pat_[A-Za-z0-9_]{82})\b",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -121,6 +135,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 256,
         re: r"\b(glpat-[A-Za-z0-9_\-]{20,})\b",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -129,6 +144,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 512,
         re: r"\b(xox[baprs]-[0-9A-Za-z]{10,48}(?:-[0-9A-Za-z]{10,48})*)\b",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -137,6 +153,7 @@ const RULES: &[Spec] = &[
         back: 9,
         forward: 256,
         re: r"(https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]{16,})",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -145,6 +162,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 110,
         re: r"\b((?:sk|rk)_live_[0-9A-Za-z]{24,99})\b",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -153,6 +171,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 40,
         re: r"\b(AIza[0-9A-Za-z_\-]{35})\b",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -161,6 +180,7 @@ const RULES: &[Spec] = &[
         back: 64,
         forward: 2200,
         re: r#"("type"\s*:\s*"service_account"[^}]{0,2000}"private_key"\s*:\s*"-----BEGIN)"#,
+        public_prefix: false,
         min_entropy: None,
     },
     Spec {
@@ -169,6 +189,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 40,
         re: r"\b(npm_[A-Za-z0-9]{36})\b",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -177,6 +198,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 1024,
         re: r"\b(pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,})",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -185,6 +207,7 @@ const RULES: &[Spec] = &[
         back: 32,
         forward: 40,
         re: r"(-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----[\s\S]{32}|PuTTY-User-Key-File-[23]: )",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -193,6 +216,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 4096,
         re: r"\b(eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,})",
+        public_prefix: true,
         min_entropy: None,
     },
     Spec {
@@ -201,6 +225,7 @@ const RULES: &[Spec] = &[
         back: 2048,
         forward: 2048,
         re: r#""auths?"\s*:\s*\{[^}]*"auth"\s*:\s*"([A-Za-z0-9+/=]{8,})""#,
+        public_prefix: false,
         min_entropy: None,
     },
     Spec {
@@ -209,6 +234,7 @@ const RULES: &[Spec] = &[
         back: 17,
         forward: 256,
         re: r"\b[a-z][a-z0-9+.\-]{1,15}://[^\s:/@]{1,64}:([^\s:/@]{6,64})@[A-Za-z0-9.\-]+",
+        public_prefix: false,
         min_entropy: Some(2.5),
     },
     Spec {
@@ -217,6 +243,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 1024,
         re: r"(?m)\bmachine\s+\S+\s+login\s+\S+\s+password\s+(\S{8,})",
+        public_prefix: false,
         min_entropy: Some(2.5),
     },
     Spec {
@@ -225,6 +252,7 @@ const RULES: &[Spec] = &[
         back: 1,
         forward: 256,
         re: r"(?m)_authToken\s*=\s*([A-Za-z0-9_\-.]{16,})",
+        public_prefix: false,
         min_entropy: None,
     },
     Spec {
@@ -233,6 +261,7 @@ const RULES: &[Spec] = &[
         back: 2,
         forward: 4096,
         re: r"(?m)(?:^|=)\[(?:pypi|testpypi|distutils)\][^\[]*?^\s*password\s*[:=]\s*(\S{12,})\s*$",
+        public_prefix: false,
         min_entropy: Some(3.0),
     },
     Spec {
@@ -241,6 +270,7 @@ const RULES: &[Spec] = &[
         back: 2,
         forward: 320,
         re: r#"(?i)(?:\b|_)(?:password|passwd|secret|api_?key|access_?token|auth_?token|private_?key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+=_\-!@#$%^&*.]{12,})"#,
+        public_prefix: false,
         min_entropy: Some(3.5),
     },
 ];
@@ -296,6 +326,7 @@ impl Rules {
             .iter()
             .map(|s| Rule {
                 id: s.id,
+                public: if s.public_prefix { s.anchors } else { &[] },
                 // ASCII mode: `\b`, `\s` and classes work byte by byte on binary data.
                 re: Regex::new(&format!("(?-u){}", s.re)).expect("rule regex compiles"),
                 anchored: (s.back <= ANCHORED_BACK).then(|| {
@@ -441,7 +472,8 @@ impl Rules {
         out.push(RuleHit {
             rule: r.id,
             offset,
-            preview: preview(value),
+            len: value.len(),
+            preview: preview(value, r.public),
         });
     }
 }
@@ -497,18 +529,41 @@ fn entropy(v: &[u8]) -> f64 {
         .sum()
 }
 
-/// `AKIA…MPLE`: enough to recognise a value, not to use it.
-pub fn preview(v: &[u8]) -> String {
-    let s = String::from_utf8_lossy(v);
-    let chars: Vec<char> = s.chars().filter(|c| !c.is_control()).collect();
-    if chars.len() <= 12 {
-        return format!("{}…", chars.iter().take(2).collect::<String>());
-    }
-    format!(
-        "{}…{}",
-        chars[..4].iter().collect::<String>(),
-        chars[chars.len() - 4..].iter().collect::<String>()
-    )
+/// Fewer characters than this after the public prefix: the last 2 are not shown either.
+const MIN_HIDDEN: usize = 8;
+
+/// `ghp_…A5`: the public prefix the value starts with (up to the end of one of `public`, the
+/// rule's anchors, found in its first 64 bytes) and its last 2 characters — enough to tell two
+/// tokens apart, nothing that helps guess one. None when the rule has no public prefix.
+pub fn preview(v: &[u8], public: &[&str]) -> Option<String> {
+    let head = &v[..v.len().min(64)];
+    let lower = head.to_ascii_lowercase();
+    let end = public
+        .iter()
+        .filter_map(|a| {
+            let a = a.to_ascii_lowercase();
+            lower
+                .windows(a.len())
+                .position(|w| w == a.as_bytes())
+                .map(|i| i + a.len())
+        })
+        .min()?;
+    let prefix: String = String::from_utf8_lossy(&v[..end])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let rest: Vec<char> = String::from_utf8_lossy(&v[end..])
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace())
+        .collect();
+    Some(if rest.len() < MIN_HIDDEN {
+        format!("{prefix}…")
+    } else {
+        format!(
+            "{prefix}…{}",
+            rest[rest.len() - 2..].iter().collect::<String>()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -611,9 +666,49 @@ mod tests {
         }
     }
 
+    /// Every rule's preview: at most its public prefix and the last 2 characters; nothing for
+    /// the rules without a public prefix.
     #[test]
-    fn previews_redact() {
-        assert_eq!(preview(b"AKIAIOSFODNN7EXAMPLE"), "AKIA…MPLE");
-        assert_eq!(preview(b"short"), "sh…");
+    fn previews_show_only_public_prefixes() {
+        let token = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
+        assert_eq!(
+            preview(token.as_bytes(), &["ghp_"]).as_deref(),
+            Some("ghp_…A5")
+        );
+        assert_eq!(
+            preview(b"AKIAZ7Q4X2M9P0LK3J7R", &["AKIA", "ASIA"]).as_deref(),
+            Some("AKIA…7R")
+        );
+        assert_eq!(preview(b"npm_abc", &["npm_"]).as_deref(), Some("npm_…"));
+        assert_eq!(preview(b"Zq8kP2vLm9xR4tYw", &[]), None);
+        for (rule, positive, _) in samples::samples() {
+            for h in Rules::new().scan(positive.as_bytes()) {
+                let value = &positive.as_bytes()[h.offset..h.offset + h.len];
+                let spec = RULES.iter().find(|s| s.id == h.rule).unwrap();
+                match (&h.preview, spec.public_prefix) {
+                    (None, false) => {}
+                    (Some(p), true) => {
+                        let p = p.as_bytes();
+                        let shown = p.len() - "…".len();
+                        assert!(
+                            shown <= value.len() - MIN_HIDDEN + 2,
+                            "{rule}: preview {:?} shows too much of {} bytes",
+                            String::from_utf8_lossy(p),
+                            value.len()
+                        );
+                        assert!(
+                            spec.anchors.iter().any(|a| String::from_utf8_lossy(p)
+                                .to_ascii_lowercase()
+                                .contains(&a.to_ascii_lowercase())),
+                            "{rule}"
+                        );
+                    }
+                    (p, _) => panic!(
+                        "{rule}: preview {p:?} for a rule whose public_prefix is {}",
+                        spec.public_prefix
+                    ),
+                }
+            }
+        }
     }
 }

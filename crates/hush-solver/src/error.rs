@@ -76,7 +76,7 @@ impl Error {
         }
     }
 
-    /// Where in the Dockerfile, when known.
+    /// Where in the Dockerfile, when known (line 0: nowhere in it, e.g. a build arg).
     pub fn location(&self) -> Option<Location> {
         match self {
             Error::Dockerfile(e) => Some(e.location),
@@ -86,6 +86,7 @@ impl Error {
             Error::Leak(l) => Some(l.location),
             _ => None,
         }
+        .filter(|l| l.start_line > 0)
     }
 }
 

@@ -6,8 +6,12 @@ use std::sync::mpsc;
 
 use hush_dockerfile::dockerignore::Dockerignore;
 use hush_dockerfile::instructions::args::{expand_from, global_arg_values, PROXY_ARGS};
-use hush_dockerfile::instructions::dispatch::{dispatch_stage, DispatchInput};
-use hush_dockerfile::instructions::step::{CopySource, Dispatched, Step, StepKind};
+use hush_dockerfile::instructions::dispatch::{
+    dispatch_stage, DispatchInput, HistoryArgs, REDACTED,
+};
+use hush_dockerfile::instructions::step::{
+    CopySource, Dispatched, DispatchedStage, Step, StepKind,
+};
 use hush_dockerfile::instructions::{parse_stages, Stages};
 use hush_oci::store::{Image, Store};
 
@@ -54,45 +58,43 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     let stages = parse_stages(&df)?;
     let target = target_index(&stages, opts.target.as_deref())?;
     let ignore = read_dockerignore(opts);
-    // Lint first: an error (a secret file about to be copied in) stops the build before any
-    // step; `--leak-check=warn` makes it a warning, `off` skips the lint's errors too.
+    // A `# check=` BuildKit would refuse fails the build whatever `--lint` says.
+    hush_dockerfile::lint::check_options(
+        &df,
+        opts.build_args
+            .get(hush_dockerfile::lint::CHECK_BUILD_ARG)
+            .map(String::as_str),
+    )?;
     let digests = crate::copy::ContextDigests::default();
-    for f in crate::lint::lint_with(opts, &ignore, Some(store), &digests)? {
-        let error = f.severity == hush_dockerfile::lint::Severity::Error;
-        if error && opts.leak_check == crate::LeakCheck::Off {
-            continue;
-        }
-        if error && opts.leak_check == crate::LeakCheck::Error {
-            return Err(Error::Step {
-                message: format!("{} ({})", f.message, f.rule),
-                location: f.location,
-                hint: Some(f.hint),
-            });
-        }
-        let at = if f.location.start_line > 0 {
-            format!("{}:{}: ", opts.dockerfile_name, f.location.start_line)
-        } else {
-            String::new()
-        };
-        reporter.warn(&format!("{at}{} ({}); {}", f.message, f.rule, f.hint));
+    if opts.lint != crate::LintMode::Off {
+        lint_before_build(opts, &ignore, store, &digests, reporter)?;
     }
     let globals = global_arg_values(&stages.global_args, &opts.build_args, stages.escape)?;
     let names: Vec<Option<String>> = stages.stages.iter().map(|s| s.name.clone()).collect();
+    let guard = hush_scan::Guard::new(
+        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
+        opts.leak_min_len,
+    );
+    let rules = hush_scan::rules::Rules::new();
+    let is_secret =
+        |name: &str, value: &str| crate::lint::secret_value(&guard, &rules, name, value).is_some();
     let input = DispatchInput {
         build_args: &opts.build_args,
         global_args: &globals,
         stage_names: &names,
         escape: stages.escape,
-        history_build_args: opts.history_build_args,
+        history_args: match opts.history_build_args {
+            crate::HistoryBuildArgs::All => HistoryArgs::All,
+            crate::HistoryBuildArgs::Safe => HistoryArgs::Safe {
+                is_secret: &is_secret,
+            },
+            crate::HistoryBuildArgs::None => HistoryArgs::None,
+        },
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let guard = hush_scan::Guard::new(
-        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
-        opts.leak_min_len,
-    );
     for t in guard.too_short() {
         reporter.warn(&format!(
             "secret {:?}: {} is {} bytes, shorter than the leak guard's minimum of {} (--leak-min-len): it is not guarded",
@@ -108,7 +110,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         } else {
             crate::cache::secrets_fingerprint(store, &opts.secrets, opts.leak_min_len)?
         },
-        guard,
+        guard: &guard,
         digests,
         store,
         opts,
@@ -147,7 +149,12 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         let _ = hush_oci::store::remove_tree(&scratch);
         ctx.network = Some(net?);
     }
-    let used_args = run_parallel(&ctx, &stages, nodes, &input)?;
+    let (used_args, redacted) = run_parallel(&ctx, &stages, nodes, &input)?;
+    if !redacted.is_empty() {
+        reporter.warn(&format!(
+            "the values of build args {redacted:?} are written as {REDACTED} in the image history: their names or values look secret (--history-build-args=all writes them, as docker does; a secret is better passed with --secret)"
+        ));
+    }
     let unused: Vec<&String> = opts
         .build_args
         .keys()
@@ -155,6 +162,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
             !used_args.contains(*k)
                 && !globals.contains_key(*k)
                 && !PROXY_ARGS.contains(&k.as_str())
+                && k.as_str() != hush_dockerfile::lint::CHECK_BUILD_ARG
         })
         .collect();
     if !unused.is_empty() {
@@ -185,15 +193,16 @@ fn run_parallel(
     stages: &Stages,
     mut pending: BTreeMap<usize, Node>,
     input: &DispatchInput<'_>,
-) -> Result<BTreeSet<String>> {
+) -> Result<(BTreeSet<String>, BTreeSet<String>)> {
     let width = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
     let mut done: BTreeSet<usize> = BTreeSet::new();
     let mut used_args = BTreeSet::new();
+    let mut redacted = BTreeSet::new();
     let mut first_error: Option<Error> = None;
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<(usize, Result<(Built, BTreeSet<String>)>)>();
+        let (tx, rx) = mpsc::channel::<(usize, Result<(Built, DispatchedStage)>)>();
         let mut running = 0;
         loop {
             if first_error.is_none() {
@@ -219,8 +228,9 @@ fn run_parallel(
             let (i, r) = rx.recv().expect("a running stage reports");
             running -= 1;
             match r {
-                Ok((built, used)) => {
-                    used_args.extend(used);
+                Ok((built, d)) => {
+                    used_args.extend(d.used_args);
+                    redacted.extend(d.redacted_args);
                     ctx.stages.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(built);
                     done.insert(i);
                 }
@@ -232,7 +242,7 @@ fn run_parallel(
     });
     match first_error {
         Some(e) => Err(e),
-        None => Ok(used_args),
+        None => Ok((used_args, redacted)),
     }
 }
 
@@ -242,7 +252,7 @@ fn run_one(
     i: usize,
     base: Base,
     input: &DispatchInput<'_>,
-) -> Result<(Built, BTreeSet<String>)> {
+) -> Result<(Built, DispatchedStage)> {
     let stage = &stages.stages[i];
     let base = match base {
         Base::Scratch => scratch(),
@@ -256,7 +266,7 @@ fn run_one(
     let d = dispatch_stage(stage, state, input)?;
     let label = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
     let built = ctx.run_stage(&label, base, &d.items, &d.state)?;
-    Ok((built, d.used_args))
+    Ok((built, d))
 }
 
 /// Find the stages `i` needs (depth-first), with their bases and dependencies.
@@ -305,7 +315,7 @@ fn plan(
         global_args: globals,
         stage_names: names,
         escape: stages.escape,
-        history_build_args: false,
+        history_args: HistoryArgs::None,
     };
     for item in dispatch_stage(stage, Default::default(), &input)?.items {
         let Dispatched::Step(s) = item else { continue };
@@ -443,5 +453,44 @@ fn preflight(
             "pass secrets with --secret id=ID,src=FILE (or env=VAR) and agents with --ssh ID"
                 .into(),
         ),
+    })
+}
+
+/// Run the lint (`--lint=error|warn`): warnings are reported; with `--lint=error` the first
+/// error (a secret file about to be copied in, or any finding under `# check=error=true`) stops
+/// the build before any step.
+fn lint_before_build(
+    opts: &BuildOptions,
+    ignore: &Dockerignore,
+    store: &Store,
+    digests: &crate::copy::ContextDigests,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let findings = crate::lint::lint_with(opts, ignore, Some(store), digests)?;
+    let (errors, warnings): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| {
+        f.severity == hush_dockerfile::lint::Severity::Error && opts.lint == crate::LintMode::Error
+    });
+    for f in &warnings {
+        let at = if f.location.start_line > 0 {
+            format!("{}:{}: ", opts.dockerfile_name, f.location.start_line)
+        } else {
+            String::new()
+        };
+        reporter.warn(&format!("{at}{} ({}); {}", f.message, f.rule, f.hint));
+    }
+    let Some(first) = errors.first() else {
+        return Ok(());
+    };
+    let more = match errors.len() {
+        1 => String::new(),
+        n => format!(
+            " (and {} more lint error(s): `hush lint` lists them)",
+            n - 1
+        ),
+    };
+    Err(Error::Step {
+        message: format!("{} ({}){more}", first.message, first.rule),
+        location: first.location,
+        hint: Some(first.hint.clone()),
     })
 }

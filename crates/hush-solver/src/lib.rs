@@ -62,8 +62,10 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// `SOURCE_DATE_EPOCH`: fixed timestamps.
     pub source_date_epoch: Option<i64>,
-    /// Record build args in RUN history (docker's behaviour).
-    pub history_build_args: bool,
+    /// Which build-arg values RUN history entries record (`--history-build-args`).
+    pub history_build_args: HistoryBuildArgs,
+    /// What the pre-build lint does (`--lint`).
+    pub lint: LintMode,
     /// What the leak guard does on a finding.
     pub leak_check: LeakCheck,
     /// Shorter values are reported as too short to guard.
@@ -72,6 +74,33 @@ pub struct BuildOptions {
     pub limits: hush_sandbox::container::Limits,
     /// The most bytes ADD may unpack from one local archive.
     pub max_unpack_size: u64,
+}
+
+/// `--history-build-args`: which build-arg values RUN history entries record (docker writes
+/// them all). See [`hush_dockerfile::instructions::dispatch::HistoryArgs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HistoryBuildArgs {
+    /// Every value, as docker does.
+    All,
+    /// Every value but those of secret-looking names and of values that are a `--secret`'s or
+    /// match a detector rule (`NAME=<redacted>`, with a warning). The default.
+    #[default]
+    Safe,
+    /// None: `RUN /bin/sh -c …` only.
+    None,
+}
+
+/// `--lint`: what the lint run before the build does. Separate from `--leak-check`: relaxing the
+/// lint leaves the leak guard as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LintMode {
+    /// Errors (and warnings under `# check=error=true`) stop the build (the default).
+    #[default]
+    Error,
+    /// Everything is reported as a warning.
+    Warn,
+    /// No lint.
+    Off,
 }
 
 /// `--leak-check`.

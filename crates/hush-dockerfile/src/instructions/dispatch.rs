@@ -23,9 +23,30 @@ pub struct DispatchInput<'a> {
     pub stage_names: &'a [Option<String>],
     /// The escape character.
     pub escape: char,
-    /// Record build args in RUN history entries (docker's behaviour).
-    pub history_build_args: bool,
+    /// Which build-arg values RUN history entries record.
+    pub history_args: HistoryArgs<'a>,
 }
+
+/// Which build-arg values a RUN's history entry records. Docker writes every arg in scope
+/// (`RUN |2 REL=1.2.3 NPM_TOKEN=… /bin/sh -c …`), which is how a `--build-arg` token usually
+/// ends up in an image. Only the text of the entry changes: the RUN still gets every value in
+/// its environment, and the step's cache key still has every value (it keys the environment).
+pub enum HistoryArgs<'a> {
+    /// Every value, as docker writes them (`--history-build-args=all`).
+    All,
+    /// Every value except those of args whose name looks secret
+    /// ([`crate::lint::looks_secret_name`]) or whose value `is_secret` recognises (a detector
+    /// rule, a `--secret`'s value): those are written `NAME=<redacted>` (the default).
+    Safe {
+        /// Is the value (second) of this arg (first) a credential?
+        is_secret: &'a (dyn Fn(&str, &str) -> bool + Sync),
+    },
+    /// No `|N …` part at all (`--history-build-args=none`).
+    None,
+}
+
+/// What a redacted value is written as in the history.
+pub const REDACTED: &str = "<redacted>";
 
 struct Scope<'a> {
     state: &'a ImageState,
@@ -55,6 +76,7 @@ pub fn dispatch_stage(
     // A stage built FROM another stage keeps that stage's ARGs; one FROM an image starts with none.
     let mut args: Vec<(String, String)> = std::mem::take(&mut state.args);
     let mut used = BTreeSet::new();
+    let mut redacted_args = BTreeSet::new();
     let mut items = Vec::new();
     // ONBUILD triggers of the base run first; the new image does not inherit them (docker's rule).
     let mut commands = Vec::new();
@@ -308,7 +330,18 @@ pub fn dispatch_stage(
                     if !env.iter().any(|(ek, _)| ek == k) {
                         env.push((k.clone(), v.clone()));
                     }
-                    hist_args.push(format!("{k}={v}"));
+                    let redact = match &input.history_args {
+                        HistoryArgs::Safe { is_secret } => {
+                            crate::lint::looks_secret_name(k) || is_secret(k, v)
+                        }
+                        HistoryArgs::All | HistoryArgs::None => false,
+                    };
+                    if redact {
+                        redacted_args.insert(k.clone());
+                        hist_args.push(format!("{k}={REDACTED}"));
+                    } else {
+                        hist_args.push(format!("{k}={v}"));
+                    }
                 }
                 for p in PROXY_ARGS {
                     if let Some(v) = input.build_args.get(*p) {
@@ -319,7 +352,7 @@ pub fn dispatch_stage(
                     }
                 }
                 let mut created_by = String::from("RUN ");
-                if input.history_build_args && !hist_args.is_empty() {
+                if !matches!(input.history_args, HistoryArgs::None) && !hist_args.is_empty() {
                     created_by.push_str(&format!("|{} {} ", hist_args.len(), hist_args.join(" ")));
                 }
                 created_by.push_str(&argv.join(" "));
@@ -421,6 +454,7 @@ pub fn dispatch_stage(
         items,
         state,
         used_args: used,
+        redacted_args,
     })
 }
 
@@ -575,7 +609,7 @@ mod tests {
             global_args: &globals,
             stage_names: &names,
             escape: '\\',
-            history_build_args: true,
+            history_args: HistoryArgs::All,
         };
         dispatch_stage(st.stages.last().unwrap(), ImageState::default(), &input)
     }
@@ -596,6 +630,60 @@ mod tests {
             panic!()
         };
         assert_eq!(s.created_by, "RUN |2 G=g A=1 /bin/sh -c echo # buildkit");
+    }
+
+    /// `safe` writes `NAME=<redacted>` for a secret-looking name or a value the judge
+    /// recognises, keeps ordinary values, and the RUN's environment keeps every value.
+    #[test]
+    fn history_build_args_modes() {
+        let text = "FROM x\nARG REL\nARG NPM_TOKEN\nARG DEPLOY\nRUN npm ci\n";
+        let st = parse_stages(&parse(text).unwrap()).unwrap();
+        let ba: BTreeMap<String, String> = [
+            ("REL", "1.2.3"),
+            ("NPM_TOKEN", "tok-value-1"),
+            ("DEPLOY", "looks-like-a-key"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let g = BTreeMap::new();
+        let names = vec![None];
+        let judge = |_: &str, v: &str| v == "looks-like-a-key";
+        let last_run = |history_args| {
+            let input = DispatchInput {
+                build_args: &ba,
+                global_args: &g,
+                stage_names: &names,
+                escape: '\\',
+                history_args,
+            };
+            let d = dispatch_stage(&st.stages[0], ImageState::default(), &input).unwrap();
+            let Some(Dispatched::Step(s)) = d.items.last() else {
+                panic!()
+            };
+            let StepKind::Run { env, .. } = &s.kind else {
+                panic!()
+            };
+            assert!(env.contains(&("NPM_TOKEN".into(), "tok-value-1".into())));
+            (s.created_by.clone(), d.redacted_args)
+        };
+        let (safe, redacted) = last_run(HistoryArgs::Safe { is_secret: &judge });
+        assert_eq!(
+            safe,
+            "RUN |3 REL=1.2.3 NPM_TOKEN=<redacted> DEPLOY=<redacted> /bin/sh -c npm ci # buildkit"
+        );
+        assert_eq!(
+            redacted,
+            ["DEPLOY".to_string(), "NPM_TOKEN".to_string()].into()
+        );
+        let (all, redacted) = last_run(HistoryArgs::All);
+        assert_eq!(
+            all,
+            "RUN |3 REL=1.2.3 NPM_TOKEN=tok-value-1 DEPLOY=looks-like-a-key /bin/sh -c npm ci # buildkit"
+        );
+        assert!(redacted.is_empty());
+        let (none, _) = last_run(HistoryArgs::None);
+        assert_eq!(none, "RUN /bin/sh -c npm ci # buildkit");
     }
 
     #[test]
@@ -637,7 +725,7 @@ mod tests {
             global_args: &g,
             stage_names: &names,
             escape: '\\',
-            history_build_args: true,
+            history_args: HistoryArgs::All,
         };
         let e = dispatch_stage(&st.stages[0], ImageState::default(), &input).unwrap_err();
         assert!(e.to_string().contains("defined before"));

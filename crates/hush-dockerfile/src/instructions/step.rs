@@ -166,4 +166,7 @@ pub struct DispatchedStage {
     pub state: ImageState,
     /// Build args this stage consumed.
     pub used_args: BTreeSet<String>,
+    /// Args whose values its RUN history entries show as `<redacted>`
+    /// ([`super::dispatch::HistoryArgs::Safe`]).
+    pub redacted_args: BTreeSet<String>,
 }

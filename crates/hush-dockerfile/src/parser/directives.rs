@@ -8,8 +8,9 @@ use crate::error::{Location, ParseError, ParseErrorKind};
 pub struct Directives {
     /// The `syntax` directive (noted; hush has one built-in frontend).
     pub syntax: Option<String>,
-    /// The `check` directive (lint configuration).
-    pub check: Option<String>,
+    /// The `check` directive (lint configuration, see [`crate::lint::CheckOptions`]) and its
+    /// line.
+    pub check: Option<(String, usize)>,
     /// The escape character.
     pub escape: char,
     done: bool,
@@ -69,7 +70,7 @@ impl Directives {
                 if self.check.is_some() {
                     return Err(dup("check"));
                 }
-                self.check = Some(value);
+                self.check = Some((value, lineno));
             }
             _ => self.done = true,
         }

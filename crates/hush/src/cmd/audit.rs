@@ -28,6 +28,10 @@ pub(crate) struct AuditArgs {
     /// Known values shorter than this are not looked for (and are reported).
     #[arg(long, default_value_t = hush_scan::DEFAULT_MIN_LEN)]
     min_len: usize,
+    /// `prefix`: a finding of a rule whose values start with a public prefix shows that prefix and
+    /// the last 2 characters (`ghp_…A5`), other findings nothing; `none`: no preview at all.
+    #[arg(long, default_value = "prefix", value_parser = ["prefix", "none"])]
+    preview: String,
 }
 
 /// Uncompressed size limit of an archive and of each layer audited.
@@ -56,7 +60,12 @@ pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
         })
     })();
     let _ = std::fs::remove_dir_all(&tmp);
-    let findings = result?;
+    let mut findings = result?.findings;
+    if a.preview == "none" {
+        for f in &mut findings {
+            f.preview = None;
+        }
+    }
     if a.format == "sarif" {
         println!(
             "{}",
@@ -90,10 +99,15 @@ fn sarif_results(findings: &[Finding]) -> Vec<super::sarif::SarifResult> {
                 .deleted_in
                 .map(|d| format!("; deleted or overwritten in layer {d}"))
                 .unwrap_or_default();
+            let preview = f
+                .preview
+                .as_ref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default();
             super::sarif::SarifResult {
                 rule: f.rule.clone(),
                 level: "error",
-                message: format!("{} in {place} ({}){deleted}", f.rule, f.preview),
+                message: format!("{} in {place}{preview}{deleted}", f.rule),
                 uri: f.location.trim_start_matches('/').to_string(),
                 line: 0,
             }
@@ -122,17 +136,23 @@ fn print_table(findings: &[Finding]) {
             .unwrap_or_default();
         println!(
             "{:<6} {:<40} {:<36} {:<28} {:<12} {}",
-            layer, instr, f.location, f.rule, f.preview, note
+            layer,
+            instr,
+            f.location,
+            f.rule,
+            f.preview.as_deref().unwrap_or("-"),
+            note
         );
     }
 }
 
-/// What `hush audit` finds in an image of the store (for `hush history --secrets`).
+/// What `hush audit` finds in an image of the store (for `hush history --secrets`), and the
+/// image's history entries (`created_by`, in order) with every value it found redacted.
 pub(crate) fn image_findings(
     store: &Store,
     image: &str,
     secret_specs: &[String],
-) -> Result<Vec<Finding>, CliError> {
+) -> Result<(Vec<Finding>, Vec<Option<String>>), CliError> {
     let secrets = hush_sandbox::signals::exit_on_signal(|| {
         hush_secrets::Secrets::load(secret_specs, hush_secrets::DEFAULT_SIZE_LIMIT, &|k| {
             std::env::var(k).ok()
@@ -142,12 +162,21 @@ pub(crate) fn image_findings(
         secrets.iter().map(|(id, s)| (id, s.expose())),
         hush_scan::DEFAULT_MIN_LEN,
     );
+    let rules = hush_scan::rules::Rules::new();
     let tmp = store.temp_dir("history")?;
     let r = open_target(store, image, &tmp).and_then(|(config, layers)| {
-        audit(layers, &config, &guard, &hush_scan::rules::Rules::new()).map_err(|e| CliError::Io {
+        let history: Vec<Option<String>> = ImageConfig::from_bytes(&config)
+            .map(|c| c.history.into_iter().map(|h| h.created_by).collect())
+            .unwrap_or_default();
+        let found = audit(layers, &config, &guard, &rules).map_err(|e| CliError::Io {
             what: format!("read the layers of {image}"),
             source: e,
-        })
+        })?;
+        let history = history
+            .iter()
+            .map(|h| h.as_deref().map(|t| found.redactor.redact(t)))
+            .collect();
+        Ok((found.findings, history))
     });
     let _ = std::fs::remove_dir_all(&tmp);
     r

@@ -68,10 +68,21 @@ pub(crate) struct BuildArgs {
     /// Secret values (and fields) shorter than this are reported as too short to guard.
     #[arg(long, default_value_t = hush_scan_min_len())]
     leak_min_len: usize,
-    /// Record build-arg values in RUN history entries (`|1 K=V /bin/sh -c …`), as docker does.
-    /// `--history-build-args=false` keeps them out.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    history_build_args: bool,
+    /// Which build-arg values RUN history entries record (`|2 REL=1.2.3 NPM_TOKEN=… /bin/sh -c …`):
+    /// `safe` all but those whose name or value looks secret (written `NAME=<redacted>`, with a
+    /// warning), `all` every one (docker's behaviour), `none` no `|N …` part. `true`/`false`
+    /// are the older spellings of `all`/`none`.
+    #[arg(long, default_value = "safe", value_parser = parse_history_build_args, num_args = 0..=1, default_missing_value = "all")]
+    history_build_args: hush_solver::HistoryBuildArgs,
+    /// The lint run before the build (`hush lint`): `error` stops the build on an error (and on
+    /// any finding under `# check=error=true`), `warn` reports everything as a warning, `off`
+    /// skips it. The leak guard (`--leak-check`) is not affected.
+    #[arg(long, default_value = "error", value_parser = parse_lint_mode)]
+    lint: hush_solver::LintMode,
+    /// Only run the build checks, as `docker buildx build --check`: print the lint's findings
+    /// and exit 1 if there is any, without building.
+    #[arg(long)]
+    check: bool,
     /// The most bytes ADD may unpack from one local archive (decompression bombs; BuildKit has
     /// no cap).
     #[arg(long, value_name = "BYTES", default_value_t = hush_solver::DEFAULT_MAX_UNPACK_SIZE)]
@@ -121,6 +132,24 @@ pub(crate) fn kv(s: &str, what: &str) -> Result<(String, String), CliError> {
         _ => Err(CliError::Usage(format!(
             "invalid {what} {s:?}: expected KEY=VALUE"
         ))),
+    }
+}
+
+fn parse_history_build_args(s: &str) -> Result<hush_solver::HistoryBuildArgs, String> {
+    match s {
+        "safe" => Ok(hush_solver::HistoryBuildArgs::Safe),
+        "all" | "true" => Ok(hush_solver::HistoryBuildArgs::All),
+        "none" | "false" => Ok(hush_solver::HistoryBuildArgs::None),
+        _ => Err(format!("invalid value {s:?} (all, safe or none)")),
+    }
+}
+
+fn parse_lint_mode(s: &str) -> Result<hush_solver::LintMode, String> {
+    match s {
+        "error" => Ok(hush_solver::LintMode::Error),
+        "warn" => Ok(hush_solver::LintMode::Warn),
+        "off" => Ok(hush_solver::LintMode::Off),
+        _ => Err(format!("invalid value {s:?} (error, warn or off)")),
     }
 }
 
@@ -242,6 +271,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         labels,
         source_date_epoch,
         history_build_args: a.history_build_args,
+        lint: a.lint,
         leak_check: match a.leak_check.as_str() {
             "warn" => hush_solver::LeakCheck::Warn,
             "off" => hush_solver::LeakCheck::Off,
@@ -255,6 +285,23 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         },
         max_unpack_size: a.max_unpack_size,
     };
+    if a.check {
+        let ignore = hush_solver::read_dockerignore(&opts);
+        let findings =
+            hush_solver::lint::lint(&opts, &ignore, None).map_err(|e| dockerfile.error(e))?;
+        super::lint::print(&findings, &dockerfile.name, "text");
+        // buildx's summary line; any finding fails the check, as `buildx build --check` does.
+        match findings.len() {
+            0 => eprintln!("Check complete, no warnings found."),
+            1 => eprintln!("Check complete, 1 warning has been found!"),
+            n => eprintln!("Check complete, {n} warnings have been found!"),
+        }
+        return Ok(if findings.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let reporter = crate::progress::reporter(progress, a.quiet);
     let img = hush_solver::build(store, &opts, &*reporter);
     drop(reporter);

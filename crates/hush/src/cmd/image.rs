@@ -177,15 +177,20 @@ pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
 pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
     let img = store.resolve(&a.image)?;
     let layers = img.layers()?;
-    let findings = if a.secrets {
+    // With --secrets, the entries are shown with every value the audit found redacted.
+    let (findings, redacted) = if a.secrets {
         super::audit::image_findings(store, &a.image, &a.secret_specs)?
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
+    let mut history = img.config.history.clone();
+    for (h, r) in history.iter_mut().zip(redacted) {
+        h.created_by = r;
+    }
     // (entry, layer size, what --secrets found for it), newest first
     let mut li = 0;
     let mut rows = Vec::new();
-    for (k, h) in img.config.history.iter().enumerate() {
+    for (k, h) in history.iter().enumerate() {
         let layer = (!h.empty_layer).then(|| {
             li += 1;
             li - 1

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use hush_dockerfile::lint::Severity;
+use hush_dockerfile::lint::{Finding, Severity};
 
 use super::{CliError, CliResult};
 
@@ -61,7 +61,8 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         tags: Vec::new(),
         labels: Default::default(),
         source_date_epoch: None,
-        history_build_args: true,
+        history_build_args: hush_solver::HistoryBuildArgs::Safe,
+        lint: hush_solver::LintMode::Error,
         leak_check: hush_solver::LeakCheck::Error,
         leak_min_len: hush_solver::DEFAULT_LEAK_MIN_LEN,
         limits: Default::default(),
@@ -70,7 +71,18 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
     let ignore = hush_solver::read_dockerignore(&opts);
     let findings =
         hush_solver::lint::lint(&opts, &ignore, None).map_err(|e| dockerfile.error(e))?;
-    if a.format == "sarif" {
+    print(&findings, &name, &a.format);
+    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Print findings as `text` (compiler-style, with a count on stderr), `json` or `sarif`.
+pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
+    let name = name.to_string();
+    if format == "sarif" {
         let results: Vec<super::sarif::SarifResult> = findings
             .iter()
             .map(|f| super::sarif::SarifResult {
@@ -89,7 +101,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
             "{}",
             serde_json::to_string_pretty(&super::sarif::log(&results)).expect("json")
         );
-    } else if a.format == "json" {
+    } else if format == "json" {
         let rows: Vec<serde_json::Value> = findings
             .iter()
             .map(|f| {
@@ -102,7 +114,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
     } else {
-        for f in &findings {
+        for f in findings {
             let sev = if f.severity == Severity::Error {
                 "error"
             } else {
@@ -125,9 +137,4 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
             .count();
         eprintln!("{errors} error(s), {} warning(s)", findings.len() - errors);
     }
-    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }

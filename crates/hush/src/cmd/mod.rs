@@ -78,6 +78,9 @@ impl std::fmt::Display for CliError {
         match self {
             CliError::Usage(m) => write!(f, "{m}"),
             CliError::Build { err, .. } => match &**err {
+                hush_solver::Error::Dockerfile(e) if e.location.start_line == 0 => {
+                    write!(f, "dockerfile parse error: {e}")
+                }
                 hush_solver::Error::Dockerfile(e) => {
                     write!(
                         f,

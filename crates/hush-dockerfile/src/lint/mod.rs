@@ -2,9 +2,39 @@
 //! (Rules that need the build context — secret-looking files being copied — live with the
 //! command that has the context.) Every rule is documented in `docs/lint.md`.
 
+mod check;
+mod secret_names;
+
+pub use check::{CheckError, CheckOptions};
+pub use secret_names::looks_secret_name;
+
+use crate::error::{ParseError, ParseErrorKind};
 use crate::instructions::mounts::parse_mount;
 use crate::instructions::{CommandKind, CommandLine, MountKind, Stages};
 use crate::Location;
+
+/// The build arg that replaces the `# check=` directive (BuildKit's `BUILDKIT_DOCKERFILE_CHECK`).
+pub const CHECK_BUILD_ARG: &str = "BUILDKIT_DOCKERFILE_CHECK";
+
+/// A build's lint configuration: the `BUILDKIT_DOCKERFILE_CHECK` build arg when given (it
+/// replaces the directive, as in BuildKit), else the file's `# check=` directive.
+pub fn check_options(
+    df: &crate::parser::Dockerfile,
+    build_arg: Option<&str>,
+) -> Result<CheckOptions, ParseError> {
+    let (text, line, source_name) = match (build_arg, &df.directives.check) {
+        (Some(v), _) => (v, 0, "--build-arg BUILDKIT_DOCKERFILE_CHECK"),
+        (None, Some((v, line))) => (v.as_str(), *line, "the check directive"),
+        (None, None) => return Ok(CheckOptions::default()),
+    };
+    CheckOptions::parse(text).map_err(|error| {
+        ParseError::new(
+            ParseErrorKind::Check { source_name, error },
+            Location::lines(line, line),
+        )
+        .with_hint("use `# check=skip=RULE[,RULE…]`, `# check=skip=all` and/or `error=true`, separated by `;`")
+    })
+}
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,26 +58,6 @@ pub struct Finding {
     pub message: String,
     /// What to do instead.
     pub hint: String,
-}
-
-/// BuildKit's `SecretsUsedInArgOrEnv` tokens (matched as `_`-separated words of the name).
-const SECRET_TOKENS: &[&str] = &[
-    "apikey",
-    "auth",
-    "credential",
-    "credentials",
-    "key",
-    "password",
-    "pword",
-    "passwd",
-    "secret",
-    "token",
-];
-
-fn looks_secret_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    let words: Vec<&str> = lower.split(['_', '-']).collect();
-    !words.contains(&"public") && words.iter().any(|w| SECRET_TOKENS.contains(w))
 }
 
 /// Run the Dockerfile-only rules. `given` are the `--secret` ids of the build (None: unknown,
