@@ -152,7 +152,8 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     let (used_args, redacted) = run_parallel(&ctx, &stages, nodes, &input)?;
     if !redacted.is_empty() {
         reporter.warn(&format!(
-            "the values of build args {redacted:?} are written as {REDACTED} in the image history: their names or values look secret (--history-build-args=all writes them, as docker does; a secret is better passed with --secret)"
+            "the values of build args {} are written as {REDACTED} in the image history: their names or values look secret (--history-build-args=all writes them, as docker does; a secret is better passed with --secret)",
+            redacted.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
     let unused: Vec<&String> = opts

@@ -131,14 +131,25 @@ fn good_example_builds_and_leak_variants_are_refused() {
     assert!(log.contains("leak: secret \"mysecret\""), "{log}");
 }
 
+/// A build arg holding a `--secret`'s value: the history shows it `<redacted>` by default; when
+/// docker's history is asked for (`--history-build-args=all`), the guard refuses the config.
 #[test]
 fn build_arg_holding_a_secret_is_caught_in_history() {
     if !can_run() {
         return;
     }
     let e = Env::new();
-    let df = "FROM busybox:local\nARG PASSWORD\nRUN echo using the password\n";
-    let (code, log) = e.build(df, &["--build-arg", "PASSWORD=mypassword123"]);
+    let df = "FROM busybox:local\nARG PASS\nRUN echo using the password\n";
+    let (code, log) = e.build(df, &["--build-arg", "PASS=mypassword123", "-t", "arg"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("<redacted>"), "{log}");
+    let h = e.hush(&["history", "--no-trunc", "arg"]);
+    let h = String::from_utf8_lossy(&h.stdout);
+    assert!(h.contains("PASS=<redacted>") && !h.contains("mypassword123"), "{h}");
+    let (code, log) = e.build(
+        df,
+        &["--build-arg", "PASS=mypassword123", "--history-build-args=all"],
+    );
     assert_eq!(code, Some(3), "{log}");
     assert!(log.contains("secret leaked into image config"), "{log}");
 }
@@ -170,7 +181,7 @@ fn audit_finds_the_bad_example_in_store_archive_and_oci_layout() {
     let o = e.hush(&[
         "build",
         "-q",
-        "--leak-check=warn",
+        "--lint=warn",
         "-f",
         df.to_str().unwrap(),
         "-t",
@@ -182,7 +193,7 @@ fn audit_finds_the_bad_example_in_store_archive_and_oci_layout() {
         "ctx",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // without --leak-check=warn the pre-build lint refuses it before any step runs
+    // without --lint=warn the pre-build lint refuses it before any step runs
     let refused = e.hush(&["build", "-f", df.to_str().unwrap(), "ctx"]);
     assert_eq!(refused.status.code(), Some(1));
     let l = String::from_utf8_lossy(&refused.stderr);

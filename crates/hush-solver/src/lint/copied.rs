@@ -130,10 +130,7 @@ fn judge(
         return Some(if published_fixture(rel) {
             Verdict {
                 severity: Severity::Warning,
-                why: format!(
-                    "holds a credential ({}) in a published test fixture",
-                    h.rule
-                ),
+                why: format!("{}, in a published test fixture", h.rule),
             }
         } else {
             Verdict {
@@ -144,7 +141,7 @@ fn judge(
     }
     secret_looking(&name).then(|| Verdict {
         severity: Severity::Warning,
-        why: "has a secret-looking name (its content is not a known credential)".into(),
+        why: "by name only".into(),
     })
 }
 

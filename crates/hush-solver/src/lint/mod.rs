@@ -15,7 +15,7 @@ use crate::copy::expand_source;
 use crate::{BuildOptions, HistoryBuildArgs, Result};
 
 /// How many files one `CopiedSecretFile` warning names before "and N more".
-const NAMED_PER_WARNING: usize = 5;
+const NAMED_PER_WARNING: usize = 10;
 
 /// All findings for a build, errors first. With a store, a COPY whose sources (by the metadata
 /// digest that keys the build cache) were already found clean for the same secrets is not read

@@ -92,7 +92,11 @@ fn sarif_results(findings: &[Finding]) -> Vec<super::sarif::SarifResult> {
         .iter()
         .map(|f| {
             let place = match f.layer {
-                Some(l) => format!("layer {l}, {}", f.location),
+                Some(l) => format!(
+                    "layer {l} ({}), {}",
+                    f.instruction.trim_end_matches(" # buildkit"),
+                    f.location
+                ),
                 None => f.location.clone(),
             };
             let deleted = f
