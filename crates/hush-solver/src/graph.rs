@@ -75,22 +75,6 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         opts.secrets.iter().map(|(id, s)| (id, s.expose())),
         opts.leak_min_len,
     );
-    let rules = hush_scan::rules::Rules::new();
-    let is_secret =
-        |name: &str, value: &str| crate::lint::secret_value(&guard, &rules, name, value).is_some();
-    let input = DispatchInput {
-        build_args: &opts.build_args,
-        global_args: &globals,
-        stage_names: &names,
-        escape: stages.escape,
-        history_args: match opts.history_build_args {
-            crate::HistoryBuildArgs::All => HistoryArgs::All,
-            crate::HistoryBuildArgs::Safe => HistoryArgs::Safe {
-                is_secret: &is_secret,
-            },
-            crate::HistoryBuildArgs::None => HistoryArgs::None,
-        },
-    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -110,7 +94,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         } else {
             crate::cache::secrets_fingerprint(store, &opts.secrets, opts.leak_min_len)?
         },
-        guard: &guard,
+        guard,
         digests,
         store,
         opts,
@@ -120,6 +104,23 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         step_counter: 0.into(),
         now,
         network: None,
+    };
+    let rules = hush_scan::rules::Rules::new();
+    let is_secret = |name: &str, value: &str| {
+        crate::lint::secret_value(&ctx.guard, &rules, name, value).is_some()
+    };
+    let input = DispatchInput {
+        build_args: &opts.build_args,
+        global_args: &globals,
+        stage_names: &names,
+        escape: stages.escape,
+        history_args: match opts.history_build_args {
+            crate::HistoryBuildArgs::All => HistoryArgs::All,
+            crate::HistoryBuildArgs::Safe => HistoryArgs::Safe {
+                is_secret: &is_secret,
+            },
+            crate::HistoryBuildArgs::None => HistoryArgs::None,
+        },
     };
     let mut nodes: BTreeMap<usize, Node> = BTreeMap::new();
     plan(

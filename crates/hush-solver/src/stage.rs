@@ -52,7 +52,7 @@ pub(crate) struct Ctx<'a> {
     pub ignore: Dockerignore,
     pub stages: std::sync::Mutex<Vec<Option<Built>>>,
     pub step_counter: std::sync::atomic::AtomicUsize,
-    pub guard: &'a hush_scan::Guard,
+    pub guard: hush_scan::Guard,
     /// Context digests, computed once per build.
     pub digests: copy::ContextDigests,
     /// The secrets' keyed fingerprint when the guard is on (None: no secrets or `--leak-check=off`).

@@ -145,10 +145,17 @@ fn build_arg_holding_a_secret_is_caught_in_history() {
     assert!(log.contains("<redacted>"), "{log}");
     let h = e.hush(&["history", "--no-trunc", "arg"]);
     let h = String::from_utf8_lossy(&h.stdout);
-    assert!(h.contains("PASS=<redacted>") && !h.contains("mypassword123"), "{h}");
+    assert!(
+        h.contains("PASS=<redacted>") && !h.contains("mypassword123"),
+        "{h}"
+    );
     let (code, log) = e.build(
         df,
-        &["--build-arg", "PASS=mypassword123", "--history-build-args=all"],
+        &[
+            "--build-arg",
+            "PASS=mypassword123",
+            "--history-build-args=all",
+        ],
     );
     assert_eq!(code, Some(3), "{log}");
     assert!(log.contains("secret leaked into image config"), "{log}");

@@ -33,8 +33,11 @@ fn corpus(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `hush lint --format json` in `dir`: exit code and (line, rule, severity, message).
-fn lint_json(dir: &Path, args: &[&str]) -> (Option<i32>, Vec<(u64, String, String, String)>) {
+/// A lint finding: line, rule, severity, message.
+type Row = (u64, String, String, String);
+
+/// `hush lint --format json` in `dir`: exit code and findings.
+fn lint_json(dir: &Path, args: &[&str]) -> (Option<i32>, Vec<Row>) {
     let root = tempfile::tempdir().unwrap();
     let mut all = vec!["lint", "--format", "json"];
     all.extend_from_slice(args);
@@ -140,7 +143,11 @@ fn check_directive_skips_promotes_and_refuses() {
     );
     assert_eq!((code, got.len()), (Some(0), 0), "{got:?}");
 
-    std::fs::write(dir.path().join("Dockerfile"), format!("# check=bogus\n{body}")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("# check=bogus\n{body}"),
+    )
+    .unwrap();
     let root = tempfile::tempdir().unwrap();
     let o = run_in(root.path(), &["lint", "."], dir.path());
     assert_eq!(o.status.code(), Some(1));
@@ -272,11 +279,20 @@ fn build_arg_values_are_redacted_in_the_history_but_reach_the_run() {
     // The RUN saw the value: it wrote /rel only if the token was there, whole.
     let out = e.dir().join("out");
     let o = run(
-        &["-t", "app", "-o", &format!("type=local,dest={}", out.display())],
+        &[
+            "-t",
+            "app",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
         &npm,
     );
     assert!(o.status.success(), "{}", log(&o));
-    assert!(log(&o).contains("CACHED"), "same value: cache hit\n{}", log(&o));
+    assert!(
+        log(&o).contains("CACHED"),
+        "same value: cache hit\n{}",
+        log(&o)
+    );
     assert_eq!(std::fs::read_to_string(out.join("rel")).unwrap(), "1.2.3\n");
     // Another value keys the step anew, though the history text is the same.
     let other = format!("npm_{}", "Zx9cVb8nM7qW6eR5tY4uI3oP2aS1dF0gH9jK");
@@ -297,15 +313,19 @@ fn build_arg_values_are_redacted_in_the_history_but_reach_the_run() {
     let o = run(&["-t", "all", "--history-build-args=all"], &npm);
     assert!(o.status.success(), "{}", log(&o));
     assert!(
-        e.history("all")
-            .contains(&format!("RUN |3 REL=1.2.3 NPM_TOKEN={npm} {deploy} /bin/sh -c")),
+        e.history("all").contains(&format!(
+            "RUN |3 REL=1.2.3 NPM_TOKEN={npm} {deploy} /bin/sh -c"
+        )),
         "docker's history\n{}",
         e.history("all")
     );
     let o = run(&["-t", "none", "--history-build-args=none"], &npm);
     assert!(o.status.success(), "{}", log(&o));
     let h = e.history("none");
-    assert!(h.contains("RUN /bin/sh -c [") && !h.contains("REL=1.2.3"), "{h}");
+    assert!(
+        h.contains("RUN /bin/sh -c [") && !h.contains("REL=1.2.3"),
+        "{h}"
+    );
 }
 
 /// Every planted value — a `--secret`'s, a GitHub token, a keyword-assigned password — is
@@ -437,7 +457,10 @@ fn lint_modes_and_the_guard() {
     assert_eq!(o.status.code(), Some(1));
     assert!(log(&o).contains("invalid check option"), "{}", log(&o));
 
-    let o = e.build(&warned.replace("error=true", "skip=UnusedSecret"), &["--check"]);
+    let o = e.build(
+        &warned.replace("error=true", "skip=UnusedSecret"),
+        &["--check"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", log(&o));
     assert!(
         log(&o).contains("Check complete, 1 warning has been found!"),
