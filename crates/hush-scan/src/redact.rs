@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use zeroize::Zeroize;
+use aho_corasick::AhoCorasick;
 
 use crate::rules::Rules;
 use crate::Guard;
@@ -18,8 +18,8 @@ pub const REDACTED: &str = "<redacted>";
 pub struct Redactor<'a> {
     guard: &'a Guard,
     rules: &'a Rules,
-    /// The values matched by rules (zeroized when the redactor is dropped).
-    values: Vec<Vec<u8>>,
+    /// The values matched by rules, in one automaton (an image can have thousands).
+    values: Option<AhoCorasick>,
 }
 
 impl<'a> Redactor<'a> {
@@ -28,6 +28,8 @@ impl<'a> Redactor<'a> {
         values.sort();
         values.dedup();
         values.retain(|v| !v.is_empty());
+        let values = (!values.is_empty())
+            .then(|| AhoCorasick::new(&values).expect("values build an automaton"));
         Redactor {
             guard,
             rules,
@@ -45,12 +47,8 @@ impl<'a> Redactor<'a> {
                 .into_iter()
                 .map(|h| h.offset..h.offset + h.len),
         );
-        for v in &self.values {
-            let mut from = 0;
-            while let Some(i) = find(&bytes[from..], v) {
-                spans.push(from + i..from + i + v.len());
-                from += i + 1;
-            }
+        if let Some(ac) = &self.values {
+            spans.extend(ac.find_overlapping_iter(bytes).map(|m| m.start()..m.end()));
         }
         if spans.is_empty() {
             return text.to_string();
@@ -72,18 +70,6 @@ impl<'a> Redactor<'a> {
         out.extend_from_slice(&bytes[at..]);
         String::from_utf8_lossy(&out).into_owned()
     }
-}
-
-impl Drop for Redactor<'_> {
-    fn drop(&mut self) {
-        for v in &mut self.values {
-            v.zeroize();
-        }
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 impl Guard {
