@@ -24,6 +24,14 @@ pub enum Error {
         #[source]
         source: nix::Error,
     },
+    /// An image and its stage's steps stack more layers than one overlay can mount.
+    #[error("failed to mount {layers} layers: hush stacks at most {max} (docker's overlay2 driver allows 125); squash some RUN steps")]
+    TooManyLayers {
+        /// Layers asked for.
+        layers: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The container could not be created or started.
     #[error("failed to start the build container: {0}")]
     Container(String),

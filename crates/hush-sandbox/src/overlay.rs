@@ -8,10 +8,19 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::error::IoContext;
 use crate::{Error, Result};
+
+/// The most layers (an image's and a stage's steps, plus hush's stub layer) one overlay stacks:
+/// each layer's `/proc/self/fd/N` must fit in mount(2)'s page of options (overlayfs itself
+/// allows 500). docker's overlay2 allows 128; an image deeper than this fails with a clear
+/// error instead of EINVAL.
+pub const MAX_LAYERS: usize = 200;
 
 /// A mounted overlay. Unmounts on drop if [`Overlay::finish`] was not called.
 #[derive(Debug)]
@@ -63,12 +72,39 @@ impl Overlay {
         }
         let mut all: Vec<&Path> = vec![&stub];
         all.extend(lowers.iter().map(PathBuf::as_path));
-        let lowerdir: Vec<String> = all.iter().map(|p| p.display().to_string()).collect();
+        if all.len() > MAX_LAYERS {
+            return Err(Error::TooManyLayers {
+                layers: all.len() - 1,
+                max: MAX_LAYERS - 1,
+            });
+        }
+        // Each directory by a descriptor, named `/proc/self/fd/N` in the options: ~17 bytes a
+        // layer where a path in the store takes ~45. The options of mount(2) must fit in a page
+        // (4096 bytes: a 76-layer stack of store paths did not), and every read of
+        // /proc/self/mountinfo prints them — libcontainer's cgroup v1 manager reads it ~27 times
+        // per RUN, and a deep stack made that cost grow with each step.
+        let open = |p: &Path| {
+            nix::fcntl::open(
+                p,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map(|fd| {
+                // SAFETY: open returned a new descriptor that nothing else owns.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            })
+            .map_err(std::io::Error::from)
+            .ctx("open", p)
+        };
+        let fds = all.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
+        let (upper_fd, work_fd) = (open(&upper)?, open(&work)?);
+        let name = |fd: &OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let lowerdir: Vec<String> = fds.iter().map(name).collect();
         let opts = format!(
             "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off,volatile",
             lowerdir.join(":"),
-            upper.display(),
-            work.display()
+            name(&upper_fd),
+            name(&work_fd)
         );
         // nodev: a device node in a layer (an image's, or one a RUN makes with mknod) cannot be
         // opened from the rootfs, whatever the cgroup's device rules are (cgroup v2 needs an eBPF

@@ -991,3 +991,86 @@ fn the_lint_record_of_clean_files_never_hides_a_new_secret() {
         log(&o)
     );
 }
+
+/// A docker-archive `deep:latest` of the busybox rootfs and `n - 1` one-file layers above it
+/// (`/layers/fK` holds `K`).
+fn deep_archive(n: usize) -> Vec<u8> {
+    use hush_oci::{tar, Digest};
+    let mut layers = vec![std::fs::read(store().join("busybox.tar")).unwrap()];
+    for k in 1..n {
+        let mut b = tar::Builder::new(Vec::new());
+        let data = k.to_string();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, format!("layers/f{k}"), data.as_bytes())
+            .unwrap();
+        layers.push(b.into_inner().unwrap());
+    }
+    let name = |bytes: &[u8]| format!("blobs/sha256/{}", Digest::of(bytes).hex());
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| Digest::of(l)).collect();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": [],
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!([{
+        "Config": name(&config), "RepoTags": ["deep:latest"],
+        "Layers": layers.iter().map(|l| name(l)).collect::<Vec<_>>(),
+    }])
+    .to_string()
+    .into_bytes();
+    let mut out = tar::Builder::new(Vec::new());
+    for (path, bytes) in layers
+        .iter()
+        .map(|l| (name(l), l.as_slice()))
+        .chain([(name(&config), config.as_slice())])
+        .chain([("manifest.json".to_string(), manifest.as_slice())])
+    {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        out.append_data(&mut h, path, bytes).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+/// A RUN on an image of 150 layers: mount(2) takes a page of options, which 76 layers named by
+/// their store paths overflowed (EINVAL, "failed to mount overlay"). Past what one overlay can
+/// stack, the error says how many layers and what to do.
+#[test]
+fn a_run_on_a_deep_image_mounts_every_layer() {
+    if !can_run() {
+        return;
+    }
+    let d = fresh_store();
+    let root = d.path().join("root");
+    for (n, ok) in [(150, true), (200, false)] {
+        std::fs::write(d.path().join("deep.tar"), deep_archive(n)).unwrap();
+        let o = run_in(&root, &["load", "-i", "deep.tar"], d.path());
+        assert!(o.status.success(), "{}", log(&o));
+        let last = n - 1;
+        let c = ctx(
+            &format!("FROM deep\nRUN cat /layers/f1 /layers/f{last} > /both\n"),
+            &[],
+        );
+        let o = run_in(
+            &root,
+            &["build", "--network=none", "-o", "type=local,dest=out", "."],
+            c.path(),
+        );
+        if ok {
+            assert!(o.status.success(), "{}", log(&o));
+            let both = std::fs::read_to_string(c.path().join("out/both")).unwrap();
+            assert_eq!(both, format!("1{last}"));
+        } else {
+            assert!(!o.status.success());
+            assert!(
+                log(&o).contains("failed to mount 200 layers: hush stacks at most 199"),
+                "{}",
+                log(&o)
+            );
+        }
+    }
+}

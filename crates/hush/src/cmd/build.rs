@@ -209,6 +209,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     // Before any thread starts: the overlays and tmpfs mounts of this build live in a mount
     // namespace of its own, which the kernel tears down when the build's last process ends.
     hush_sandbox::isolate_mounts();
+    hush_sandbox::container::prepare();
     if let Some(p) = &a.platform {
         let host = hush_dockerfile::instructions::args::platform_args()["TARGETPLATFORM"].clone();
         if p != &host {
