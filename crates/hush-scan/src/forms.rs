@@ -21,6 +21,15 @@ pub(crate) fn needles_for(
         });
     } else {
         encodings(id, "", trimmed, &mut out);
+        if let Some(other) = other_line_ends(trimmed) {
+            out.push((
+                Form {
+                    secret_id: id.into(),
+                    form: "raw, other line ends".into(),
+                },
+                other,
+            ));
+        }
     }
     for (field, v) in fields(trimmed) {
         if v.len() < min_len {
@@ -37,6 +46,35 @@ pub(crate) fn needles_for(
         encodings(id, &format!("field {field:?}"), &v, &mut out);
     }
     (out, short)
+}
+
+/// A multi-line value with its line ends switched (LF to CRLF, or CRLF to LF): what `unix2dos`,
+/// a Windows editor or git's `autocrlf` make of a copied file.
+fn other_line_ends(v: &[u8]) -> Option<Vec<u8>> {
+    if !v.contains(&b'\n') {
+        return None;
+    }
+    // Room for the longest result: no reallocation leaves a copy behind.
+    let mut out = Vec::with_capacity(2 * v.len());
+    if v.windows(2).any(|w| w == b"\r\n") {
+        let mut i = 0;
+        while i < v.len() {
+            if v[i] == b'\r' && v.get(i + 1) == Some(&b'\n') {
+                i += 1;
+                continue;
+            }
+            out.push(v[i]);
+            i += 1;
+        }
+    } else {
+        for &b in v {
+            if b == b'\n' {
+                out.push(b'\r');
+            }
+            out.push(b);
+        }
+    }
+    Some(out)
 }
 
 fn trim_ascii(v: &[u8]) -> &[u8] {

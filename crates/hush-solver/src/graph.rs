@@ -42,8 +42,26 @@ struct Node {
     deps: BTreeSet<usize>,
 }
 
-/// Build, store the image under the tags, and return it.
+/// Build, store the image under the tags, and return it. Everything the build shows — events
+/// and the error — has its secrets masked.
 pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Image> {
+    let guard = hush_scan::Guard::new(
+        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
+        opts.leak_min_len,
+    );
+    let masked = crate::masked::Masked {
+        inner: reporter,
+        guard: &guard,
+    };
+    build_guarded(store, opts, &masked, &guard).map_err(|e| e.masked(&guard))
+}
+
+fn build_guarded(
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+    guard: &hush_scan::Guard,
+) -> Result<Image> {
     let df = hush_dockerfile::parser::parse(&opts.dockerfile)?;
     for w in &df.warnings {
         reporter.warn(&format!(
@@ -89,10 +107,6 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let guard = hush_scan::Guard::new(
-        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
-        opts.leak_min_len,
-    );
     for t in guard.too_short() {
         reporter.warn(&format!(
             "secret {:?}: {} is {} bytes, shorter than the leak guard's minimum of {} (--leak-min-len): it is not guarded",

@@ -136,7 +136,7 @@ impl Ctx<'_> {
         m.spec.ids = hush_sandbox::user::resolve(&ov.merged(), &step.state.user)
             .map_err(|e| Error::step(e.to_string(), loc))?;
         let mut tail = Tail::default();
-        let mut lines = MaskedLines::new(&self.guard);
+        let mut lines = hush_scan::Masker::new(self.guard);
         let reporter = self.reporter;
         let mut emit = |line: &[u8]| {
             reporter.output(id, line);
@@ -163,7 +163,7 @@ impl Ctx<'_> {
         }
         if code != 0 {
             return Err(Error::RunFailed {
-                command: argv.join(" "),
+                command: self.guard.mask_str(&argv.join(" ")),
                 code,
                 location: loc,
                 tail: tail.lines(6),
@@ -447,41 +447,5 @@ impl Tail {
             .iter()
             .map(|s| s.to_string())
             .collect()
-    }
-}
-
-/// RUN output, re-cut into lines so that secret values can be masked as `****` (BuildKit masks
-/// env secrets in commands; hush also masks values a command prints). A line longer than 64 KiB
-/// is passed on in pieces.
-struct MaskedLines<'g> {
-    guard: &'g hush_scan::Guard,
-    buf: Vec<u8>,
-}
-
-impl<'g> MaskedLines<'g> {
-    fn new(guard: &'g hush_scan::Guard) -> Self {
-        MaskedLines {
-            guard,
-            buf: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, chunk: &[u8], emit: &mut dyn FnMut(&[u8])) {
-        self.buf.extend_from_slice(chunk);
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=pos).collect();
-            emit(&self.guard.mask_line(&line));
-        }
-        if self.buf.len() > 64 * 1024 {
-            let piece = std::mem::take(&mut self.buf);
-            emit(&self.guard.mask_line(&piece));
-        }
-    }
-
-    fn flush(&mut self, emit: &mut dyn FnMut(&[u8])) {
-        if !self.buf.is_empty() {
-            let piece = std::mem::take(&mut self.buf);
-            emit(&self.guard.mask_line(&piece));
-        }
     }
 }
