@@ -72,14 +72,15 @@ impl Ctx<'_> {
             || mounts
                 .iter()
                 .any(|m| m.kind == MountKind::Secret && m.mode.unwrap_or(0) & 0o111 != 0);
-        let mut env: Vec<(String, String)> = env.clone();
+        // Holds `RUN --mount=type=secret,env=` values: zeroized when the RUN is set up.
+        let mut env = zeroize::Zeroizing::new(env.clone());
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
         let mut m = Mounts {
             spec: RunSpec {
                 argv: argv.clone(),
-                env: Vec::new(),
+                env: Default::default(),
                 cwd: step.state.workdir.clone(),
                 ids: Default::default(),
                 network,
@@ -127,7 +128,10 @@ impl Ctx<'_> {
                 }
             }
         }
-        m.spec.env = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for (k, v) in env.iter() {
+            m.spec.env.push(k, v);
+        }
+        drop(env);
         let mut stubs = container::base_stubs(&m.spec);
         if !m.spec.cwd.is_empty() {
             stubs.push(Stub::Dir(m.spec.cwd.clone()));
