@@ -32,6 +32,7 @@ enum Body {
 
 /// Scanning state for one layer tar stream.
 pub struct TarScan<'g> {
+    /// File contents and metadata.
     scan: Scan<'g>,
     /// Decompressed copies, scanned as streams of their own.
     inner: Scan<'g>,
@@ -50,12 +51,14 @@ pub struct TarScan<'g> {
 }
 
 impl Guard {
-    /// Start scanning a layer tar stream; `unpack` also scans what compressed files hold.
-    pub fn scan_tar(&self, unpack: bool) -> TarScan<'_> {
+    /// Start scanning a layer tar stream. `deep` — for the layers of steps that mount a secret,
+    /// the only way a secret's bytes reach a layer other than the build's own inputs — also
+    /// looks for base64 and hex wrapped across lines and in what compressed files hold.
+    pub fn scan_tar(&self, deep: bool) -> TarScan<'_> {
         TarScan {
-            scan: self.scan(),
+            scan: self.scan_with(deep),
             inner: self.scan(),
-            unpack: unpack && !self.is_empty(),
+            unpack: deep && !self.is_empty(),
             state: State::Header,
             hdr: Vec::with_capacity(512),
             meta: Vec::new(),

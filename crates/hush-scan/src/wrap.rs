@@ -81,21 +81,33 @@ impl Unwrap {
     ) {
         let mut pos = 0;
         for nl in memchr::memchr_iter(b'\n', chunk) {
-            let seg = &chunk[pos..nl];
+            let start = std::mem::replace(&mut pos, nl + 1);
             if self.line.is_empty() && !self.long {
-                self.end_line(ac, max_len, seg, false, found);
+                // The line is all in this chunk. Most lines: no run, and not one of the widths.
+                let mut n = nl - start;
+                if n > 0 && chunk[nl - 1] == b'\r' {
+                    n -= 1;
+                }
+                if self.width == 0 && n != WIDTHS[0] && n != WIDTHS[1] && n != WIDTHS[2] {
+                    continue;
+                }
+                self.line_start = off + start as u64;
+                self.end_line(ac, max_len, &chunk[start..nl], false, found);
             } else {
-                self.extend(seg);
+                self.extend(&chunk[start..nl]);
                 let line = std::mem::take(&mut self.line);
                 self.end_line(ac, max_len, &line, self.long, found);
                 self.line = line;
                 self.line.clear();
                 self.long = false;
             }
-            pos = nl + 1;
-            self.line_start = off + pos as u64;
         }
-        self.extend(&chunk[pos..]);
+        if pos < chunk.len() {
+            if self.line.is_empty() && !self.long {
+                self.line_start = off + pos as u64;
+            }
+            self.extend(&chunk[pos..]);
+        }
     }
 
     /// The stream ended: its last line has no line end.
@@ -150,7 +162,10 @@ impl Unwrap {
         found: &mut dyn FnMut(Wrapped),
     ) {
         let l = line.strip_suffix(b"\r").unwrap_or(line);
-        if long || (self.width == 0 && !WIDTHS.contains(&l.len())) {
+        if self.width == 0 && (long || !WIDTHS.contains(&l.len())) {
+            return; // most lines: no run, and not one of the widths
+        }
+        if long {
             self.end_run();
             return;
         }
