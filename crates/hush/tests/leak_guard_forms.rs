@@ -271,3 +271,34 @@ fn a_build_arg_equal_to_the_secret_is_masked_in_titles() {
         assert!(log.contains(title), "{log}");
     }
 }
+
+/// Errors show no secret either: a build arg equal to a secret, expanded into a COPY source
+/// that does not exist, is masked in the message and the hint as it is in the title.
+#[test]
+fn an_error_holding_a_secret_is_masked() {
+    let Some(e) = Env::new() else { return };
+    let secret = "hunter2-correct-horse-battery";
+    std::fs::write(e.path("t"), secret).unwrap();
+    std::fs::write(
+        e.path("Dockerfile"),
+        "FROM busybox:local\nARG T\nCOPY $T /x\n",
+    )
+    .unwrap();
+    let arg = format!("T={secret}");
+    let o = e.hush(&[
+        "build",
+        "--progress=plain",
+        "-f",
+        "Dockerfile",
+        "--build-arg",
+        &arg,
+        "--secret",
+        "id=t,src=t",
+        "ctx",
+    ]);
+    let log = common::log(&o);
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(log.contains("COPY **** /x"), "{log}");
+    assert!(log.contains("\"/****\": not found"), "{log}");
+    assert!(!log.contains(secret), "{log}");
+}
