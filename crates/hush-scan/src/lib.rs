@@ -28,7 +28,9 @@ mod wrap;
 
 pub use mask::Masker;
 pub use tarscan::{ScanWriter, TarScan};
-pub use unpack::{MAX_OUT as UNPACK_MAX_OUT, MAX_RATIO as UNPACK_MAX_RATIO};
+pub use unpack::{
+    MAX_OUT as UNPACK_MAX_OUT, MAX_RATIO as UNPACK_MAX_RATIO, ZIP_MAX as UNPACK_ZIP_MAX,
+};
 
 use aho_corasick::AhoCorasick;
 use zeroize::Zeroize;

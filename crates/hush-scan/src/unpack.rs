@@ -14,7 +14,7 @@ pub const MAX_RATIO: u64 = 200;
 /// Output allowed whatever the ratio.
 const FREE: u64 = 1 << 20;
 /// A zip is read whole (a member's sizes may follow its data); a larger one is not opened.
-const ZIP_MAX: usize = 64 << 20;
+pub const ZIP_MAX: usize = 64 << 20;
 
 /// What a file's first bytes say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -395,9 +395,11 @@ impl Ctx<'_> {
         let (hits, unscanned) = scan.finish();
         for path in unscanned {
             self.reporter.warn(&format!(
-                "/{}: compressed, and decompresses past the leak guard's bounds ({} MiB, {}:1): \
-                 its contents past them were not checked for secrets",
+                "/{}: compressed, and past the leak guard's decompression bounds (a zip over \
+                 {} MiB, or more than {} MiB or {}:1 out): what is past them was not checked \
+                 for secrets",
                 self.guard.mask_str(&path),
+                hush_scan::UNPACK_ZIP_MAX >> 20,
                 hush_scan::UNPACK_MAX_OUT >> 20,
                 hush_scan::UNPACK_MAX_RATIO
             ));
