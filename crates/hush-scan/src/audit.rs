@@ -3,6 +3,8 @@
 //! healthcheck, history) are checked for the given secrets' values and by the detector rules.
 //! A report never reveals what it found: previews show at most a rule's public prefix, and every
 //! matched value is redacted in the text a finding quotes (its instruction, its location).
+//! For the given secrets, the entries' names, link targets and PAX records (xattrs) are checked
+//! too, and what gzip, zstd and zip files decompress to (bounded, as the build's guard does).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, Read};
@@ -101,15 +103,24 @@ pub fn audit<'a>(
     let changes: Mutex<Vec<Changes>> = Mutex::new((0..count).map(|_| Changes::default()).collect());
     let (tx, rx) = sync_channel::<Chunk>(threads * 2);
     let rx = Mutex::new(rx);
+    // Findings the readers make themselves: names, xattrs, decompressed contents.
+    let direct: Mutex<Vec<Finding>> = Mutex::new(Vec::new());
     let (mut findings, mut values) =
         std::thread::scope(|s| -> io::Result<(Vec<Finding>, Vec<Vec<u8>>)> {
             let (queue, changes, rx, instructions) = (&queue, &changes, &rx, &instructions);
+            let direct = &direct;
             let readers: Vec<_> = (0..threads.min(count))
                 .map(|_| {
                     let tx = tx.clone();
                     s.spawn(move || -> io::Result<()> {
                         while let Some((i, layer)) = queue.lock().expect("queue").pop_front() {
-                            match read_layer(i, layer.tar, &tx, overlap) {
+                            let own = Own {
+                                guard,
+                                layer: i,
+                                instruction: &instructions[i],
+                                found: direct,
+                            };
+                            match read_layer(i, layer.tar, &tx, overlap, &own) {
                                 Ok(c) => changes.lock().expect("changes")[i] = c,
                                 Err(e) => {
                                     queue.lock().expect("queue").clear();
@@ -155,6 +166,7 @@ pub fn audit<'a>(
             }
             failed.map_or(Ok((out, values)), Err)
         })?;
+    findings.extend(direct.into_inner().expect("findings"));
     let changes = changes.into_inner().expect("changes");
     // Which later layer hides each file.
     for f in &mut findings {
@@ -180,12 +192,64 @@ pub fn audit<'a>(
     Ok(Audit { findings, redactor })
 }
 
+/// What a layer reader checks itself: a secret in an entry's metadata, or in what a compressed
+/// file decompresses to.
+struct Own<'a> {
+    guard: &'a Guard,
+    layer: usize,
+    instruction: &'a str,
+    found: &'a Mutex<Vec<Finding>>,
+}
+
+impl Own<'_> {
+    fn report(&self, hits: Vec<crate::Hit>) {
+        if hits.is_empty() {
+            return;
+        }
+        let mut found = self.found.lock().expect("findings");
+        for h in hits {
+            found.push(Finding {
+                layer: Some(self.layer),
+                instruction: self.instruction.to_string(),
+                location: format!("/{}", self.guard.mask_str(&h.path)),
+                rule: format!("secret:{} ({})", h.form.secret_id, h.form.form),
+                offset: Some(h.offset),
+                preview: None,
+                deleted_in: None,
+            });
+        }
+    }
+
+    /// The entry's name, link target and PAX records (xattrs as `SCHILY.xattr.NAME`).
+    fn metadata<R: Read>(&self, path: &str, entry: &mut tar::Entry<'_, R>) -> io::Result<()> {
+        let mut s = self.guard.scan();
+        s.feed(&format!("{path} (file name)"), &entry.path_bytes());
+        if let Some(link) = entry.link_name_bytes() {
+            s.feed(&format!("{path} (link target)"), &link);
+        }
+        if let Some(records) = entry.pax_extensions()? {
+            for r in records {
+                let r = r?;
+                let key = String::from_utf8_lossy(r.key_bytes());
+                let label = match key.strip_prefix("SCHILY.xattr.") {
+                    Some(x) => format!("{path} (xattr {x})"),
+                    None => format!("{path} (PAX record {key})"),
+                };
+                s.feed(&label, r.value_bytes());
+            }
+        }
+        self.report(s.finish());
+        Ok(())
+    }
+}
+
 /// Read one layer's tar, sending its files' bytes to the scanners in chunks.
 fn read_layer(
     layer: usize,
     tar: Box<dyn Read + Send>,
     tx: &SyncSender<Chunk>,
     overlap: usize,
+    own: &Own<'_>,
 ) -> io::Result<Changes> {
     let send = |chunk: Chunk| {
         tx.send(chunk)
@@ -201,6 +265,9 @@ fn read_layer(
             .trim_start_matches("./")
             .trim_end_matches('/')
             .to_string();
+        if !own.guard.is_empty() {
+            own.metadata(&path, &mut entry)?;
+        }
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
         if name == ".wh..wh..opq" {
             changes.deleted.insert(format!("{dir}/"));
@@ -222,10 +289,17 @@ fn read_layer(
         if !batch.data.is_empty() && batch.data.len().saturating_add(size) > CHUNK {
             send(std::mem::replace(&mut batch, Chunk::new(layer)))?;
         }
+        let mut unpacked = (!own.guard.is_empty()).then(|| crate::unpack::Unpacked::new(&path));
+        let mut inner = own.guard.scan();
         if size <= CHUNK {
             let start = batch.data.len();
             entry.read_to_end(&mut batch.data)?;
             let len = batch.data.len() - start;
+            if let Some(mut u) = unpacked {
+                u.feed(&batch.data[start..], &mut inner);
+                u.finish(&mut inner);
+                own.report(inner.finish());
+            }
             batch.pieces.push(Piece {
                 path: format!("/{path}"),
                 range: start..start + len,
@@ -241,6 +315,9 @@ fn read_layer(
             let kept = carry.len();
             let mut data = carry;
             fill(&mut entry, &mut data, window)?;
+            if let Some(u) = &mut unpacked {
+                u.feed(&data[kept..], &mut inner);
+            }
             let eof = data.len() < window;
             let len = data.len();
             let owned = if kept == 0 { 0 } else { overlap }..if eof { len } else { len - overlap };
@@ -263,6 +340,10 @@ fn read_layer(
                 break;
             }
             base += (len - 2 * overlap) as u64;
+        }
+        if let Some(u) = unpacked {
+            u.finish(&mut inner);
+            own.report(inner.finish());
         }
     }
     if !batch.data.is_empty() {
@@ -301,7 +382,8 @@ fn scan_chunk(
         let finding = |rule: String, offset: u64, preview: Option<String>| Finding {
             layer: Some(chunk.layer),
             instruction: instruction.to_string(),
-            location: p.path.clone(),
+            // A secret used as a directory name is in the path of every file below it.
+            location: guard.mask_str(&p.path),
             rule,
             offset: Some(p.base + offset),
             preview,
@@ -447,6 +529,69 @@ mod tests {
         want.sort();
         assert_eq!(got, want);
         assert_eq!(f.iter().filter(|x| x.rule == "github-token").count(), 1);
+    }
+
+    /// A secret as a file name, a directory name, a symlink target, an xattr (a PAX
+    /// `SCHILY.xattr.*` record, as a layer with xattrs carries it) and inside a gzip: each is
+    /// found, and no location shows it.
+    #[test]
+    fn finds_values_in_names_links_xattrs_and_compressed_files() {
+        use std::io::Write;
+        let secret = "hunter2-correct-horse";
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        b.append_data(&mut h, format!("{secret}/"), io::empty())
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, format!("{secret}/inside"), &b"ok"[..])
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "link", format!("/run/{secret}"))
+            .unwrap();
+        b.append_pax_extensions([("SCHILY.xattr.user.note", secret.as_bytes())])
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "attr", &b"ok"[..]).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(format!("backup of {secret}\n").as_bytes())
+            .unwrap();
+        let gz = gz.finish().unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(gz.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "backup.tgz", &gz[..]).unwrap();
+        let layers = vec![Layer {
+            instruction: "RUN …".into(),
+            tar: Box::new(std::io::Cursor::new(b.into_inner().unwrap())),
+        }];
+        let guard = Guard::new([("pw", secret.as_bytes())], crate::DEFAULT_MIN_LEN);
+        let f = audit(layers, b"{}", &guard, &Rules::new()).unwrap();
+        let mut got: Vec<&str> = f
+            .iter()
+            .filter(|x| x.rule == "secret:pw (raw)")
+            .map(|x| x.location.as_str())
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "/**** (file name)",
+                "/****/inside (file name)",
+                "/attr (xattr user.note)",
+                "/backup.tgz (gzip)",
+                "/link (link target)"
+            ]
+        );
+        assert!(f.iter().all(|x| !format!("{x:?}").contains(secret)));
     }
 
     #[test]

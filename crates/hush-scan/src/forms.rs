@@ -1,6 +1,7 @@
 //! The byte strings that count as a secret: its value, encodings, and structured fields.
 
 use base64::Engine;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::{Form, TooShort};
 
@@ -21,8 +22,18 @@ pub(crate) fn needles_for(
         });
     } else {
         encodings(id, "", trimmed, &mut out);
+        if let Some(other) = other_line_ends(trimmed) {
+            out.push((
+                Form {
+                    secret_id: id.into(),
+                    form: "raw, other line ends".into(),
+                },
+                other,
+            ));
+        }
     }
     for (field, v) in fields(trimmed) {
+        let v = Zeroizing::new(v);
         if v.len() < min_len {
             short.push(TooShort {
                 secret_id: id.into(),
@@ -37,6 +48,35 @@ pub(crate) fn needles_for(
         encodings(id, &format!("field {field:?}"), &v, &mut out);
     }
     (out, short)
+}
+
+/// A multi-line value with its line ends switched (LF to CRLF, or CRLF to LF): what `unix2dos`,
+/// a Windows editor or git's `autocrlf` make of a copied file.
+fn other_line_ends(v: &[u8]) -> Option<Vec<u8>> {
+    if !v.contains(&b'\n') {
+        return None;
+    }
+    // Room for the longest result: no reallocation leaves a copy behind.
+    let mut out = Vec::with_capacity(2 * v.len());
+    if v.windows(2).any(|w| w == b"\r\n") {
+        let mut i = 0;
+        while i < v.len() {
+            if v[i] == b'\r' && v.get(i + 1) == Some(&b'\n') {
+                i += 1;
+                continue;
+            }
+            out.push(v[i]);
+            i += 1;
+        }
+    } else {
+        for &b in v {
+            if b == b'\n' {
+                out.push(b'\r');
+            }
+            out.push(b);
+        }
+    }
+    Some(out)
 }
 
 fn trim_ascii(v: &[u8]) -> &[u8] {
@@ -71,9 +111,10 @@ fn encodings(id: &str, label: &str, v: &[u8], out: &mut Vec<(Form, Vec<u8>)>) {
         ),
     ] {
         for align in 0..3usize {
-            let mut buf = vec![0u8; align];
+            let mut buf = Zeroizing::new(Vec::with_capacity(align + v.len()));
+            buf.resize(align, 0);
             buf.extend_from_slice(v);
-            let enc = engine.encode(&buf);
+            let enc = Zeroizing::new(engine.encode(&*buf));
             // Characters wholly determined by the secret's bits, whatever surrounds it.
             let first = (8 * align).div_ceil(6);
             let last = (8 * (align + v.len())) / 6;
@@ -84,26 +125,35 @@ fn encodings(id: &str, label: &str, v: &[u8], out: &mut Vec<(Form, Vec<u8>)>) {
     }
     out.push((form("hex"), hex::encode(v).into_bytes()));
     out.push((form("HEX"), hex::encode_upper(v).into_bytes()));
-    let url = url_encode(v);
+    let mut url = url_encode(v);
     if url != v {
         out.push((form("url-encoded"), url));
+    } else {
+        url.zeroize();
     }
     if let Ok(s) = std::str::from_utf8(v) {
-        let json = serde_json::to_string(s).unwrap_or_default();
-        let inner = json.as_bytes()[1..json.len() - 1].to_vec();
-        if inner != v {
-            out.push((form("json-escaped"), inner));
+        // At most 6 bytes per byte (`\u00XX`) and the quotes: no reallocation leaves a copy.
+        let mut json = Zeroizing::new(Vec::with_capacity(6 * s.len() + 2));
+        if serde_json::to_writer(&mut *json, s).is_ok() {
+            let mut inner = json[1..json.len() - 1].to_vec();
+            if inner != v {
+                out.push((form("json-escaped"), inner));
+            } else {
+                inner.zeroize();
+            }
         }
     }
 }
 
 fn url_encode(v: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len());
+    // At most 3 bytes per byte: no reallocation leaves a copy behind.
+    let mut out = Vec::with_capacity(3 * v.len());
     for &b in v {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             out.push(b);
         } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+            out.push(b'%');
+            out.extend_from_slice(hex::encode_upper([b]).as_bytes());
         }
     }
     out
@@ -113,8 +163,9 @@ fn url_encode(v: &[u8]) -> Vec<u8> {
 /// lines, `.netrc` logins and passwords, PEM body lines.
 fn fields(v: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(v) {
+    if let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(v) {
         json_fields("", &json, &mut out);
+        zeroize_json(&mut json);
         return out;
     }
     let Ok(text) = std::str::from_utf8(v) else {
@@ -155,7 +206,10 @@ fn json_fields(key: &str, v: &serde_json::Value, out: &mut Vec<(String, Vec<u8>)
         serde_json::Value::String(s) => {
             out.push((key.to_string(), s.as_bytes().to_vec()));
             if key == "auth" {
-                if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(s) {
+                if let Ok(decoded) = base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map(Zeroizing::new)
+                {
                     if let Some(p) = decoded.iter().position(|b| *b == b':') {
                         out.push(("auth password".into(), decoded[p + 1..].to_vec()));
                     }
@@ -164,6 +218,16 @@ fn json_fields(key: &str, v: &serde_json::Value, out: &mut Vec<(String, Vec<u8>)
         }
         serde_json::Value::Array(a) => a.iter().for_each(|x| json_fields(key, x, out)),
         serde_json::Value::Object(o) => o.iter().for_each(|(k, x)| json_fields(k, x, out)),
+        _ => {}
+    }
+}
+
+/// Zeroize the strings of a parsed JSON secret (its keys are names, not values).
+fn zeroize_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(zeroize_json),
+        serde_json::Value::Object(o) => o.values_mut().for_each(zeroize_json),
         _ => {}
     }
 }

@@ -20,6 +20,10 @@ use zeroize::Zeroizing;
 /// BuildKit's default limit on a secret's size.
 pub const DEFAULT_SIZE_LIMIT: usize = 500 * 1024;
 
+/// The largest `--secret-size-limit` accepted: 64 MiB. A secret is held in memory, and the leak
+/// guard compiles each one's every form into its automaton; nothing that large is a credential.
+pub const MAX_SIZE_LIMIT: usize = 64 << 20;
+
 /// A secret value.
 pub struct Secret(Zeroizing<Vec<u8>>);
 
@@ -94,6 +98,15 @@ pub enum Error {
         /// The variable.
         var: String,
     },
+    /// The size limit itself is out of range (`--secret-size-limit 18446744073709551615` would
+    /// otherwise wrap to a limit of 0 and read every secret as empty).
+    #[error("secret size limit {limit} is larger than the maximum of {max} bytes")]
+    LimitTooLarge {
+        /// What was given.
+        limit: usize,
+        /// [`MAX_SIZE_LIMIT`].
+        max: usize,
+    },
     /// The value is larger than the limit.
     #[error("secret {id:?} is larger than the limit of {limit} bytes")]
     TooLarge {
@@ -121,6 +134,12 @@ impl Secrets {
         size_limit: usize,
         lookup_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, Error> {
+        if size_limit > MAX_SIZE_LIMIT {
+            return Err(Error::LimitTooLarge {
+                limit: size_limit,
+                max: MAX_SIZE_LIMIT,
+            });
+        }
         let mut out = Secrets::default();
         for spec in specs {
             let invalid = |reason: &str| Error::Invalid {
@@ -224,7 +243,7 @@ fn read_limited(id: &str, path: &Path, limit: usize) -> Result<Vec<u8>, Error> {
     };
     let f = std::fs::File::open(path).map_err(err)?;
     let mut buf = Vec::new();
-    f.take(limit as u64 + 1)
+    f.take((limit as u64).saturating_add(1))
         .read_to_end(&mut buf)
         .map_err(err)?;
     if buf.len() > limit {
@@ -286,6 +305,24 @@ mod tests {
         assert!(!e.to_string().contains("from-env"));
         let e = Secrets::load(&["id=m,src=/nonexistent/file".into()], 3, &env).unwrap_err();
         assert!(e.to_string().contains("\"m\""));
+    }
+
+    /// usize::MAX + 1 wrapped to a limit of 0: every secret read as empty, silently.
+    #[test]
+    fn a_limit_past_the_maximum_is_refused() {
+        let e = Secrets::load(&["id=b,env=TOKEN".into()], usize::MAX, &env).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::LimitTooLarge {
+                    limit: usize::MAX,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let s = Secrets::load(&["id=b,env=TOKEN".into()], MAX_SIZE_LIMIT, &env).unwrap();
+        assert_eq!(s.get("b").unwrap().expose(), b"from-env");
     }
 
     #[test]

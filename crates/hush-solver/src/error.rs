@@ -34,6 +34,15 @@ pub enum Error {
     /// A secret's bytes were found in what the build wrote.
     #[error("{0}")]
     Leak(Box<Leak>),
+    /// An error whose text held a secret (a path or a name made from a build arg equal to a
+    /// secret's value): its text and causes, masked, in one message.
+    #[error("{message}")]
+    Masked {
+        /// The error and its causes, masked.
+        message: String,
+        /// Where, when known.
+        location: Option<Location>,
+    },
     /// Ctrl-C or SIGTERM.
     #[error("interrupted")]
     Interrupted,
@@ -84,9 +93,65 @@ impl Error {
             | Error::RunFailed { location, .. }
             | Error::MissingImage { location, .. } => Some(*location),
             Error::Leak(l) => Some(l.location),
+            Error::Masked { location, .. } => *location,
             _ => None,
         }
         .filter(|l| l.start_line > 0)
+    }
+
+    /// The error with every secret form in its text masked as `****`, as the build's output
+    /// is: what is shown of a step (its command, its output's last lines) and anything else that
+    /// can hold a build arg's or a path's text.
+    pub(crate) fn masked(self, guard: &hush_scan::Guard) -> Self {
+        if guard.is_empty() {
+            return self;
+        }
+        let mask = |s: &str| guard.mask_str(s);
+        match self {
+            Error::Step {
+                message,
+                location,
+                hint,
+            } => Error::Step {
+                message: mask(&message),
+                location,
+                hint: hint.as_deref().map(mask),
+            },
+            Error::RunFailed {
+                command,
+                code,
+                location,
+                tail,
+            } => Error::RunFailed {
+                command: mask(&command),
+                code,
+                location,
+                tail: tail.iter().map(|l| mask(l)).collect(),
+            },
+            Error::Leak(mut l) => {
+                l.instruction = mask(&l.instruction);
+                l.path = mask(&l.path);
+                Error::Leak(l)
+            }
+            other => {
+                let mut text = other.to_string();
+                let mut source = std::error::Error::source(&other);
+                while let Some(s) = source {
+                    text.push_str(": ");
+                    text.push_str(&s.to_string());
+                    source = s.source();
+                }
+                let masked = mask(&text);
+                if masked == text {
+                    other
+                } else {
+                    Error::Masked {
+                        message: masked,
+                        location: other.location(),
+                    }
+                }
+            }
+        }
     }
 }
 

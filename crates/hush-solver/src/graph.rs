@@ -46,8 +46,26 @@ struct Node {
     deps: BTreeSet<usize>,
 }
 
-/// Build, store the image under the tags, and return it.
+/// Build, store the image under the tags, and return it. Everything the build shows — events
+/// and the error — has its secrets masked.
 pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Image> {
+    let guard = hush_scan::Guard::new(
+        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
+        opts.leak_min_len,
+    );
+    let masked = crate::masked::Masked {
+        inner: reporter,
+        guard: &guard,
+    };
+    build_guarded(store, opts, &masked, &guard).map_err(|e| e.masked(&guard))
+}
+
+fn build_guarded(
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+    guard: &hush_scan::Guard,
+) -> Result<Image> {
     let df = hush_dockerfile::parser::parse(&opts.dockerfile)?;
     for w in &df.warnings {
         reporter.warn(&format!(
@@ -71,10 +89,6 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     }
     let globals = global_arg_values(&stages.global_args, &opts.build_args, stages.escape)?;
     let names: Vec<Option<String>> = stages.stages.iter().map(|s| s.name.clone()).collect();
-    let guard = hush_scan::Guard::new(
-        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
-        opts.leak_min_len,
-    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

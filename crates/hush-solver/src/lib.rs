@@ -13,6 +13,7 @@ mod copy;
 mod error;
 mod graph;
 pub mod lint;
+mod masked;
 mod network;
 mod run;
 mod stage;

@@ -72,14 +72,15 @@ impl Ctx<'_> {
             || mounts
                 .iter()
                 .any(|m| m.kind == MountKind::Secret && m.mode.unwrap_or(0) & 0o111 != 0);
-        let mut env: Vec<(String, String)> = env.clone();
+        // Holds `RUN --mount=type=secret,env=` values: zeroized when the RUN is set up.
+        let mut env = zeroize::Zeroizing::new(env.clone());
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".into(), DEFAULT_PATH.into()));
         }
         let mut m = Mounts {
             spec: RunSpec {
                 argv: argv.clone(),
-                env: Vec::new(),
+                env: Default::default(),
                 cwd: step.state.workdir.clone(),
                 ids: Default::default(),
                 network,
@@ -127,7 +128,10 @@ impl Ctx<'_> {
                 }
             }
         }
-        m.spec.env = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for (k, v) in env.iter() {
+            m.spec.env.push(k, v);
+        }
+        drop(env);
         let mut stubs = container::base_stubs(&m.spec);
         if !m.spec.cwd.is_empty() {
             stubs.push(Stub::Dir(m.spec.cwd.clone()));
@@ -136,7 +140,7 @@ impl Ctx<'_> {
         m.spec.ids = hush_sandbox::user::resolve(&ov.merged(), &step.state.user)
             .map_err(|e| Error::step(e.to_string(), loc))?;
         let mut tail = Tail::default();
-        let mut lines = MaskedLines::new(&self.guard);
+        let mut lines = hush_scan::Masker::new(self.guard);
         let reporter = self.reporter;
         let mut emit = |line: &[u8]| {
             reporter.output(id, line);
@@ -163,7 +167,7 @@ impl Ctx<'_> {
         }
         if code != 0 {
             return Err(Error::RunFailed {
-                command: argv.join(" "),
+                command: self.guard.mask_str(&argv.join(" ")),
                 code,
                 location: loc,
                 tail: tail.lines(6),
@@ -447,41 +451,5 @@ impl Tail {
             .iter()
             .map(|s| s.to_string())
             .collect()
-    }
-}
-
-/// RUN output, re-cut into lines so that secret values can be masked as `****` (BuildKit masks
-/// env secrets in commands; hush also masks values a command prints). A line longer than 64 KiB
-/// is passed on in pieces.
-struct MaskedLines<'g> {
-    guard: &'g hush_scan::Guard,
-    buf: Vec<u8>,
-}
-
-impl<'g> MaskedLines<'g> {
-    fn new(guard: &'g hush_scan::Guard) -> Self {
-        MaskedLines {
-            guard,
-            buf: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, chunk: &[u8], emit: &mut dyn FnMut(&[u8])) {
-        self.buf.extend_from_slice(chunk);
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=pos).collect();
-            emit(&self.guard.mask_line(&line));
-        }
-        if self.buf.len() > 64 * 1024 {
-            let piece = std::mem::take(&mut self.buf);
-            emit(&self.guard.mask_line(&piece));
-        }
-    }
-
-    fn flush(&mut self, emit: &mut dyn FnMut(&[u8])) {
-        if !self.buf.is_empty() {
-            let piece = std::mem::take(&mut self.buf);
-            emit(&self.guard.mask_line(&piece));
-        }
     }
 }

@@ -52,7 +52,7 @@ pub(crate) struct Ctx<'a> {
     pub ignore: Dockerignore,
     pub stages: std::sync::Mutex<Vec<Option<Built>>>,
     pub step_counter: std::sync::atomic::AtomicUsize,
-    pub guard: hush_scan::Guard,
+    pub guard: &'a hush_scan::Guard,
     /// Context digests, computed once per build.
     pub digests: copy::ContextDigests,
     /// The secrets' keyed fingerprint when the guard is on (None: no secrets or `--leak-check=off`).
@@ -369,7 +369,10 @@ impl Ctx<'_> {
         }))
     }
 
-    /// Write a directory's layer tar to a hasher, scanning every file for secrets.
+    /// Write a directory's layer tar to a hasher, the leak guard reading the tar as it goes:
+    /// file contents, names, link targets, PAX records (xattrs) and — in the layers of steps that
+    /// mount a secret, where `tar czf backup.tgz /run/secrets` would put one — the contents of
+    /// gzip, zstd and zip files, decompressed within bounds.
     fn tar_and_guard(
         &self,
         dir: &Path,
@@ -378,17 +381,30 @@ impl Ctx<'_> {
         step: &Step,
     ) -> Result<(Digest, u64)> {
         let check = self.guard_key.is_some();
-        let mut scan = self.guard.scan();
         let w = HashingWriter::new(std::io::sink());
-        // The leak guard reads the files in tar order; without secrets, tar on every core.
-        let w = if check {
-            hush_oci::layer::write_layer(dir, known, w, &mut |path, chunk| scan.feed(path, chunk))?
-        } else {
-            hush_oci::layer::write_layer_parallel(dir, known, w)?
-        };
+        if !check {
+            let w = hush_oci::layer::write_layer_parallel(dir, known, w)?;
+            let (diff_id, size, _) = w.finish();
+            return Ok((diff_id, size));
+        }
+        let mounts_secret = matches!(&step.kind, StepKind::Run { mounts, .. }
+            if mounts.iter().any(|m| m.kind == MountKind::Secret));
+        let w = hush_scan::ScanWriter::new(w, self.guard.scan_tar(mounts_secret));
+        let (w, scan) = hush_oci::layer::write_layer_parallel(dir, known, w)?.into_parts();
         let (diff_id, size, _) = w.finish();
-        let hits = scan.finish();
-        if check && hits.is_empty() {
+        let (hits, unscanned) = scan.finish();
+        for path in unscanned {
+            self.reporter.warn(&format!(
+                "/{}: compressed, and past the leak guard's decompression bounds (a zip over \
+                 {} MiB, or more than {} MiB or {}:1 out): what is past them was not checked \
+                 for secrets",
+                self.guard.mask_str(&path),
+                hush_scan::UNPACK_ZIP_MAX >> 20,
+                hush_scan::UNPACK_MAX_OUT >> 20,
+                hush_scan::UNPACK_MAX_RATIO
+            ));
+        }
+        if hits.is_empty() {
             self.mark_clean(&diff_id)?;
         }
         self.report_leaks("layer", hits, stage, step)?;
@@ -400,7 +416,8 @@ impl Ctx<'_> {
     fn clean_key(&self, diff_id: &Digest) -> Option<Digest> {
         let fp = self.guard_key.as_ref()?;
         let mut k = KeyBuilder::new(diff_id);
-        k.add("leak-guard-v1").add(fp);
+        // v2: names, link targets, xattrs, wrapped base64 and compressed copies are scanned too.
+        k.add("leak-guard-v2").add(fp);
         Some(k.finish())
     }
 
@@ -442,7 +459,7 @@ impl Ctx<'_> {
             secret: first.form.secret_id.clone(),
             form: first.form.form.clone(),
             path: if place == "layer" {
-                format!("/{}", first.path)
+                format!("/{}", self.guard.mask_str(&first.path))
             } else {
                 first.path.clone()
             },
@@ -461,7 +478,11 @@ impl Ctx<'_> {
         for h in &hits {
             self.reporter.warn(&format!(
                 "leak: secret {:?} ({}) in {} at byte {} (Dockerfile line {})",
-                h.form.secret_id, h.form.form, h.path, h.offset, step.location.start_line
+                h.form.secret_id,
+                h.form.form,
+                self.guard.mask_str(&h.path),
+                h.offset,
+                step.location.start_line
             ));
         }
         match self.opts.leak_check {

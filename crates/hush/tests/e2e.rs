@@ -571,6 +571,25 @@ fn secret_sources_limits_and_output_masking() {
         "{}",
         log(&o)
     );
+    // a limit past the maximum is refused before anything runs (u64::MAX once wrapped to 0,
+    // and every secret was read as empty)
+    let o = run(
+        &[
+            "build",
+            "--secret-size-limit",
+            "18446744073709551615",
+            "--secret",
+            &format!("id=big,src={}", big.display()),
+            ".",
+        ],
+        c.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", log(&o));
+    assert!(
+        log(&o).contains("larger than the maximum of 67108864 bytes"),
+        "{}",
+        log(&o)
+    );
     // a missing source names the id
     let o = run(
         &["build", "--secret", "id=gone,src=/nonexistent/secret", "."],

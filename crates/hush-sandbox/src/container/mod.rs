@@ -59,7 +59,7 @@ pub struct RunSpec {
     /// argv.
     pub argv: Vec<String>,
     /// `K=V`.
-    pub env: Vec<String>,
+    pub env: Env,
     /// Working directory.
     pub cwd: String,
     /// User and group ids.
@@ -75,6 +75,45 @@ pub struct RunSpec {
     /// `RUN --security=insecure` (allowed by `--allow security.insecure`): every capability, no
     /// seccomp filter, no device rules, nothing masked — `docker run --privileged`.
     pub insecure: bool,
+}
+
+/// A RUN's environment, `K=V` each. The values of `RUN --mount=type=secret,env=VAR` are secrets:
+/// the strings are zeroized on drop, and `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct Env(Vec<String>);
+
+impl Env {
+    /// Add `key=value` (in a string of its exact size: growing it would leave copies behind).
+    pub fn push(&mut self, key: &str, value: &str) {
+        let mut s = String::with_capacity(key.len() + 1 + value.len());
+        s.push_str(key);
+        s.push('=');
+        s.push_str(value);
+        self.0.push(s);
+    }
+
+    /// The `K=V` strings.
+    pub fn vars(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.0
+                    .iter()
+                    .map(|v| v.split('=').next().unwrap_or_default()),
+            )
+            .finish()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(zeroize::Zeroize::zeroize);
+    }
 }
 
 /// A private tmpfs holding one RUN's secret files. Unmounted on drop.
@@ -168,6 +207,23 @@ pub fn base_stubs(spec: &RunSpec) -> Vec<crate::overlay::Stub> {
     v
 }
 
+/// The length of `v` as JSON.
+fn json_len(v: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    serde_json::to_writer(&mut c, v).expect("spec serializes");
+    c.0
+}
+
 /// Run `spec` with `rootfs` as `/`. `bundle` is a private scratch directory. Output chunks
 /// (stdout and stderr, interleaved as they come) go to `output`. Returns the exit code.
 pub fn run(
@@ -184,10 +240,19 @@ pub fn run(
         crate::cgroups::pid_namespace(),
         rand::random::<u32>()
     );
-    let s = oci_spec_for(rootfs, spec, &format!("/hush/{id}"))?;
+    let mut s = oci_spec_for(rootfs, spec, &format!("/hush/{id}"))?;
     fs::create_dir_all(bundle).ctx("create", bundle)?;
     let cfg = bundle.join("config.json");
-    fs::write(&cfg, serde_json::to_vec(&s).expect("spec serializes")).ctx("write", &cfg)?;
+    // The spec holds the env, secrets included: serialised into a buffer of its final size (no
+    // reallocation leaves a copy behind), and both zeroized once on the tmpfs.
+    let mut json = zeroize::Zeroizing::new(Vec::with_capacity(json_len(&s)));
+    serde_json::to_writer(&mut *json, &s).expect("spec serializes");
+    if let Some(env) = s.process_mut().as_mut().and_then(|p| p.env_mut().as_mut()) {
+        env.iter_mut().for_each(zeroize::Zeroize::zeroize);
+    }
+    drop(s);
+    fs::write(&cfg, &*json).ctx("write", &cfg)?;
+    drop(json);
     if filter_for(spec) == Filter::Precompiled {
         let bpf = bundle.join(BPF_FILE);
         let filter = spec::root_filter()?;

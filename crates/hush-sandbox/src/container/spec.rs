@@ -278,7 +278,7 @@ pub(super) fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Resul
     }
     let mut process = ProcessBuilder::default()
         .args(spec.argv.clone())
-        .env(spec.env.clone())
+        .env(spec.env.vars().to_vec())
         .cwd(if spec.cwd.is_empty() {
             "/".to_string()
         } else {
@@ -385,7 +385,7 @@ mod tests {
     fn run_spec(uid: u32, insecure: bool) -> RunSpec {
         RunSpec {
             argv: vec!["true".into()],
-            env: Vec::new(),
+            env: Default::default(),
             cwd: "/".into(),
             ids: crate::user::Ids { uid, gid: uid },
             network: crate::network::Network::None,
@@ -403,6 +403,20 @@ mod tests {
             "/hush/hush-1-0",
         )
         .unwrap()
+    }
+
+    /// `RUN --mount=type=secret,env=T` puts the value in the env: the spec passes it on to the
+    /// container, and its `Debug` shows only the name.
+    #[test]
+    fn env_values_reach_the_spec_and_never_debug_output() {
+        let mut rs = run_spec(0, false);
+        rs.env.push("T", "hunter2-correct-horse");
+        rs.env.push("PATH", "/bin");
+        assert_eq!(format!("{:?}", rs.env), r#"["T", "PATH"]"#);
+        assert!(!format!("{rs:?}").contains("hunter2"));
+        let s = oci_spec_for(Path::new("/rootfs"), &rs, "/hush/x").unwrap();
+        let env = s.process().as_ref().unwrap().env().clone().unwrap();
+        assert_eq!(env, ["T=hunter2-correct-horse", "PATH=/bin"]);
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub(crate) struct BuildArgs {
     /// Secret `id=ID[,src=PATH|env=VAR][,type=file|env]`; repeatable.
     #[arg(long = "secret")]
     secrets: Vec<String>,
-    /// Largest secret accepted, in bytes.
-    #[arg(long, default_value_t = hush_secrets::DEFAULT_SIZE_LIMIT)]
+    /// Largest secret accepted, in bytes (at most 64 MiB).
+    #[arg(long, default_value_t = hush_secrets::DEFAULT_SIZE_LIMIT, value_parser = parse_secret_size_limit)]
     secret_size_limit: usize,
     /// SSH agent socket or keys to forward (`default|ID[=SOCKET|KEY…]`).
     #[arg(long)]
@@ -103,6 +103,19 @@ pub(crate) struct BuildArgs {
 
 /// A size as docker takes it: a number with an optional `b`, `k`, `m`, `g` or `t` (powers of
 /// 1024, any case, an optional trailing `b` as in `512mb`).
+/// `--secret-size-limit`: a byte count up to [`hush_secrets::MAX_SIZE_LIMIT`], refused before
+/// anything is read (a value near `usize::MAX` once wrapped to 0 and read every secret as empty).
+fn parse_secret_size_limit(s: &str) -> Result<usize, String> {
+    let max = hush_secrets::MAX_SIZE_LIMIT;
+    match s.trim().parse::<u128>() {
+        Ok(n) if n <= max as u128 => Ok(n as usize),
+        Ok(_) => Err(format!(
+            "{s} is larger than the maximum of {max} bytes (64 MiB)"
+        )),
+        Err(_) => Err(format!("invalid byte count {s:?}")),
+    }
+}
+
 fn parse_bytes(s: &str) -> Result<i64, String> {
     let lower = s.trim().to_ascii_lowercase();
     let t = lower
