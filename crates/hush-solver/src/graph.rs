@@ -121,7 +121,7 @@ fn build_guarded(
     };
     let rules = hush_scan::rules::Rules::new();
     let is_secret = |name: &str, value: &str| {
-        crate::lint::secret_value(&ctx.guard, &rules, name, value).is_some()
+        crate::lint::secret_value(ctx.guard, &rules, name, value).is_some()
     };
     let input = DispatchInput {
         build_args: &opts.build_args,
