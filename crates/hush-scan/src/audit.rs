@@ -574,8 +574,10 @@ mod tests {
             tar: Box::new(std::io::Cursor::new(b.into_inner().unwrap())),
         }];
         let guard = Guard::new([("pw", secret.as_bytes())], crate::DEFAULT_MIN_LEN);
-        let f = audit(layers, b"{}", &guard, &Rules::new()).unwrap();
+        let rules = Rules::new();
+        let f = audit(layers, b"{}", &guard, &rules).unwrap();
         let mut got: Vec<&str> = f
+            .findings
             .iter()
             .filter(|x| x.rule == "secret:pw (raw)")
             .map(|x| x.location.as_str())
@@ -591,7 +593,10 @@ mod tests {
                 "/link (link target)"
             ]
         );
-        assert!(f.iter().all(|x| !format!("{x:?}").contains(secret)));
+        assert!(f
+            .findings
+            .iter()
+            .all(|x| !format!("{x:?}").contains(secret)));
     }
 
     #[test]
