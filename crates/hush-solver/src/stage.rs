@@ -9,7 +9,7 @@ use hush_dockerfile::dockerignore::Dockerignore;
 use hush_dockerfile::instructions::step::{
     CopySource, Dispatched, HealthState, ImageState, Step, StepKind,
 };
-use hush_dockerfile::instructions::MountKind;
+use hush_dockerfile::instructions::{is_remote_source, MountKind};
 use hush_oci::digest::HashingWriter;
 use hush_oci::image::{History, ImageConfig, LayerDesc};
 use hush_oci::layer::KnownTree;
@@ -542,9 +542,12 @@ impl Ctx<'_> {
                     None => None,
                 };
                 if *add {
-                    if let Some(url) = sources.iter().find(|s| s.contains("://")) {
+                    let remote = sources.iter().find(|s| is_remote_source(s));
+                    if let Some(url) = remote {
                         return Err(Error::Step {
-                            message: format!("ADD from a URL ({url}) is not supported yet"),
+                            message: format!(
+                                "ADD from a URL or Git remote ({url}) is not supported yet"
+                            ),
                             location: step.location,
                             hint: Some("download it in a RUN step, or COPY a local file".into()),
                         });

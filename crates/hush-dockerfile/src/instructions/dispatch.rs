@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::PROXY_ARGS;
-use super::mounts::parse_mount;
+use super::mounts::{parse_mount, MountKind};
 use super::step::{
     CopySource, Dispatched, DispatchedStage, HealthState, ImageState, Step, StepKind,
 };
@@ -288,8 +288,20 @@ pub fn dispatch_stage(
                     let spec = expand(spec, &state, &args)?;
                     let mut m = parse_mount(&spec)
                         .map_err(|e| ParseError::new(ParseErrorKind::Mount(e), loc))?;
-                    if let Some(t) = &m.target {
-                        m.target = Some(clean_abs(&abs(t, &state)));
+                    let at_workdir = matches!(
+                        m.kind,
+                        MountKind::Bind | MountKind::Cache | MountKind::Tmpfs
+                    );
+                    if let Some(t) = m.target.as_deref().or(at_workdir.then_some("")) {
+                        let target = clean_abs(&abs(t, &state));
+                        if at_workdir && target == "/" {
+                            return Err(ParseError::new(
+                                ParseErrorKind::Mount(format!("invalid mount target {target:?}")),
+                                loc,
+                            )
+                            .with_hint("give the mount a target=, or set a WORKDIR other than /"));
+                        }
+                        m.target = Some(target);
                     }
                     if let Some(from) = &m.from {
                         m.from = Some(resolve_from_name(
@@ -342,6 +354,19 @@ pub fn dispatch_stage(
             CommandKind::Copy(c) => {
                 let ex = |w: &String| expand(w, &state, &args);
                 let sources = c.sources.iter().map(ex).collect::<Result<Vec<_>, _>>()?;
+                // BuildKit's dispatchCopy: a checksum verifies one downloaded source.
+                let bad_checksum = match sources.as_slice() {
+                    _ if c.checksum.is_none() => None,
+                    [s] if super::is_remote_source(s) => None,
+                    [_] => Some("checksum requires HTTP(S) or Git sources"),
+                    _ => Some("checksum can't be specified for multiple sources"),
+                };
+                if let Some(msg) = bad_checksum {
+                    return Err(ParseError::new(
+                        ParseErrorKind::InvalidFlag(msg.into()),
+                        loc,
+                    ));
+                }
                 let dest_raw = expand(&c.dest, &state, &args)?;
                 let mut dest = abs(&dest_raw, &state);
                 if (dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/."))
@@ -560,6 +585,7 @@ mod tests {
     use super::*;
     use crate::instructions::args::global_arg_values;
     use crate::instructions::parse_stages;
+    use crate::instructions::Mount;
     use crate::parser::parse;
 
     fn run(text: &str, build_args: &[(&str, &str)]) -> Result<DispatchedStage, ParseError> {
@@ -641,6 +667,75 @@ mod tests {
         };
         let e = dispatch_stage(&st.stages[0], ImageState::default(), &input).unwrap_err();
         assert!(e.to_string().contains("defined before"));
+    }
+
+    fn run_mounts(d: &DispatchedStage) -> Vec<Mount> {
+        let Some(Dispatched::Step(step)) = d.items.last() else {
+            panic!("no step")
+        };
+        let StepKind::Run { mounts, .. } = &step.kind else {
+            panic!("not a RUN")
+        };
+        mounts.clone()
+    }
+
+    #[test]
+    fn mounts_without_target_are_at_the_workdir() {
+        let d = run(
+            "FROM x AS s\nFROM x\nWORKDIR /src\nRUN --mount=from=s,src=/x --mount=type=cache --mount=type=tmpfs --mount=type=bind,target=sub true\n",
+            &[],
+        )
+        .unwrap();
+        let targets: Vec<Option<String>> = run_mounts(&d).into_iter().map(|m| m.target).collect();
+        let at = |t: &str| Some(t.to_string());
+        assert_eq!(
+            targets,
+            [at("/src"), at("/src"), at("/src"), at("/src/sub")]
+        );
+        // At `/` they would hide the root: BuildKit's error.
+        let e = run("FROM x AS s\nFROM x\nRUN --mount=from=s true\n", &[]).unwrap_err();
+        assert_eq!(e.to_string(), "invalid mount target \"/\"");
+        assert_eq!(e.location.start_line, 3);
+    }
+
+    #[test]
+    fn bare_run_is_an_empty_shell_script() {
+        let d = run("FROM x\nRUN\n", &[]).unwrap();
+        let Some(Dispatched::Step(step)) = d.items.last() else {
+            panic!()
+        };
+        let StepKind::Run { argv, .. } = &step.kind else {
+            panic!()
+        };
+        assert_eq!(argv, &["/bin/sh", "-c", ""]);
+        assert_eq!(step.created_by, "RUN /bin/sh -c  # buildkit");
+        let e = parse_stages(&parse("FROM x\nRUN []\n").unwrap()).unwrap_err();
+        assert_eq!(e.location.start_line, 2);
+    }
+
+    #[test]
+    fn add_checksum_needs_one_remote_source() {
+        let cases = [
+            (
+                "ADD --checksum=sha256:00 a /d",
+                "checksum requires HTTP(S) or Git sources",
+            ),
+            (
+                "ADD --checksum=sha256:00 a b /d",
+                "checksum can't be specified for multiple sources",
+            ),
+            (
+                "ARG F=f\nADD --checksum=sha256:00 $F /d",
+                "checksum requires HTTP(S) or Git sources",
+            ),
+        ];
+        for (line, want) in cases {
+            let e = run(&format!("FROM x\n{line}\n"), &[]).unwrap_err();
+            assert_eq!(e.to_string(), want, "{line}");
+        }
+        // Remote: the flag passes here; the solver refuses to fetch.
+        assert!(run("FROM x\nADD --checksum=sha256:00 https://h/f /d\n", &[]).is_ok());
+        assert!(run("FROM x\nADD --checksum=abc git@h:r.git /d\n", &[]).is_ok());
     }
 
     #[test]
