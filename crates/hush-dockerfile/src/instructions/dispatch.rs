@@ -190,13 +190,12 @@ pub fn dispatch_stage(
                         )
                         .map_err(fail)?
                     {
-                        let p = if p.contains('/') {
-                            p.to_ascii_lowercase()
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        shown.push(p.clone());
-                        state.exposed_ports.insert(p);
+                        for p in super::expose::parse_port(&p)
+                            .map_err(|e| ParseError::new(ParseErrorKind::Syntax(e), loc))?
+                        {
+                            shown.push(p.clone());
+                            state.exposed_ports.insert(p);
+                        }
                     }
                 }
                 meta(format!("EXPOSE {}", shown.join(" ")))
@@ -736,6 +735,19 @@ mod tests {
         // Remote: the flag passes here; the solver refuses to fetch.
         assert!(run("FROM x\nADD --checksum=sha256:00 https://h/f /d\n", &[]).is_ok());
         assert!(run("FROM x\nADD --checksum=abc git@h:r.git /d\n", &[]).is_ok());
+    }
+
+    #[test]
+    fn expose_is_checked_after_expansion() {
+        let d = run("FROM x\nARG P=8000-8001/UDP\nEXPOSE 80 $P\n", &[]).unwrap();
+        let ports: Vec<&str> = d.state.exposed_ports.iter().map(String::as_str).collect();
+        assert_eq!(ports, ["80/tcp", "8000/udp", "8001/udp"]);
+        let e = run("FROM x\nEXPOSE 80\nEXPOSE 80/tcpx\n", &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid port: \"80/tcpx\": invalid proto: tcpx"
+        );
+        assert_eq!(e.location.start_line, 3);
     }
 
     #[test]

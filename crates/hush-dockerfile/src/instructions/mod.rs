@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod dispatch;
+pub mod expose;
 mod flags;
 pub mod mounts;
 pub mod network;
