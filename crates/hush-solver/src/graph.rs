@@ -123,8 +123,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
     plan(
         &stages,
         target,
-        &globals,
-        &names,
+        &input,
         &mut nodes,
         &mut BTreeSet::new(),
         store,
@@ -259,12 +258,13 @@ fn run_one(
     Ok((built, d.used_args))
 }
 
-/// Find the stages `i` needs (depth-first), with their bases and dependencies.
+/// Find the stages `i` needs (depth-first), with their bases and dependencies. Each stage is
+/// dispatched here with the build args and global ARGs the real dispatch has, so that a mount
+/// or COPY whose options use them (`--mount=type=$T`, `id=$ID`) names what the build will use.
 fn plan(
     stages: &Stages,
     i: usize,
-    globals: &BTreeMap<String, Option<String>>,
-    names: &[Option<String>],
+    input: &DispatchInput<'_>,
     nodes: &mut BTreeMap<usize, Node>,
     visiting: &mut BTreeSet<usize>,
     store: &Store,
@@ -279,7 +279,8 @@ fn plan(
         ));
     }
     let stage = &stages.stages[i];
-    let base_ref = expand_from(stage, globals, stages.escape)?;
+    let names = input.stage_names;
+    let base_ref = expand_from(stage, input.global_args, stages.escape)?;
     let lower = base_ref.to_ascii_lowercase();
     let mut deps = BTreeSet::new();
     let base = if lower == "scratch" {
@@ -298,16 +299,13 @@ fn plan(
         })?;
         Base::Image(Box::new(built_from_image(&img)?))
     };
-    // Stages read with COPY --from / RUN --mount from=: dispatch with an empty config to find them.
-    let empty = BTreeMap::new();
-    let input = DispatchInput {
-        build_args: &empty,
-        global_args: globals,
-        stage_names: names,
-        escape: stages.escape,
-        history_build_args: false,
+    // Stages read with COPY --from / RUN --mount from=. An image base's config is known here;
+    // a stage base's is not until it is built (its ENV cannot name a stage: `from=` is literal).
+    let base_state = match &base {
+        Base::Image(b) => state_of(&b.config),
+        Base::Scratch | Base::Stage(_) => Default::default(),
     };
-    for item in dispatch_stage(stage, Default::default(), &input)?.items {
+    for item in dispatch_stage(stage, base_state, input)?.items {
         let Dispatched::Step(s) = item else { continue };
         match &s.kind {
             StepKind::Copy {
@@ -329,7 +327,7 @@ fn plan(
         }
     }
     for j in deps.clone() {
-        plan(stages, j, globals, names, nodes, visiting, store)?;
+        plan(stages, j, input, nodes, visiting, store)?;
     }
     visiting.remove(&i);
     nodes.insert(i, Node { base, deps });

@@ -535,7 +535,7 @@ impl Ctx<'_> {
                 let ov = Overlay::mount(&dir.join("dst"), &lowers, &[])?;
                 let owner = match chown {
                     Some(c) => {
-                        let ids = hush_sandbox::user::resolve(&ov.merged(), c)
+                        let ids = hush_sandbox::user::resolve_owner(&ov.merged(), c)
                             .map_err(|e| Error::step(e.to_string(), step.location))?;
                         Some((ids.uid, ids.gid))
                     }

@@ -39,10 +39,8 @@ impl Flags {
         node: &Node,
         declared: &[(&'static str, FlagType)],
     ) -> Result<Self, ParseError> {
-        let invalid = |msg: String| {
-            ParseError::new(ParseErrorKind::InvalidFlag(msg), node.location).with_hint(
-                "write string flags as --name=value and bool flags as --name or --name=true|false",
-            )
+        let invalid = |msg: String, hint: String| {
+            ParseError::new(ParseErrorKind::InvalidFlag(msg), node.location).with_hint(hint)
         };
         let mut values: Vec<(&'static str, Value)> = Vec::new();
         for f in &node.flags {
@@ -66,22 +64,40 @@ impl Flags {
                 return Err(e);
             };
             let seen = values.iter_mut().find(|(n, _)| *n == name);
+            let bool_hint = || format!("write {flag}, {flag}=true or {flag}=false");
             if seen.is_some() && kind != Strings {
-                return Err(invalid(format!("duplicate flag specified: {flag}")));
+                return Err(invalid(
+                    format!("duplicate flag specified: {flag}"),
+                    format!("give {flag} once"),
+                ));
             }
             match (kind, value) {
-                (Bool, Some("")) | (Str | Strings, None) => {
-                    return Err(invalid(format!("missing a value on flag: {flag}")));
+                (Bool, Some("")) => {
+                    return Err(invalid(
+                        format!("missing a value on flag: {flag}"),
+                        bool_hint(),
+                    ));
+                }
+                (Str | Strings, None) => {
+                    return Err(invalid(
+                        format!("missing a value on flag: {flag}"),
+                        format!(
+                            "write {flag}=VALUE (with `=`: a word after a space is an argument)"
+                        ),
+                    ));
                 }
                 (Bool, v) => {
                     let b = match v.map(str::to_ascii_lowercase).as_deref() {
                         None | Some("true") => true,
                         Some("false") => false,
                         Some(_) => {
-                            return Err(invalid(format!(
-                                "expecting boolean value for flag {flag}, not: {}",
-                                v.unwrap_or_default()
-                            )))
+                            return Err(invalid(
+                                format!(
+                                    "expecting boolean value for flag {flag}, not: {}",
+                                    v.unwrap_or_default()
+                                ),
+                                bool_hint(),
+                            ))
                         }
                     };
                     values.push((name, Value::Bool(b)));
