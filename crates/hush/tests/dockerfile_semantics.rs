@@ -212,3 +212,48 @@ fn buildkit_refusals_name_the_line() {
         assert_fails_at(&o, *line, message);
     }
 }
+
+/// Hostile Dockerfiles (found by a mutational fuzzer) fail at their line with exit code 1:
+/// no crash of a build thread (SIGABRT) or of the container's init (exit 125), no gigabytes.
+#[test]
+fn hostile_dockerfiles_fail_at_their_line() {
+    if !can_run() {
+        return;
+    }
+    let nested = format!(
+        "FROM busybox:local AS other\nRUN sleep 1\nFROM busybox:local\nCOPY --from=other /bin/true /t\nENV b={}x{}\nRUN true\n",
+        "${a:-".repeat(3_000),
+        "}".repeat(3_000)
+    );
+    let o = build(&nested, &[], &[]);
+    assert_fails_at(&o, 5, "${…} nested more than 64 deep");
+
+    let o = build_bytes(b"FROM busybox:local\nARG a\0b=1\nRUN true\n", &[], &[]);
+    assert_fails_at(&o, 2, "ARG name contains a NUL byte");
+    let o = build_bytes(b"FROM busybox:local\nENV a=x\0y\nRUN true\n", &[], &[]);
+    assert_fails_at(&o, 2, "the value of ENV a contains a NUL byte");
+
+    let mut chained = String::from("FROM busybox:local\nARG a0=x\n");
+    for i in 1..20_000 {
+        chained.push_str(&format!("ARG a{i}=${{a{}}}x\n", i - 1));
+    }
+    chained.push_str("RUN true\n");
+    let o = build(&chained, &[], &[]);
+    // About 2,050 ARGs in (n²/2 bytes), wherever the base image's ENV puts it.
+    let l = log(&o);
+    assert_eq!(o.status.code(), Some(1), "{l}");
+    assert!(l.contains("more than the 2 MiB a RUN can be given"), "{l}");
+    assert!(l.contains("dockerfile parse error on line 20"), "{l}");
+
+    let o = build_bytes(b"FROM busybox:local\nRUN echo caf\xe9\n", &[], &[]);
+    assert_fails_at(&o, 2, "invalid UTF-8: byte 0xe9 at column 13");
+    let o = build_bytes(b"\xff\xfeF\0R\0O\0M\0", &[], &[]);
+    assert_fails_at(&o, 1, "the Dockerfile is UTF-16");
+    // What BuildKit accepts and changes nothing that is built: a Latin-1 comment.
+    let o = build_bytes(
+        b"# Auteur: Fr\xe9d\xe9ric\nFROM busybox:local\nRUN true\n",
+        &[],
+        &[],
+    );
+    assert!(o.status.success(), "{}", log(&o));
+}

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::PROXY_ARGS;
+use super::limits::{check_nul, check_scope};
 use super::mounts::{parse_mount, MountKind};
 use super::step::{
     CopySource, Dispatched, DispatchedStage, HealthState, ImageState, Step, StepKind,
@@ -107,6 +108,7 @@ pub fn dispatch_stage(
             CommandKind::Arg(decls) => {
                 let mut shown = Vec::new();
                 for d in decls {
+                    check_nul("ARG name", &d.name, loc)?;
                     let value = match (input.build_args.get(&d.name), &d.default) {
                         (Some(v), _) => {
                             used.insert(d.name.clone());
@@ -121,10 +123,12 @@ pub fn dispatch_stage(
                         None => d.name.clone(),
                     });
                     if let Some(v) = value {
+                        check_nul(&format!("the value of ARG {}", d.name), &v, loc)?;
                         args.retain(|(k, _)| k != &d.name);
                         args.push((d.name.clone(), v));
                     }
                 }
+                check_scope(&state.env, &args, loc)?;
                 meta(format!("ARG {}", shown.join(" ")))
             }
             CommandKind::Env(pairs) => {
@@ -134,9 +138,12 @@ pub fn dispatch_stage(
                     // All values of one ENV see the environment from before it (docker's rule).
                     let v = expand(v, &before, &args)?;
                     let k = expand(k, &before, &args)?;
+                    check_nul("ENV name", &k, loc)?;
+                    check_nul(&format!("the value of ENV {k}"), &v, loc)?;
                     shown.push(format!("{k}={v}"));
                     state.set_env(&k, &v);
                 }
+                check_scope(&state.env, &args, loc)?;
                 meta(format!("ENV {}", shown.join(" ")))
             }
             CommandKind::Label(pairs) => {
@@ -151,6 +158,7 @@ pub fn dispatch_stage(
             }
             CommandKind::Workdir(w) => {
                 let w = expand(w, &state, &args)?;
+                check_nul("WORKDIR", &w, loc)?;
                 let path = clean_abs(&abs(&w, &state));
                 state.workdir = path.clone();
                 if path == "/" {
@@ -313,6 +321,14 @@ pub fn dispatch_stage(
                     mounts.push(m);
                 }
                 let (argv, scripts) = run_argv(run, &state);
+                for a in &argv {
+                    check_nul("RUN command", a, loc)?;
+                }
+                // The base image's ENV too: a hostile config must not crash the container.
+                for (k, v) in &state.env {
+                    check_nul("an environment variable name", k, loc)?;
+                    check_nul(&format!("the value of environment variable {k}"), v, loc)?;
+                }
                 let mut env = state.env.clone();
                 let mut hist_args = Vec::new();
                 for (k, v) in &args {
@@ -748,6 +764,58 @@ mod tests {
             "invalid port: \"80/tcpx\": invalid proto: tcpx"
         );
         assert_eq!(e.location.start_line, 3);
+    }
+
+    #[test]
+    fn nul_bytes_fail_at_their_line() {
+        let cases = [
+            ("ARG a\0b=1", "ARG name contains a NUL byte"),
+            ("ARG a=x\0y", "the value of ARG a contains a NUL byte"),
+            ("ENV a\0b=1", "ENV name contains a NUL byte"),
+            ("ENV a=x\0y", "the value of ENV a contains a NUL byte"),
+            ("WORKDIR /a\0b", "WORKDIR contains a NUL byte"),
+            ("RUN echo a\0b", "RUN command contains a NUL byte"),
+        ];
+        for (line, want) in cases {
+            let e = run(&format!("FROM x\nRUN true\n{line}\n"), &[]).unwrap_err();
+            assert_eq!(e.to_string(), want, "{line:?}");
+            assert_eq!(e.location.start_line, 3, "{line:?}");
+        }
+        // An image config holding one: refused at the first RUN, not in the container.
+        let st = parse_stages(&parse("FROM x\nRUN true\n").unwrap()).unwrap();
+        let (ba, g, names) = (BTreeMap::new(), BTreeMap::new(), vec![None]);
+        let input = DispatchInput {
+            build_args: &ba,
+            global_args: &g,
+            stage_names: &names,
+            escape: '\\',
+            history_build_args: true,
+        };
+        let mut base = ImageState::default();
+        base.set_env("BAD", "a\0b");
+        let e = dispatch_stage(&st.stages[0], base, &input).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the value of environment variable BAD contains a NUL byte"
+        );
+    }
+
+    #[test]
+    fn chained_args_stop_at_the_scope_limit() {
+        // Each ARG one byte longer than the last: the scope grows as n²/2 bytes.
+        let mut text = String::from("FROM x\nARG a0=x\n");
+        for i in 1..4_000 {
+            text.push_str(&format!("ARG a{i}=${{a{}}}x\n", i - 1));
+        }
+        text.push_str("RUN true\n");
+        let e = run(&text, &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("more than the 2 MiB a RUN can be given"),
+            "{e}"
+        );
+        let line = e.location.start_line;
+        assert!((2_000..2_100).contains(&line), "{line}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod args;
 pub mod dispatch;
 pub mod expose;
 mod flags;
+pub mod limits;
 pub mod mounts;
 pub mod network;
 pub mod security;

@@ -3,11 +3,13 @@
 //! Nothing is expanded here: values keep their quotes and escapes, so the result can be dumped in
 //! BuildKit's s-expression format and compared with its test data.
 
+mod decode;
 mod directives;
 mod heredoc;
 mod words;
 
 use crate::error::{Location, ParseError, ParseErrorKind};
+pub use decode::decode;
 pub use directives::Directives;
 pub use heredoc::{chomp_heredoc_content, parse_heredoc, Heredoc};
 pub(crate) use words::{parse_words, split_ws};
