@@ -7,10 +7,12 @@ use std::sync::mpsc;
 use hush_dockerfile::dockerignore::Dockerignore;
 use hush_dockerfile::instructions::args::{expand_from, global_arg_values, PROXY_ARGS};
 use hush_dockerfile::instructions::dispatch::{dispatch_stage, DispatchInput};
+use hush_dockerfile::instructions::platform::{stage_platform, Platform};
 use hush_dockerfile::instructions::step::{CopySource, Dispatched, Step, StepKind};
 use hush_dockerfile::instructions::{parse_stages, Stages};
 use hush_oci::store::{Image, Store};
 
+use crate::platform;
 use crate::stage::{add_labels, built_from_image, scratch, state_of, Built, Ctx};
 use crate::{BuildOptions, Error, Reporter, Result};
 
@@ -31,15 +33,17 @@ fn target_index(stages: &Stages, target: Option<&str>) -> Result<usize> {
 /// What a stage starts from.
 #[derive(Clone)]
 enum Base {
-    Scratch,
+    /// Nothing, for this platform.
+    Scratch(Platform),
     Stage(usize),
     Image(Box<Built>),
 }
 
-/// A stage the target needs: its base and the stages it waits for.
+/// A stage the target needs: its base, the stages it waits for, its platform.
 struct Node {
     base: Base,
     deps: BTreeSet<usize>,
+    platform: Platform,
 }
 
 /// Build, store the image under the tags, and return it.
@@ -119,11 +123,18 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         now,
         network: None,
     };
+    // Every stage's --platform is checked, needed or not (BuildKit's).
+    let asked = stages
+        .stages
+        .iter()
+        .map(|s| stage_platform(s, &globals, stages.escape))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut nodes: BTreeMap<usize, Node> = BTreeMap::new();
     plan(
         &stages,
         target,
         &input,
+        &asked,
         &mut nodes,
         &mut BTreeSet::new(),
         store,
@@ -244,7 +255,7 @@ fn run_one(
 ) -> Result<(Built, BTreeSet<String>)> {
     let stage = &stages.stages[i];
     let base = match base {
-        Base::Scratch => scratch(),
+        Base::Scratch(p) => scratch(&p),
         Base::Stage(j) => ctx.stages.lock().unwrap_or_else(|e| e.into_inner())[j]
             .clone()
             .expect("dependency built first"),
@@ -265,6 +276,7 @@ fn plan(
     stages: &Stages,
     i: usize,
     input: &DispatchInput<'_>,
+    asked: &[Option<Platform>],
     nodes: &mut BTreeMap<usize, Node>,
     visiting: &mut BTreeSet<usize>,
     store: &Store,
@@ -283,27 +295,37 @@ fn plan(
     let base_ref = expand_from(stage, input.global_args, stages.escape)?;
     let lower = base_ref.to_ascii_lowercase();
     let mut deps = BTreeSet::new();
-    let base = if lower == "scratch" {
-        Base::Scratch
+    let (base, platform) = if lower == "scratch" {
+        let p = asked[i].clone().unwrap_or_else(Platform::host);
+        (Base::Scratch(p.clone()), p)
     } else if let Some(j) = names
         .iter()
         .position(|n| n.as_deref() == Some(lower.as_str()))
         .filter(|j| *j < i)
     {
         deps.insert(j);
-        Base::Stage(j)
+        plan(stages, j, input, asked, nodes, visiting, store)?;
+        (Base::Stage(j), nodes[&j].platform.clone())
     } else {
         let img = store.resolve(&base_ref).map_err(|_| Error::MissingImage {
             name: base_ref.clone(),
             location: stage.location,
         })?;
-        Base::Image(Box::new(built_from_image(&img)?))
+        let built = built_from_image(&img)?;
+        let own = platform::of_image(&built.config);
+        platform::check_image(stage, &base_ref, &own, asked[i].as_ref())?;
+        (Base::Image(Box::new(built)), own)
     };
+    let triggers = match &base {
+        Base::Image(b) => b.config.config.on_build.clone().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    platform::check_runs(stage, &platform, &triggers)?;
     // Stages read with COPY --from / RUN --mount from=. An image base's config is known here;
     // a stage base's is not until it is built (its ENV cannot name a stage: `from=` is literal).
     let base_state = match &base {
         Base::Image(b) => state_of(&b.config),
-        Base::Scratch | Base::Stage(_) => Default::default(),
+        Base::Scratch(_) | Base::Stage(_) => Default::default(),
     };
     for item in dispatch_stage(stage, base_state, input)?.items {
         let Dispatched::Step(s) = item else { continue };
@@ -327,10 +349,17 @@ fn plan(
         }
     }
     for j in deps.clone() {
-        plan(stages, j, input, nodes, visiting, store)?;
+        plan(stages, j, input, asked, nodes, visiting, store)?;
     }
     visiting.remove(&i);
-    nodes.insert(i, Node { base, deps });
+    nodes.insert(
+        i,
+        Node {
+            base,
+            deps,
+            platform,
+        },
+    );
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod error;
 mod graph;
 pub mod lint;
 mod network;
+mod platform;
 mod run;
 mod stage;
 

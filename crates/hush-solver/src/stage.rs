@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hush_dockerfile::dockerignore::Dockerignore;
+use hush_dockerfile::instructions::platform::Platform;
 use hush_dockerfile::instructions::step::{
     CopySource, Dispatched, HealthState, ImageState, Step, StepKind,
 };
@@ -607,15 +608,23 @@ pub(crate) fn built_from_image(img: &hush_oci::store::Image) -> Result<Built> {
     })
 }
 
-/// Config for `FROM scratch`.
-pub(crate) fn scratch() -> Built {
+/// Config for `FROM [--platform=…] scratch`: an empty image for that platform.
+pub(crate) fn scratch(platform: &Platform) -> Built {
     let mut config = ImageConfig::for_host();
     // BuildKit gives a scratch stage the default PATH.
     config.config.env = Some(vec![format!("PATH={}", crate::run::DEFAULT_PATH)]);
+    let key = if *platform == Platform::host() {
+        Digest::of(b"scratch")
+    } else {
+        config.os = platform.os.clone();
+        config.architecture = platform.arch.clone();
+        config.variant = Some(platform.variant.clone()).filter(|v| !v.is_empty());
+        Digest::of(format!("scratch {platform}").as_bytes())
+    };
     Built {
         layers: Vec::new(),
         config,
-        key: Digest::of(b"scratch"),
+        key,
         created: 0,
         args: Vec::new(),
     }

@@ -257,3 +257,81 @@ fn hostile_dockerfiles_fail_at_their_line() {
     );
     assert!(o.status.success(), "{}", log(&o));
 }
+
+/// `FROM --platform` is read: a scratch stage is built for it, a store image must be it, a
+/// stage for another platform than the host's cannot RUN (no emulation), a bad value is
+/// BuildKit's error.
+#[test]
+fn from_platform_is_honoured_or_refused() {
+    if !can_run() {
+        return;
+    }
+    let foreign = if std::env::consts::ARCH == "s390x" {
+        "linux/arm64"
+    } else {
+        "linux/s390x"
+    };
+    let root = store().join("root");
+    let c = ctx(
+        format!("FROM --platform={foreign} scratch\nCOPY f /f\n").as_bytes(),
+        &[("f", "x")],
+    );
+    let tag = "semantics-foreign:1";
+    let o = run_in(&root, &["build", "-t", tag, "."], c.path());
+    assert!(o.status.success(), "{}", log(&o));
+    let o = run_in(&root, &["inspect", tag], c.path());
+    let config: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let arch = foreign.trim_start_matches("linux/");
+    assert_eq!(config[0]["Architecture"], arch, "{config}");
+    // The same Dockerfile for the host is another image.
+    let o = build(
+        "FROM scratch\nCOPY f /f\n",
+        &[("f", "x")],
+        &["-t", "semantics-host:1"],
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let host = run_in(&root, &["inspect", "semantics-host:1"], c.path());
+    let host: serde_json::Value = serde_json::from_slice(&host.stdout).unwrap();
+    assert_ne!(host[0]["Id"], config[0]["Id"]);
+
+    // The foreign image from the store: as its platform, without or with the flag.
+    let o = build(
+        &format!("FROM --platform={foreign} {tag}\nCOPY f /g\nFROM {tag}\nCOPY f /h\n"),
+        &[("f", "x")],
+        &[],
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let refused = [
+        (
+            format!("FROM {tag}\nCOPY f /g\nRUN true\n"),
+            3,
+            "hush cannot run another platform's programs (no emulation)".to_string(),
+        ),
+        (
+            format!("FROM --platform={foreign} busybox:local\nRUN true\n"),
+            1,
+            "cannot get another platform's image yet".to_string(),
+        ),
+        (
+            "FROM --platform=linux/x/y/z busybox:local\n".to_string(),
+            1,
+            "failed to parse platform linux/x/y/z".to_string(),
+        ),
+        (
+            "FROM --platform=$NOPE busybox:local\n".to_string(),
+            1,
+            "empty platform value from expression $NOPE".to_string(),
+        ),
+    ];
+    for (dockerfile, line, message) in &refused {
+        let o = build(dockerfile, &[("f", "x")], &[]);
+        assert_fails_at(&o, *line, message);
+    }
+    // The usual cross-build header, on the host.
+    let o = build(
+        "FROM --platform=$BUILDPLATFORM busybox:local AS b\nRUN true\nFROM --platform=$TARGETPLATFORM busybox:local\nCOPY --from=b /bin/true /t\n",
+        &[],
+        &[],
+    );
+    assert!(o.status.success(), "{}", log(&o));
+}

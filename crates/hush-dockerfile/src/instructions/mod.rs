@@ -10,6 +10,7 @@ mod flags;
 pub mod limits;
 pub mod mounts;
 pub mod network;
+pub mod platform;
 pub mod security;
 pub mod step;
 
