@@ -117,6 +117,17 @@ pub enum ParseErrorKind {
         /// What is wrong with it (shown in the message: Dockerfile errors render no causes).
         error: crate::lint::CheckError,
     },
+    /// The file starts with a UTF-16 byte order mark.
+    #[error("the Dockerfile is UTF-16 (it starts with a UTF-16 byte order mark)")]
+    Utf16,
+    /// A byte that is not UTF-8 where it would reach the build.
+    #[error("invalid UTF-8: byte 0x{byte:02x} at column {column}")]
+    NotUtf8 {
+        /// The first invalid byte.
+        byte: u8,
+        /// Its column (1-based, in characters).
+        column: usize,
+    },
 }
 
 /// The name most like `word` among `candidates`, when it is close enough to suggest.

@@ -65,6 +65,13 @@ pub enum Error {
     /// The built-in seccomp policy did not parse, or libseccomp could not compile it.
     #[error("failed to read the seccomp policy: {0}")]
     Seccomp(String),
+    /// An argument, environment string or the working directory of a RUN holds a NUL byte,
+    /// which no process can be given (the container's init would panic on it).
+    #[error("failed to start the build container: its {what} holds a NUL byte")]
+    NulByte {
+        /// Which string: `argument 2`, `environment variable PATH`, … (never its value).
+        what: String,
+    },
     /// Layer handling.
     #[error(transparent)]
     Oci(#[from] hush_oci::Error),

@@ -21,6 +21,29 @@ fn read(root: &Path, file: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Resolve a `COPY --chown` / `ADD --chown` value inside `root`, as BuildKit's `readUser` does:
+/// a numeric user (or `root`) without a group is that number for both ids (`42` → `42:42`,
+/// whatever `/etc/passwd` says); a user name takes its primary group from `/etc/passwd`.
+pub fn resolve_owner(root: &Path, owner: &str) -> Result<Ids> {
+    let (u, g) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let id = if u == "root" {
+        Some(0)
+    } else {
+        u.parse::<u32>().ok()
+    };
+    match (id, g) {
+        (Some(id), None) => Ok(Ids { uid: id, gid: id }),
+        (Some(id), Some(g)) => Ok(Ids {
+            uid: id,
+            gid: resolve(root, &format!("{id}:{g}"))?.gid,
+        }),
+        (None, _) => resolve(root, owner),
+    }
+}
+
 /// Resolve a USER value inside `root`. Numeric ids need no passwd entry (docker's rule).
 pub fn resolve(root: &Path, user: &str) -> Result<Ids> {
     if user.is_empty() {
@@ -94,5 +117,36 @@ mod tests {
             resolve(t.path(), "app:nogroup"),
             Err(Error::UnknownGroup(_))
         ));
+    }
+
+    #[test]
+    fn chown_owner_follows_buildkit() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(t.path().join("etc/group"), "staff:x:50:\n").unwrap();
+        let ids = |uid, gid| Ids { uid, gid };
+        // `(--chown value, owner)`: a number alone is uid and gid, even when passwd knows it.
+        let cases = [
+            ("42", ids(42, 42)),
+            ("1000", ids(1000, 1000)),
+            ("root", ids(0, 0)),
+            ("app", ids(1000, 1001)),
+            ("42:7", ids(42, 7)),
+            ("42:staff", ids(42, 50)),
+            ("app:staff", ids(1000, 50)),
+        ];
+        for (owner, want) in cases {
+            assert_eq!(resolve_owner(t.path(), owner).unwrap(), want, "{owner}");
+        }
+        assert!(resolve_owner(t.path(), "nobody").is_err());
+        // No passwd at all: numbers and root still work.
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(resolve_owner(empty.path(), "42").unwrap(), ids(42, 42));
+        assert_eq!(resolve_owner(empty.path(), "root").unwrap(), ids(0, 0));
     }
 }

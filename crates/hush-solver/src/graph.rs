@@ -9,12 +9,14 @@ use hush_dockerfile::instructions::args::{expand_from, global_arg_values, PROXY_
 use hush_dockerfile::instructions::dispatch::{
     dispatch_stage, DispatchInput, HistoryArgs, REDACTED,
 };
+use hush_dockerfile::instructions::platform::{stage_platform, Platform};
 use hush_dockerfile::instructions::step::{
     CopySource, Dispatched, DispatchedStage, Step, StepKind,
 };
 use hush_dockerfile::instructions::{parse_stages, Stages};
 use hush_oci::store::{Image, Store};
 
+use crate::platform;
 use crate::stage::{add_labels, built_from_image, scratch, state_of, Built, Ctx};
 use crate::{BuildOptions, Error, Reporter, Result};
 
@@ -35,15 +37,17 @@ fn target_index(stages: &Stages, target: Option<&str>) -> Result<usize> {
 /// What a stage starts from.
 #[derive(Clone)]
 enum Base {
-    Scratch,
+    /// Nothing, for this platform.
+    Scratch(Platform),
     Stage(usize),
     Image(Box<Built>),
 }
 
-/// A stage the target needs: its base and the stages it waits for.
+/// A stage the target needs: its base, the stages it waits for, its platform.
 struct Node {
     base: Base,
     deps: BTreeSet<usize>,
+    platform: Platform,
 }
 
 /// Build, store the image under the tags, and return it. Everything the build shows — events
@@ -136,12 +140,18 @@ fn build_guarded(
             crate::HistoryBuildArgs::None => HistoryArgs::None,
         },
     };
+    // Every stage's --platform is checked, needed or not (BuildKit's).
+    let asked = stages
+        .stages
+        .iter()
+        .map(|s| stage_platform(s, &globals, stages.escape))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut nodes: BTreeMap<usize, Node> = BTreeMap::new();
     plan(
         &stages,
         target,
-        &globals,
-        &names,
+        &input,
+        &asked,
         &mut nodes,
         &mut BTreeSet::new(),
         store,
@@ -271,7 +281,7 @@ fn run_one(
 ) -> Result<(Built, DispatchedStage)> {
     let stage = &stages.stages[i];
     let base = match base {
-        Base::Scratch => scratch(),
+        Base::Scratch(p) => scratch(&p),
         Base::Stage(j) => ctx.stages.lock().unwrap_or_else(|e| e.into_inner())[j]
             .clone()
             .expect("dependency built first"),
@@ -285,12 +295,14 @@ fn run_one(
     Ok((built, d))
 }
 
-/// Find the stages `i` needs (depth-first), with their bases and dependencies.
+/// Find the stages `i` needs (depth-first), with their bases and dependencies. Each stage is
+/// dispatched here with the build args and global ARGs the real dispatch has, so that a mount
+/// or COPY whose options use them (`--mount=type=$T`, `id=$ID`) names what the build will use.
 fn plan(
     stages: &Stages,
     i: usize,
-    globals: &BTreeMap<String, Option<String>>,
-    names: &[Option<String>],
+    input: &DispatchInput<'_>,
+    asked: &[Option<Platform>],
     nodes: &mut BTreeMap<usize, Node>,
     visiting: &mut BTreeSet<usize>,
     store: &Store,
@@ -305,35 +317,43 @@ fn plan(
         ));
     }
     let stage = &stages.stages[i];
-    let base_ref = expand_from(stage, globals, stages.escape)?;
+    let names = input.stage_names;
+    let base_ref = expand_from(stage, input.global_args, stages.escape)?;
     let lower = base_ref.to_ascii_lowercase();
     let mut deps = BTreeSet::new();
-    let base = if lower == "scratch" {
-        Base::Scratch
+    let (base, platform) = if lower == "scratch" {
+        let p = asked[i].clone().unwrap_or_else(Platform::host);
+        (Base::Scratch(p.clone()), p)
     } else if let Some(j) = names
         .iter()
         .position(|n| n.as_deref() == Some(lower.as_str()))
         .filter(|j| *j < i)
     {
         deps.insert(j);
-        Base::Stage(j)
+        plan(stages, j, input, asked, nodes, visiting, store)?;
+        (Base::Stage(j), nodes[&j].platform.clone())
     } else {
         let img = store.resolve(&base_ref).map_err(|_| Error::MissingImage {
             name: base_ref.clone(),
             location: stage.location,
         })?;
-        Base::Image(Box::new(built_from_image(&img)?))
+        let built = built_from_image(&img)?;
+        let own = platform::of_image(&built.config);
+        platform::check_image(stage, &base_ref, &own, asked[i].as_ref())?;
+        (Base::Image(Box::new(built)), own)
     };
-    // Stages read with COPY --from / RUN --mount from=: dispatch with an empty config to find them.
-    let empty = BTreeMap::new();
-    let input = DispatchInput {
-        build_args: &empty,
-        global_args: globals,
-        stage_names: names,
-        escape: stages.escape,
-        history_args: HistoryArgs::None,
+    let triggers = match &base {
+        Base::Image(b) => b.config.config.on_build.clone().unwrap_or_default(),
+        _ => Vec::new(),
     };
-    for item in dispatch_stage(stage, Default::default(), &input)?.items {
+    platform::check_runs(stage, &platform, &triggers)?;
+    // Stages read with COPY --from / RUN --mount from=. An image base's config is known here;
+    // a stage base's is not until it is built (its ENV cannot name a stage: `from=` is literal).
+    let base_state = match &base {
+        Base::Image(b) => state_of(&b.config),
+        Base::Scratch(_) | Base::Stage(_) => Default::default(),
+    };
+    for item in dispatch_stage(stage, base_state, input)?.items {
         let Dispatched::Step(s) = item else { continue };
         match &s.kind {
             StepKind::Copy {
@@ -355,10 +375,17 @@ fn plan(
         }
     }
     for j in deps.clone() {
-        plan(stages, j, globals, names, nodes, visiting, store)?;
+        plan(stages, j, input, asked, nodes, visiting, store)?;
     }
     visiting.remove(&i);
-    nodes.insert(i, Node { base, deps });
+    nodes.insert(
+        i,
+        Node {
+            base,
+            deps,
+            platform,
+        },
+    );
     Ok(())
 }
 

@@ -15,6 +15,7 @@ mod graph;
 pub mod lint;
 mod masked;
 mod network;
+mod platform;
 mod run;
 mod stage;
 

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hush_dockerfile::dockerignore::Dockerignore;
+use hush_dockerfile::instructions::platform::Platform;
 use hush_dockerfile::instructions::step::{
     CopySource, Dispatched, HealthState, ImageState, Step, StepKind,
 };
-use hush_dockerfile::instructions::MountKind;
+use hush_dockerfile::instructions::{is_remote_source, MountKind};
 use hush_oci::digest::HashingWriter;
 use hush_oci::image::{History, ImageConfig, LayerDesc};
 use hush_oci::layer::KnownTree;
@@ -556,16 +557,19 @@ impl Ctx<'_> {
                 let ov = Overlay::mount(&dir.join("dst"), &lowers, &[])?;
                 let owner = match chown {
                     Some(c) => {
-                        let ids = hush_sandbox::user::resolve(&ov.merged(), c)
+                        let ids = hush_sandbox::user::resolve_owner(&ov.merged(), c)
                             .map_err(|e| Error::step(e.to_string(), step.location))?;
                         Some((ids.uid, ids.gid))
                     }
                     None => None,
                 };
                 if *add {
-                    if let Some(url) = sources.iter().find(|s| s.contains("://")) {
+                    let remote = sources.iter().find(|s| is_remote_source(s));
+                    if let Some(url) = remote {
                         return Err(Error::Step {
-                            message: format!("ADD from a URL ({url}) is not supported yet"),
+                            message: format!(
+                                "ADD from a URL or Git remote ({url}) is not supported yet"
+                            ),
                             location: step.location,
                             hint: Some("download it in a RUN step, or COPY a local file".into()),
                         });
@@ -625,15 +629,23 @@ pub(crate) fn built_from_image(img: &hush_oci::store::Image) -> Result<Built> {
     })
 }
 
-/// Config for `FROM scratch`.
-pub(crate) fn scratch() -> Built {
+/// Config for `FROM [--platform=…] scratch`: an empty image for that platform.
+pub(crate) fn scratch(platform: &Platform) -> Built {
     let mut config = ImageConfig::for_host();
     // BuildKit gives a scratch stage the default PATH.
     config.config.env = Some(vec![format!("PATH={}", crate::run::DEFAULT_PATH)]);
+    let key = if *platform == Platform::host() {
+        Digest::of(b"scratch")
+    } else {
+        config.os = platform.os.clone();
+        config.architecture = platform.arch.clone();
+        config.variant = Some(platform.variant.clone()).filter(|v| !v.is_empty());
+        Digest::of(format!("scratch {platform}").as_bytes())
+    };
     Built {
         layers: Vec::new(),
         config,
-        key: Digest::of(b"scratch"),
+        key,
         created: 0,
         args: Vec::new(),
     }

@@ -23,17 +23,13 @@ pub const PROXY_ARGS: &[&str] = &[
 
 /// The automatic platform args (BuildKit's `TARGETPLATFORM`, `BUILDPLATFORM`, …) for this host.
 pub fn platform_args() -> BTreeMap<String, String> {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        a => a,
-    };
+    let host = super::platform::Platform::host();
     let mut m = BTreeMap::new();
     for p in ["TARGET", "BUILD"] {
-        m.insert(format!("{p}PLATFORM"), format!("linux/{arch}"));
-        m.insert(format!("{p}OS"), "linux".into());
-        m.insert(format!("{p}ARCH"), arch.into());
-        m.insert(format!("{p}VARIANT"), String::new());
+        m.insert(format!("{p}PLATFORM"), host.to_string());
+        m.insert(format!("{p}OS"), host.os.clone());
+        m.insert(format!("{p}ARCH"), host.arch.clone());
+        m.insert(format!("{p}VARIANT"), host.variant.clone());
     }
     m
 }

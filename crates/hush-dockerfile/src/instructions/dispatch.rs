@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::PROXY_ARGS;
-use super::mounts::parse_mount;
+use super::limits::{check_nul, check_scope};
+use super::mounts::{parse_mount, MountKind};
 use super::step::{
     CopySource, Dispatched, DispatchedStage, HealthState, ImageState, Step, StepKind,
 };
@@ -129,6 +130,7 @@ pub fn dispatch_stage(
             CommandKind::Arg(decls) => {
                 let mut shown = Vec::new();
                 for d in decls {
+                    check_nul("ARG name", &d.name, loc)?;
                     let value = match (input.build_args.get(&d.name), &d.default) {
                         (Some(v), _) => {
                             used.insert(d.name.clone());
@@ -143,10 +145,12 @@ pub fn dispatch_stage(
                         None => d.name.clone(),
                     });
                     if let Some(v) = value {
+                        check_nul(&format!("the value of ARG {}", d.name), &v, loc)?;
                         args.retain(|(k, _)| k != &d.name);
                         args.push((d.name.clone(), v));
                     }
                 }
+                check_scope(&state.env, &args, loc)?;
                 meta(format!("ARG {}", shown.join(" ")))
             }
             CommandKind::Env(pairs) => {
@@ -156,9 +160,12 @@ pub fn dispatch_stage(
                     // All values of one ENV see the environment from before it (docker's rule).
                     let v = expand(v, &before, &args)?;
                     let k = expand(k, &before, &args)?;
+                    check_nul("ENV name", &k, loc)?;
+                    check_nul(&format!("the value of ENV {k}"), &v, loc)?;
                     shown.push(format!("{k}={v}"));
                     state.set_env(&k, &v);
                 }
+                check_scope(&state.env, &args, loc)?;
                 meta(format!("ENV {}", shown.join(" ")))
             }
             CommandKind::Label(pairs) => {
@@ -173,6 +180,7 @@ pub fn dispatch_stage(
             }
             CommandKind::Workdir(w) => {
                 let w = expand(w, &state, &args)?;
+                check_nul("WORKDIR", &w, loc)?;
                 let path = clean_abs(&abs(&w, &state));
                 state.workdir = path.clone();
                 if path == "/" {
@@ -212,13 +220,12 @@ pub fn dispatch_stage(
                         )
                         .map_err(fail)?
                     {
-                        let p = if p.contains('/') {
-                            p.to_ascii_lowercase()
-                        } else {
-                            format!("{p}/tcp")
-                        };
-                        shown.push(p.clone());
-                        state.exposed_ports.insert(p);
+                        for p in super::expose::parse_port(&p)
+                            .map_err(|e| ParseError::new(ParseErrorKind::Syntax(e), loc))?
+                        {
+                            shown.push(p.clone());
+                            state.exposed_ports.insert(p);
+                        }
                     }
                 }
                 meta(format!("EXPOSE {}", shown.join(" ")))
@@ -310,8 +317,20 @@ pub fn dispatch_stage(
                     let spec = expand(spec, &state, &args)?;
                     let mut m = parse_mount(&spec)
                         .map_err(|e| ParseError::new(ParseErrorKind::Mount(e), loc))?;
-                    if let Some(t) = &m.target {
-                        m.target = Some(clean_abs(&abs(t, &state)));
+                    let at_workdir = matches!(
+                        m.kind,
+                        MountKind::Bind | MountKind::Cache | MountKind::Tmpfs
+                    );
+                    if let Some(t) = m.target.as_deref().or(at_workdir.then_some("")) {
+                        let target = clean_abs(&abs(t, &state));
+                        if at_workdir && target == "/" {
+                            return Err(ParseError::new(
+                                ParseErrorKind::Mount(format!("invalid mount target {target:?}")),
+                                loc,
+                            )
+                            .with_hint("give the mount a target=, or set a WORKDIR other than /"));
+                        }
+                        m.target = Some(target);
                     }
                     if let Some(from) = &m.from {
                         m.from = Some(resolve_from_name(
@@ -324,6 +343,14 @@ pub fn dispatch_stage(
                     mounts.push(m);
                 }
                 let (argv, scripts) = run_argv(run, &state);
+                for a in &argv {
+                    check_nul("RUN command", a, loc)?;
+                }
+                // The base image's ENV too: a hostile config must not crash the container.
+                for (k, v) in &state.env {
+                    check_nul("an environment variable name", k, loc)?;
+                    check_nul(&format!("the value of environment variable {k}"), v, loc)?;
+                }
                 let mut env = state.env.clone();
                 let mut hist_args = Vec::new();
                 for (k, v) in &args {
@@ -375,6 +402,19 @@ pub fn dispatch_stage(
             CommandKind::Copy(c) => {
                 let ex = |w: &String| expand(w, &state, &args);
                 let sources = c.sources.iter().map(ex).collect::<Result<Vec<_>, _>>()?;
+                // BuildKit's dispatchCopy: a checksum verifies one downloaded source.
+                let bad_checksum = match sources.as_slice() {
+                    _ if c.checksum.is_none() => None,
+                    [s] if super::is_remote_source(s) => None,
+                    [_] => Some("checksum requires HTTP(S) or Git sources"),
+                    _ => Some("checksum can't be specified for multiple sources"),
+                };
+                if let Some(msg) = bad_checksum {
+                    return Err(ParseError::new(
+                        ParseErrorKind::InvalidFlag(msg.into()),
+                        loc,
+                    ));
+                }
                 let dest_raw = expand(&c.dest, &state, &args)?;
                 let mut dest = abs(&dest_raw, &state);
                 if (dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/."))
@@ -594,6 +634,7 @@ mod tests {
     use super::*;
     use crate::instructions::args::global_arg_values;
     use crate::instructions::parse_stages;
+    use crate::instructions::Mount;
     use crate::parser::parse;
 
     fn run(text: &str, build_args: &[(&str, &str)]) -> Result<DispatchedStage, ParseError> {
@@ -729,6 +770,140 @@ mod tests {
         };
         let e = dispatch_stage(&st.stages[0], ImageState::default(), &input).unwrap_err();
         assert!(e.to_string().contains("defined before"));
+    }
+
+    fn run_mounts(d: &DispatchedStage) -> Vec<Mount> {
+        let Some(Dispatched::Step(step)) = d.items.last() else {
+            panic!("no step")
+        };
+        let StepKind::Run { mounts, .. } = &step.kind else {
+            panic!("not a RUN")
+        };
+        mounts.clone()
+    }
+
+    #[test]
+    fn mounts_without_target_are_at_the_workdir() {
+        let d = run(
+            "FROM x AS s\nFROM x\nWORKDIR /src\nRUN --mount=from=s,src=/x --mount=type=cache --mount=type=tmpfs --mount=type=bind,target=sub true\n",
+            &[],
+        )
+        .unwrap();
+        let targets: Vec<Option<String>> = run_mounts(&d).into_iter().map(|m| m.target).collect();
+        let at = |t: &str| Some(t.to_string());
+        assert_eq!(
+            targets,
+            [at("/src"), at("/src"), at("/src"), at("/src/sub")]
+        );
+        // At `/` they would hide the root: BuildKit's error.
+        let e = run("FROM x AS s\nFROM x\nRUN --mount=from=s true\n", &[]).unwrap_err();
+        assert_eq!(e.to_string(), "invalid mount target \"/\"");
+        assert_eq!(e.location.start_line, 3);
+    }
+
+    #[test]
+    fn bare_run_is_an_empty_shell_script() {
+        let d = run("FROM x\nRUN\n", &[]).unwrap();
+        let Some(Dispatched::Step(step)) = d.items.last() else {
+            panic!()
+        };
+        let StepKind::Run { argv, .. } = &step.kind else {
+            panic!()
+        };
+        assert_eq!(argv, &["/bin/sh", "-c", ""]);
+        assert_eq!(step.created_by, "RUN /bin/sh -c  # buildkit");
+        let e = parse_stages(&parse("FROM x\nRUN []\n").unwrap()).unwrap_err();
+        assert_eq!(e.location.start_line, 2);
+    }
+
+    #[test]
+    fn add_checksum_needs_one_remote_source() {
+        let cases = [
+            (
+                "ADD --checksum=sha256:00 a /d",
+                "checksum requires HTTP(S) or Git sources",
+            ),
+            (
+                "ADD --checksum=sha256:00 a b /d",
+                "checksum can't be specified for multiple sources",
+            ),
+            (
+                "ARG F=f\nADD --checksum=sha256:00 $F /d",
+                "checksum requires HTTP(S) or Git sources",
+            ),
+        ];
+        for (line, want) in cases {
+            let e = run(&format!("FROM x\n{line}\n"), &[]).unwrap_err();
+            assert_eq!(e.to_string(), want, "{line}");
+        }
+        // Remote: the flag passes here; the solver refuses to fetch.
+        assert!(run("FROM x\nADD --checksum=sha256:00 https://h/f /d\n", &[]).is_ok());
+        assert!(run("FROM x\nADD --checksum=abc git@h:r.git /d\n", &[]).is_ok());
+    }
+
+    #[test]
+    fn expose_is_checked_after_expansion() {
+        let d = run("FROM x\nARG P=8000-8001/UDP\nEXPOSE 80 $P\n", &[]).unwrap();
+        let ports: Vec<&str> = d.state.exposed_ports.iter().map(String::as_str).collect();
+        assert_eq!(ports, ["80/tcp", "8000/udp", "8001/udp"]);
+        let e = run("FROM x\nEXPOSE 80\nEXPOSE 80/tcpx\n", &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid port: \"80/tcpx\": invalid proto: tcpx"
+        );
+        assert_eq!(e.location.start_line, 3);
+    }
+
+    #[test]
+    fn nul_bytes_fail_at_their_line() {
+        let cases = [
+            ("ARG a\0b=1", "ARG name contains a NUL byte"),
+            ("ARG a=x\0y", "the value of ARG a contains a NUL byte"),
+            ("ENV a\0b=1", "ENV name contains a NUL byte"),
+            ("ENV a=x\0y", "the value of ENV a contains a NUL byte"),
+            ("WORKDIR /a\0b", "WORKDIR contains a NUL byte"),
+            ("RUN echo a\0b", "RUN command contains a NUL byte"),
+        ];
+        for (line, want) in cases {
+            let e = run(&format!("FROM x\nRUN true\n{line}\n"), &[]).unwrap_err();
+            assert_eq!(e.to_string(), want, "{line:?}");
+            assert_eq!(e.location.start_line, 3, "{line:?}");
+        }
+        // An image config holding one: refused at the first RUN, not in the container.
+        let st = parse_stages(&parse("FROM x\nRUN true\n").unwrap()).unwrap();
+        let (ba, g, names) = (BTreeMap::new(), BTreeMap::new(), vec![None]);
+        let input = DispatchInput {
+            build_args: &ba,
+            global_args: &g,
+            stage_names: &names,
+            escape: '\\',
+            history_args: HistoryArgs::All,
+        };
+        let mut base = ImageState::default();
+        base.set_env("BAD", "a\0b");
+        let e = dispatch_stage(&st.stages[0], base, &input).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the value of environment variable BAD contains a NUL byte"
+        );
+    }
+
+    #[test]
+    fn chained_args_stop_at_the_scope_limit() {
+        // Each ARG one byte longer than the last: the scope grows as n²/2 bytes.
+        let mut text = String::from("FROM x\nARG a0=x\n");
+        for i in 1..4_000 {
+            text.push_str(&format!("ARG a{i}=${{a{}}}x\n", i - 1));
+        }
+        text.push_str("RUN true\n");
+        let e = run(&text, &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("more than the 2 MiB a RUN can be given"),
+            "{e}"
+        );
+        let line = e.location.start_line;
+        assert!((2_000..2_100).contains(&line), "{line}");
     }
 
     #[test]

@@ -5,15 +5,18 @@
 
 pub mod args;
 pub mod dispatch;
+pub mod expose;
 mod flags;
+pub mod limits;
 pub mod mounts;
 pub mod network;
+pub mod platform;
 pub mod security;
 pub mod step;
 
 use crate::error::{did_you_mean, Location, ParseError, ParseErrorKind};
 use crate::parser::{chomp_heredoc_content, Dockerfile, Heredoc, Node};
-use flags::Flags;
+use flags::{Bool, Flags, Str, Strings};
 pub use mounts::{Mount, MountKind, Sharing};
 pub use network::NetworkMode;
 pub use security::SecurityMode;
@@ -148,10 +151,16 @@ pub struct Copy {
     pub exclude: Vec<String>,
     /// ADD `--unpack=` (default true for local archives).
     pub unpack: Option<bool>,
-    /// ADD `--checksum=`.
+    /// ADD `--checksum=`: BuildKit allows it only on one HTTP(S) or Git source, which hush
+    /// refuses as a remote source (checked at dispatch).
     pub checksum: Option<String>,
-    /// ADD `--keep-git-dir`.
-    pub keep_git_dir: bool,
+}
+
+/// An ADD source that is fetched rather than read from the context or a stage: an URL
+/// (`https://…`, `git://…`) or a Git remote (`git@host:repo`), as BuildKit's `isHTTPSource` and
+/// `isGitSource` tell them apart.
+pub fn is_remote_source(src: &str) -> bool {
+    src.contains("://") || src.starts_with("git@")
 }
 
 /// HEALTHCHECK.
@@ -208,9 +217,7 @@ pub fn parse_stages(df: &Dockerfile) -> Result<Stages, ParseError> {
     for node in &df.children {
         let kw = node.keyword();
         if kw == "from" {
-            let mut fl = Flags::new(node, &["platform"])?;
-            let platform = fl.string("platform");
-            fl.finish()?;
+            let platform = Flags::new(node, &[("platform", Str)])?.string("platform");
             let args = &node.args;
             let (base, name) = match args.len() {
                 1 => (args[0].clone(), None),
@@ -344,11 +351,18 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
             _ => Err(err(node, format!("{what} requires exactly one argument"))),
         }
     };
-    let no_flags = || Flags::new(node, &[]).and_then(|f| f.finish());
+    let no_flags = || Flags::new(node, &[]).map(drop);
     Ok(match kw.as_str() {
         "run" => {
-            let mut fl = Flags::new(node, &["mount", "network", "security"])?;
+            let fl = Flags::new(
+                node,
+                &[("mount", Strings), ("network", Str), ("security", Str)],
+            )?;
             let mounts = fl.strings("mount");
+            for m in &mounts {
+                mounts::check_unexpanded(m)
+                    .map_err(|e| ParseError::new(ParseErrorKind::Mount(e), node.location))?;
+            }
             let network = run_mode(
                 node,
                 fl.string("network"),
@@ -363,9 +377,10 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
                 SecurityMode::parse,
                 "sandbox or insecure",
             )?;
-            fl.finish()?;
-            if node.args.is_empty() {
-                return Err(err(node, "RUN requires at least one argument"));
+            // A bare `RUN` runs `/bin/sh -c ""` (BuildKit's); an empty exec form has no program.
+            if node.json && node.args.is_empty() {
+                return Err(err(node, "RUN [] has no command to run")
+                    .with_hint("name the program to run, e.g. RUN [\"true\"]"));
             }
             CommandKind::Run(Run {
                 cmd: command_line(node),
@@ -377,37 +392,42 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
         }
         "copy" | "add" => {
             let add = kw == "add";
-            let allowed: &[&str] = if add {
+            // BuildKit's parseAdd / parseCopy. `--keep-git-dir` only changes a Git source, which
+            // hush refuses like any remote source; on a local source BuildKit ignores it too.
+            let allowed: &[(&str, flags::FlagType)] = if add {
                 &[
-                    "chown",
-                    "chmod",
-                    "link",
-                    "keep-git-dir",
-                    "checksum",
-                    "unpack",
-                    "exclude",
-                    "parents",
+                    ("chown", Str),
+                    ("chmod", Str),
+                    ("link", Bool),
+                    ("keep-git-dir", Bool),
+                    ("checksum", Str),
+                    ("unpack", Bool),
+                    ("exclude", Strings),
+                    ("parents", Bool),
                 ]
             } else {
-                &["from", "chown", "chmod", "link", "parents", "exclude"]
+                &[
+                    ("from", Str),
+                    ("chown", Str),
+                    ("chmod", Str),
+                    ("link", Bool),
+                    ("parents", Bool),
+                    ("exclude", Strings),
+                ]
             };
-            let mut fl = Flags::new(node, allowed)?;
+            let fl = Flags::new(node, allowed)?;
             let mut c = Copy {
                 add,
-                from: if add { None } else { fl.string("from") },
+                from: fl.string("from"),
                 chown: fl.string("chown"),
                 chmod: fl.string("chmod"),
-                link: fl.bool("link")?,
-                parents: fl.bool("parents")?,
+                link: fl.bool("link"),
+                parents: fl.bool("parents"),
                 exclude: fl.strings("exclude"),
+                checksum: fl.string("checksum"),
+                unpack: fl.opt_bool("unpack"),
                 ..Default::default()
             };
-            if add {
-                c.keep_git_dir = fl.bool("keep-git-dir")?;
-                c.checksum = fl.string("checksum");
-                c.unpack = fl.opt_bool("unpack")?;
-            }
-            fl.finish()?;
             let inline = inline_files(&node.heredocs);
             let mut words = node.args.clone();
             if words.len() < 2 && (words.len() != 1 || inline.is_empty()) {
@@ -531,14 +551,14 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
             CommandKind::Onbuild(trigger.to_string())
         }
         "healthcheck" => {
-            let mut fl = Flags::new(
+            let fl = Flags::new(
                 node,
                 &[
-                    "interval",
-                    "timeout",
-                    "start-period",
-                    "start-interval",
-                    "retries",
+                    ("interval", Str),
+                    ("timeout", Str),
+                    ("start-period", Str),
+                    ("start-interval", Str),
+                    ("retries", Str),
                 ],
             )?;
             let hc = match node.args.first().map(|s| s.to_ascii_uppercase()).as_deref() {
@@ -584,7 +604,6 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
                 }
                 None => return Err(err(node, "HEALTHCHECK requires an argument")),
             };
-            fl.finish()?;
             CommandKind::Healthcheck(hc)
         }
         _ => {

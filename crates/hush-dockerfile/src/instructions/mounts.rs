@@ -34,7 +34,9 @@ pub enum Sharing {
 pub struct Mount {
     /// The type.
     pub kind: MountKind,
-    /// Where it appears in the container (absolute unless WORKDIR-relative is resolved later).
+    /// Where it appears in the container, as written; dispatch makes it absolute against the
+    /// WORKDIR. A bind, cache or tmpfs mount without one is mounted at the WORKDIR itself
+    /// (BuildKit's `dispatchRunMounts` joins an empty target to it).
     pub target: Option<String>,
     /// `source=`/`src=`: path in `from`, or the secret/ssh id alias.
     pub source: Option<String>,
@@ -198,6 +200,11 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
             if sharing_set {
                 return Err("secret mount should not define sharing".into());
             }
+            if m.source.as_deref().is_some_and(|s| !s.is_empty())
+                && m.id.as_deref().is_some_and(|s| !s.is_empty())
+            {
+                return Err("both source and id can't be set".into());
+            }
             if m.id.is_none() {
                 m.id = m.source.clone();
             }
@@ -228,12 +235,25 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
             m.mode.get_or_insert(0o600);
             m.readonly = true;
         }
-        MountKind::Cache | MountKind::Bind | MountKind::Tmpfs => {
-            if m.target.is_none() {
-                return Err("mount target is required".into());
-            }
+        MountKind::Cache => {}
+        MountKind::Bind | MountKind::Tmpfs => {
             if m.kind == MountKind::Tmpfs && m.from.is_some() {
                 return Err("tmpfs mount should not have a from".into());
+            }
+            // Only secret, ssh and cache mounts make a file or directory of their own.
+            let kind = if m.kind == MountKind::Bind {
+                "bind"
+            } else {
+                "tmpfs"
+            };
+            for (key, set) in [
+                ("mode", m.mode.is_some()),
+                ("uid", m.uid.is_some()),
+                ("gid", m.gid.is_some()),
+            ] {
+                if set {
+                    return Err(format!("{key} not allowed for {kind:?} type mounts"));
+                }
             }
         }
     }
@@ -244,6 +264,23 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
         return Err("sharing is only supported by cache mounts".into());
     }
     Ok(m)
+}
+
+/// What BuildKit checks of a `--mount` before expansion: `from=` may not hold a variable (the
+/// stage it names must be known before any stage is built), except a trailing `$`.
+pub(crate) fn check_unexpanded(spec: &str) -> Result<(), String> {
+    for f in split_csv(spec)? {
+        let Some((key, value)) = f.split_once('=') else {
+            continue;
+        };
+        if key.eq_ignore_ascii_case("from") && value.find('$').is_some_and(|i| i + 1 != value.len())
+        {
+            return Err(
+                "'from' doesn't support variable expansion, define alias stage instead".into(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Split a CSV record (`a=b,"c=d,e",f`), as Go's `encoding/csv` does for one line.
@@ -322,31 +359,79 @@ mod tests {
         assert!(m.required);
     }
 
+    /// `(mount, BuildKit's error)`, from `instructions/commands_runmount.go`.
+    const ERRORS: &[(&str, &str)] = &[
+        ("type=tmp,target=/x", "unsupported mount type \"tmp\""),
+        ("type=ssh,source=x", "ssh does not support source"),
+        (
+            "type=secret,from=x,id=a",
+            "secret mount should not have a from",
+        ),
+        (
+            "type=secret,source=a,id=b",
+            "both source and id can't be set",
+        ),
+        ("type=secret,id=b,src=a", "both source and id can't be set"),
+        (
+            "type=cache,target=/c,sharing=exclusive",
+            "unsupported sharing value \"exclusive\"",
+        ),
+        (
+            "type=cache,target",
+            "invalid field 'target' must be a key=value pair",
+        ),
+        (
+            "type=bind,target=/x,mode=0644",
+            "mode not allowed for \"bind\" type mounts",
+        ),
+        (
+            "target=/x,uid=1",
+            "uid not allowed for \"bind\" type mounts",
+        ),
+        (
+            "type=tmpfs,target=/x,gid=1",
+            "gid not allowed for \"tmpfs\" type mounts",
+        ),
+    ];
+
     #[test]
     fn errors_match_buildkit() {
-        assert_eq!(
-            parse_mount("type=tmp,target=/x").unwrap_err(),
-            "unsupported mount type \"tmp\""
-        );
+        for (spec, want) in ERRORS {
+            assert_eq!(parse_mount(spec).unwrap_err(), *want, "{spec}");
+        }
         assert!(parse_mount("type=secret,id=tok,colour=blue")
             .unwrap_err()
             .starts_with("unexpected key 'colour'"));
-        assert_eq!(
-            parse_mount("type=ssh,source=x").unwrap_err(),
-            "ssh does not support source"
-        );
-        assert_eq!(
-            parse_mount("type=secret,from=x,id=a").unwrap_err(),
-            "secret mount should not have a from"
-        );
-        assert_eq!(
-            parse_mount("type=cache,target=/c,sharing=exclusive").unwrap_err(),
-            "unsupported sharing value \"exclusive\""
-        );
-        assert_eq!(
-            parse_mount("type=cache,target").unwrap_err(),
-            "invalid field 'target' must be a key=value pair"
-        );
+        // Secret, ssh and cache mounts take a mode and owner.
+        for ok in [
+            "type=secret,id=a,mode=0440,uid=1",
+            "type=ssh,mode=0600,gid=2",
+            "type=cache,target=/c,mode=0700,uid=3",
+        ] {
+            assert!(parse_mount(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn bind_cache_and_tmpfs_need_no_target() {
+        for spec in ["from=stage,src=/x", "type=cache", "type=tmpfs"] {
+            assert_eq!(parse_mount(spec).unwrap().target, None, "{spec}");
+        }
+    }
+
+    #[test]
+    fn from_may_not_hold_a_variable_before_expansion() {
+        let e = "'from' doesn't support variable expansion, define alias stage instead";
+        for spec in ["from=$SRC,target=/x", "type=bind,FROM=${SRC}", "from=a$b"] {
+            assert_eq!(check_unexpanded(spec).unwrap_err(), e, "{spec}");
+        }
+        for spec in [
+            "from=stage$,target=/x",
+            "type=cache,id=$ID,target=$T",
+            "type=bind",
+        ] {
+            assert!(check_unexpanded(spec).is_ok(), "{spec}");
+        }
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! Nothing is expanded here: values keep their quotes and escapes, so the result can be dumped in
 //! BuildKit's s-expression format and compared with its test data.
 
+mod decode;
 mod directives;
 mod heredoc;
 mod words;
 
 use crate::error::{Location, ParseError, ParseErrorKind};
+pub use decode::decode;
 pub use directives::Directives;
 pub use heredoc::{chomp_heredoc_content, parse_heredoc, Heredoc};
 pub(crate) use words::{parse_words, split_ws};
@@ -142,8 +144,8 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             });
         }
         let location = Location::lines(start, end);
-        let mut node =
-            node_from_line(&line, d.escape).map_err(|kind| ParseError::new(kind, location))?;
+        let mut node = node_from_line(&line, d.escape, false)
+            .map_err(|kind| ParseError::new(kind, location))?;
         node.comments = std::mem::take(&mut comments);
         let mut end = end;
         if node.can_contain_heredoc() && line.contains("<<") {
@@ -226,7 +228,8 @@ fn trim_continuation(line: &str, escape: char) -> (String, bool) {
     }
 }
 
-fn node_from_line(line: &str, escape: char) -> Result<Node, ParseErrorKind> {
+/// One instruction's node; `trigger` when it is an ONBUILD's.
+fn node_from_line(line: &str, escape: char, trigger: bool) -> Result<Node, ParseErrorKind> {
     let trimmed = line.trim_matches(is_go_space);
     let (cmd, rest) = match trimmed.find(is_ws) {
         Some(p) => (&trimmed[..p], trimmed[p..].trim_start_matches(is_ws)),
@@ -258,8 +261,10 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, ParseErrorKind> {
             (node.args, node.json) = words::parse_maybe_json(args_text)?;
         }
         "arg" => node.args = parse_words(args_text, escape),
-        "onbuild" => {
-            let sub = node_from_line(args_text, escape)?;
+        // The trigger of a trigger is not parsed: `ONBUILD ONBUILD` is refused when the node
+        // is typed, and a recursion per word let `ONBUILD ` × 200,000 overflow the stack.
+        "onbuild" if !trigger => {
+            let sub = node_from_line(args_text, escape, true)?;
             node.sub = Some(Box::new(sub));
         }
         "healthcheck" => {
@@ -332,6 +337,22 @@ mod tests {
             .collect();
         assert_eq!(locs, vec![(1, 1), (2, 3), (4, 6), (7, 7)]);
         assert_eq!(df.children[2].heredocs[0].content, "hi\n");
+    }
+
+    #[test]
+    fn chained_onbuild_is_parsed_one_level_deep() {
+        let text = format!("FROM a\n{}RUN true\n", "ONBUILD ".repeat(200_000));
+        let df = parse(&text).unwrap();
+        let sub = df.children[1].sub.as_deref().unwrap();
+        assert_eq!(
+            (sub.keyword().as_str(), sub.sub.is_none()),
+            ("onbuild", true)
+        );
+        let e = crate::instructions::parse_stages(&df).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
+        );
     }
 
     #[test]

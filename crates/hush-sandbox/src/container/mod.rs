@@ -224,6 +224,24 @@ fn json_len(v: &impl serde::Serialize) -> usize {
     c.0
 }
 
+/// Every string the container's process gets must be a C string. The error names the string,
+/// never its value (an environment value can be a secret's).
+fn check_no_nul(spec: &RunSpec) -> Result<()> {
+    let what = if let Some(i) = spec.argv.iter().position(|a| a.contains('\0')) {
+        format!("argument {}", i + 1)
+    } else if let Some(e) = spec.env.vars().iter().find(|e| e.contains('\0')) {
+        match e.split_once('=') {
+            Some((k, _)) if !k.contains('\0') => format!("environment variable {k}"),
+            _ => "environment variable name".into(),
+        }
+    } else if spec.cwd.contains('\0') {
+        "working directory".into()
+    } else {
+        return Ok(());
+    };
+    Err(Error::NulByte { what })
+}
+
 /// Run `spec` with `rootfs` as `/`. `bundle` is a private scratch directory. Output chunks
 /// (stdout and stderr, interleaved as they come) go to `output`. Returns the exit code.
 pub fn run(
@@ -240,6 +258,7 @@ pub fn run(
         crate::cgroups::pid_namespace(),
         rand::random::<u32>()
     );
+    check_no_nul(spec)?;
     let mut s = oci_spec_for(rootfs, spec, &format!("/hush/{id}"))?;
     fs::create_dir_all(bundle).ctx("create", bundle)?;
     let cfg = bundle.join("config.json");

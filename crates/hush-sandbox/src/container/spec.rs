@@ -420,6 +420,36 @@ mod tests {
     }
 
     #[test]
+    fn nul_bytes_are_an_error_naming_the_string_not_a_panic() {
+        let ok = run_spec(0, false);
+        assert!(super::super::check_no_nul(&ok).is_ok());
+        let with = |f: &dyn Fn(&mut RunSpec)| {
+            let mut s = run_spec(0, false);
+            f(&mut s);
+            super::super::check_no_nul(&s).unwrap_err().to_string()
+        };
+        let cases = [
+            (with(&|s| s.argv.push("a\0b".into())), "argument 2"),
+            (
+                with(&|s| s.env.push("TOKEN", "s3cr\0t")),
+                "environment variable TOKEN",
+            ),
+            (
+                with(&|s| s.env.push("A\0B", "1")),
+                "environment variable name",
+            ),
+            (with(&|s| s.cwd = "/a\0".into()), "working directory"),
+        ];
+        for (msg, what) in cases {
+            assert_eq!(
+                msg,
+                format!("failed to start the build container: its {what} holds a NUL byte")
+            );
+            assert!(!msg.contains("s3cr"));
+        }
+    }
+
+    #[test]
     fn each_run_gets_the_filter_exactly_one_way() {
         // Root: the precompiled filter, loaded by the executor; not compiled again per RUN.
         let root = spec(0, false);

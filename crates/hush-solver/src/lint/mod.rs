@@ -83,7 +83,7 @@ pub(crate) fn lint_with(
             for src in c
                 .sources
                 .iter()
-                .filter(|s| !s.contains('$') && !s.contains("://"))
+                .filter(|s| !s.contains('$') && !hush_dockerfile::instructions::is_remote_source(s))
             {
                 let Ok(rels) = expand_source(&opts.context, src, ignore, cmd.location) else {
                     continue;

@@ -370,6 +370,23 @@ pub(crate) struct Dockerfile {
 }
 
 impl Dockerfile {
+    /// The text of a Dockerfile's bytes, or the error at the line that is not UTF-8.
+    fn decode(name: String, bytes: &[u8], show_lines: bool) -> Result<Self, CliError> {
+        let (text, err) = match hush_dockerfile::parser::decode(bytes) {
+            Ok(t) => (t, None),
+            Err(e) => (String::from_utf8_lossy(bytes).into_owned(), Some(e)),
+        };
+        let df = Dockerfile {
+            name,
+            text,
+            show_lines,
+        };
+        match err {
+            None => Ok(df),
+            Some(e) => Err(df.error(e.into())),
+        }
+    }
+
     /// A build or lint error, for the renderer.
     pub(crate) fn error(&self, err: hush_solver::Error) -> CliError {
         if self.show_lines {
@@ -406,31 +423,23 @@ pub(crate) fn read_dockerfile(
 ) -> Result<Dockerfile, CliError> {
     let read = |name: String, path: PathBuf| -> Result<Dockerfile, CliError> {
         let real = in_context(context_arg, context, &path, "Dockerfile")?;
-        let text = std::fs::read_to_string(&real).map_err(|e| CliError::Io {
+        let bytes = std::fs::read(&real).map_err(|e| CliError::Io {
             what: format!("read Dockerfile {name}"),
             source: e,
         })?;
         let show_lines = real.starts_with(context) || real == absolute(&path);
-        Ok(Dockerfile {
-            name,
-            text,
-            show_lines,
-        })
+        Dockerfile::decode(name, &bytes, show_lines)
     };
     let dockerfile = match file {
         Some("-") => {
-            let mut text = String::new();
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .map_err(|e| CliError::Io {
                     what: "read Dockerfile from stdin".into(),
                     source: e,
                 })?;
-            Dockerfile {
-                name: "Dockerfile".into(),
-                text,
-                show_lines: true,
-            }
+            Dockerfile::decode("Dockerfile".into(), &bytes, true)?
         }
         Some(f) => read(f.to_string(), PathBuf::from(f))?,
         None => {

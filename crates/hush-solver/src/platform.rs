@@ -1,0 +1,137 @@
+//! What hush does with a stage's platform until it can pull other platforms' images or emulate
+//! them: a `FROM scratch` stage takes the platform it asks for (its config says so); an image
+//! from the store is whatever platform it is, and a `--platform` it is not is an error rather
+//! than the host's image under another name; a stage for a platform other than the host's may
+//! not RUN anything (no emulation). A stage `FROM` another stage has that stage's platform, its
+//! own `--platform` being overridden, as BuildKit's `dispatchState.init` does.
+
+use hush_dockerfile::instructions::platform::Platform;
+use hush_dockerfile::instructions::{CommandKind, Stage};
+use hush_oci::image::ImageConfig;
+
+use crate::{Error, Result};
+
+/// The platform an image's config says it is for (the host's when it says nothing).
+pub(crate) fn of_image(config: &ImageConfig) -> Platform {
+    if config.architecture.is_empty() {
+        return Platform::host();
+    }
+    let os = if config.os.is_empty() {
+        "linux"
+    } else {
+        &config.os
+    };
+    Platform::new(
+        os,
+        &config.architecture,
+        config.variant.as_deref().unwrap_or(""),
+    )
+}
+
+/// An image from the store must be the platform the stage asks for.
+pub(crate) fn check_image(
+    stage: &Stage,
+    name: &str,
+    image: &Platform,
+    asked: Option<&Platform>,
+) -> Result<()> {
+    match asked {
+        Some(p) if p != image => Err(Error::Step {
+            message: format!(
+                "FROM --platform={p}: the image {name} in the store is for {image}, and hush cannot get another platform's image yet"
+            ),
+            location: stage.location,
+            hint: Some(format!(
+                "load or import the {p} image under its own name (`hush load`, `hush import`) and use that name, or drop --platform"
+            )),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A stage for another platform than the host's may not run anything: its first RUN (or a RUN
+/// trigger of its base image) is the error.
+pub(crate) fn check_runs(stage: &Stage, platform: &Platform, triggers: &[String]) -> Result<()> {
+    let host = Platform::host();
+    if *platform == host {
+        return Ok(());
+    }
+    let run = stage
+        .commands
+        .iter()
+        .find(|c| matches!(c.kind, CommandKind::Run(_)))
+        .map(|c| c.location)
+        .or_else(|| {
+            triggers
+                .iter()
+                .any(|t| t.trim_start().to_ascii_lowercase().starts_with("run"))
+                .then_some(stage.location)
+        });
+    match run {
+        None => Ok(()),
+        Some(location) => Err(Error::Step {
+            message: format!(
+                "this stage is for {platform} and this host runs {host}: hush cannot run another platform's programs (no emulation)"
+            ),
+            location,
+            hint: Some(format!(
+                "build on a {platform} host, or do this RUN in a stage for the host (FROM --platform=$BUILDPLATFORM …) and COPY --from it"
+            )),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hush_dockerfile::instructions::parse_stages;
+    use hush_dockerfile::parser::parse;
+
+    fn foreign() -> Platform {
+        let arch = if Platform::host().arch == "s390x" {
+            "arm64"
+        } else {
+            "s390x"
+        };
+        Platform::new("linux", arch, "")
+    }
+
+    #[test]
+    fn image_platform_comes_from_its_config() {
+        let mut c = ImageConfig::for_host();
+        assert_eq!(of_image(&c), Platform::host());
+        c.architecture = "aarch64".into();
+        c.variant = Some("v8".into());
+        assert_eq!(of_image(&c), Platform::new("linux", "arm64", ""));
+        c.architecture.clear();
+        assert_eq!(of_image(&c), Platform::host());
+    }
+
+    #[test]
+    fn only_a_host_stage_runs() {
+        let st = parse_stages(&parse("FROM a\nCOPY x /x\nRUN true\nFROM b\nCOPY y /y\n").unwrap())
+            .unwrap();
+        let (runs, copies) = (&st.stages[0], &st.stages[1]);
+        assert!(check_runs(runs, &Platform::host(), &[]).is_ok());
+        let e = check_runs(runs, &foreign(), &[]).unwrap_err();
+        assert_eq!(e.location().map(|l| l.start_line), Some(3));
+        assert!(e.to_string().contains("no emulation"), "{e}");
+        assert!(check_runs(copies, &foreign(), &[]).is_ok());
+        let e = check_runs(copies, &foreign(), &["RUN make".into()]).unwrap_err();
+        assert_eq!(e.location().map(|l| l.start_line), Some(4));
+    }
+
+    #[test]
+    fn a_store_image_is_not_another_platform() {
+        let st = parse_stages(&parse("FROM a\n").unwrap()).unwrap();
+        let host = Platform::host();
+        assert!(check_image(&st.stages[0], "a", &host, None).is_ok());
+        assert!(check_image(&st.stages[0], "a", &host, Some(&host)).is_ok());
+        let e = check_image(&st.stages[0], "a", &host, Some(&foreign())).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cannot get another platform's image"),
+            "{e}"
+        );
+    }
+}
