@@ -247,7 +247,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
 }
 
 /// Split a CSV record (`a=b,"c=d,e",f`), as Go's `encoding/csv` does for one line.
-fn split_csv(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();
