@@ -50,6 +50,17 @@ pub enum Severity {
     Error,
 }
 
+impl Severity {
+    /// `note`, `warning` or `error`, as compilers and SARIF's `level` write them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {

@@ -138,7 +138,11 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             d.possible_directive(raw.trim_start(), i)?;
             if is_comment(raw) {
                 if hush_directive::hush_directive(raw, i)?.is_some() {
-                    return Err(MountDirectiveError::InContinuation.at(Location::lines(i, i)));
+                    let column = raw.len() - raw.trim_start().len() + 1;
+                    return Err(MountDirectiveError::InContinuation.at(Location {
+                        column: Some(column),
+                        ..Location::lines(i, i)
+                    }));
                 }
                 continue;
             }
