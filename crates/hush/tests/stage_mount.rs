@@ -107,10 +107,7 @@ fn stage_secret_reaches_every_run_of_its_stage_and_nothing_else() {
     }
     let e = Env::new();
     let d = e.dir.path();
-    let o = e.build(
-        TWO_STAGES,
-        &["-t", "sm", "-o", "type=docker,dest=img.tar"],
-    );
+    let o = e.build(TWO_STAGES, &["-t", "sm", "-o", "type=docker,dest=img.tar"]);
     let out = log(&o);
     assert!(o.status.success(), "{out}");
     // `cat` printed the secret: the progress shows it masked.
@@ -136,7 +133,10 @@ fn stage_secret_reaches_every_run_of_its_stage_and_nothing_else() {
         .unwrap();
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(listing.contains("final"), "{listing}");
-    assert!(!listing.contains("root/") && !listing.contains("run/"), "{listing}");
+    assert!(
+        !listing.contains("root/") && !listing.contains("run/"),
+        "{listing}"
+    );
     e.assert_values_absent(&x);
     e.assert_values_absent(&d.join("root"));
 
@@ -147,7 +147,10 @@ fn stage_secret_reaches_every_run_of_its_stage_and_nothing_else() {
     let h = e.hush(&["history", "--no-trunc", "b"]);
     let h = String::from_utf8_lossy(&h.stdout);
     assert!(h.contains("grep -q _authToken /root/.npmrc"), "{h}");
-    assert!(!h.contains("hush:mount") && !h.contains("type=secret"), "{h}");
+    assert!(
+        !h.contains("hush:mount") && !h.contains("type=secret"),
+        "{h}"
+    );
 }
 
 #[test]
@@ -171,7 +174,10 @@ fn a_run_that_keeps_the_stage_secret_is_refused_naming_the_step_and_file() {
     assert!(out.contains("secret \"npmrc\""), "{out}");
     assert!(out.contains("/app/.npmrc"), "{out}");
     assert!(out.contains("Dockerfile:4"), "{out}");
-    assert!(!out.contains(NPM_VALUE), "the error must not show the secret");
+    assert!(
+        !out.contains(NPM_VALUE),
+        "the error must not show the secret"
+    );
     assert!(!e.hush(&["inspect", "leaky"]).status.success());
     // The first RUN's layer is committed, the leaking one is not.
     let after = std::fs::read_dir(e.dir.path().join("root/snapshots"))
@@ -196,7 +202,11 @@ fn a_stage_secret_not_given_behaves_as_a_run_mount_without_it() {
     assert!(out.contains("secret npmrc not found"), "{out}");
     assert!(out.contains("skipping the optional mount"), "{out}");
 
-    let o = e.build_with(&df.replace("/root/.npmrc\n", "/root/.npmrc,required\n"), &[], &[]);
+    let o = e.build_with(
+        &df.replace("/root/.npmrc\n", "/root/.npmrc,required\n"),
+        &[],
+        &[],
+    );
     let out = log(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
@@ -216,7 +226,14 @@ fn hush_lint_lists_the_runs_that_receive_it() {
         format!("{TWO_STAGES}# hush:mount=type=ssh\n"),
     )
     .unwrap();
-    let o = e.hush(&["lint", "-f", "Dockerfile", "--secret", "id=ci,src=ci", "ctx"]);
+    let o = e.hush(&[
+        "lint",
+        "-f",
+        "Dockerfile",
+        "--secret",
+        "id=ci,src=ci",
+        "ctx",
+    ]);
     let out = log(&o);
     assert!(o.status.success(), "{out}");
     assert!(
@@ -234,7 +251,10 @@ fn hush_lint_lists_the_runs_that_receive_it() {
         out.contains("warning[StageMountSecretNotGiven]") && out.contains("names secret \"npmrc\""),
         "{out}"
     );
-    assert!(!out.contains("UnusedSecret"), "--secret ci is mounted: {out}");
+    assert!(
+        !out.contains("UnusedSecret"),
+        "--secret ci is mounted: {out}"
+    );
     // json too, with the note's severity
     let o = e.hush(&["lint", "-f", "Dockerfile", "--format", "json", "ctx"]);
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -244,7 +264,10 @@ fn hush_lint_lists_the_runs_that_receive_it() {
         .iter()
         .find(|r| r["rule"] == "StageMount")
         .unwrap();
-    assert_eq!((note["severity"].as_str(), note["line"].as_u64()), (Some("note"), Some(2)));
+    assert_eq!(
+        (note["severity"].as_str(), note["line"].as_u64()),
+        (Some("note"), Some(2))
+    );
     // A build does not repeat the note.
     let o = e.build(TWO_STAGES, &[]);
     assert!(o.status.success(), "{}", log(&o));
@@ -290,7 +313,10 @@ fn bad_directives_fail_with_file_line_caret_and_hint() {
         assert!(out.contains(message), "{df}: {out}");
         assert!(out.contains(&format!("--> {at}")), "{df}: {out}");
         assert!(out.contains("^"), "{df}: {out}");
-        let hint_line = out.lines().find(|l| l.contains("hint: ")).unwrap_or_default();
+        let hint_line = out
+            .lines()
+            .find(|l| l.contains("hint: "))
+            .unwrap_or_default();
         assert!(hint_line.contains(hint), "{df}: {out}");
     }
 }
@@ -307,7 +333,14 @@ impl Drop for Killed {
 /// built FROM it has no agent.
 #[test]
 fn stage_ssh_agent_reaches_every_run_of_its_stage() {
-    if !common::can_run(&["busybox", "git", "ssh", "ssh-add", "ssh-agent", "ssh-keygen"]) {
+    if !common::can_run(&[
+        "busybox",
+        "git",
+        "ssh",
+        "ssh-add",
+        "ssh-agent",
+        "ssh-keygen",
+    ]) {
         return;
     }
     let e = Env::new();

@@ -321,7 +321,8 @@ mod tests {
             ImageState::default(),
         )
         .unwrap();
-        let got: Vec<Vec<(Option<&str>, Option<&str>, Option<u32>)>> = runs
+        type Seen<'a> = (Option<&'a str>, Option<&'a str>, Option<u32>);
+        let got: Vec<Vec<Seen>> = runs
             .iter()
             .map(|(ms, _)| {
                 ms.iter()
