@@ -109,6 +109,9 @@ pub enum ParseErrorKind {
     /// An invalid `RUN --mount`.
     #[error("{0}")]
     Mount(String),
+    /// A `# hush:mount=` line hush cannot apply.
+    #[error("{0}")]
+    MountDirective(crate::parser::MountDirectiveError),
     /// A `# check=` directive (or `BUILDKIT_DOCKERFILE_CHECK` build arg) BuildKit would refuse.
     #[error("failed to parse check options from {source_name}: {error}")]
     Check {

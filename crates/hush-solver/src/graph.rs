@@ -509,7 +509,9 @@ fn lint_before_build(
     digests: &crate::copy::ContextDigests,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let findings = crate::lint::lint_with(opts, ignore, Some(store), digests)?;
+    let mut findings = crate::lint::lint_with(opts, ignore, Some(store), digests)?;
+    // Notes tell a reviewer what the Dockerfile does (`hush lint` shows them), not a problem.
+    findings.retain(|f| f.severity != hush_dockerfile::lint::Severity::Note);
     let (errors, warnings): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| {
         f.severity == hush_dockerfile::lint::Severity::Error && opts.lint == crate::LintMode::Error
     });

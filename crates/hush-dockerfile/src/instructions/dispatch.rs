@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::args::PROXY_ARGS;
 use super::limits::{check_nul, check_scope};
 use super::mounts::{parse_mount, MountKind};
+use super::stage_mount::received;
 use super::step::{
     CopySource, Dispatched, DispatchedStage, HealthState, ImageState, Step, StepKind,
 };
@@ -98,9 +99,11 @@ pub fn dispatch_stage(
             });
         }
     }
+    // The stage's own commands follow the triggers: `# hush:mount=` reaches only those.
+    let triggers = commands.len();
     commands.extend(stage.commands.iter().cloned());
     let mut cmd_set = false;
-    for cmd in &commands {
+    for (i, cmd) in commands.iter().enumerate() {
         let loc = cmd.location;
         let fail =
             |e: crate::shell::ExpandError| ParseError::new(ParseErrorKind::Expansion(e), loc);
@@ -341,6 +344,28 @@ pub fn dispatch_stage(
                         )?);
                     }
                     mounts.push(m);
+                }
+                if let Some(index) = i.checked_sub(triggers) {
+                    let mut directed = Vec::new();
+                    for (k, d) in stage.mount_directives_at(index).enumerate() {
+                        let spec = lx
+                            .expand(
+                                &d.spec,
+                                &Scope {
+                                    state: &state,
+                                    args: &args,
+                                },
+                            )
+                            .map_err(|e| {
+                                ParseError::new(ParseErrorKind::Expansion(e), d.location)
+                            })?;
+                        let mut m = d.mount(&spec, loc.start_line)?;
+                        if let Some(t) = &m.target {
+                            m.target = Some(clean_abs(&abs(t, &state)));
+                        }
+                        directed.push((k, m));
+                    }
+                    mounts.extend(received(&mounts, directed).into_iter().map(|(_, m)| m));
                 }
                 let (argv, scripts) = run_argv(run, &state);
                 for a in &argv {

@@ -12,6 +12,7 @@ pub mod mounts;
 pub mod network;
 pub mod platform;
 pub mod security;
+pub mod stage_mount;
 pub mod step;
 
 use crate::error::{did_you_mean, Location, ParseError, ParseErrorKind};
@@ -20,6 +21,7 @@ use flags::{Bool, Flags, Str, Strings};
 pub use mounts::{Mount, MountKind, Sharing};
 pub use network::NetworkMode;
 pub use security::SecurityMode;
+pub use stage_mount::MountDirective;
 
 /// Every instruction of the Dockerfile reference.
 pub const KEYWORDS: &[&str] = &[
@@ -67,6 +69,8 @@ pub struct Stage {
     pub platform: Option<String>,
     /// The instructions.
     pub commands: Vec<Command>,
+    /// Its `# hush:mount=` directives, in order.
+    pub mount_directives: Vec<MountDirective>,
     /// Where the FROM is.
     pub location: Location,
 }
@@ -214,7 +218,11 @@ pub fn parse_stages(df: &Dockerfile) -> Result<Stages, ParseError> {
         stages: Vec::new(),
         escape: df.escape,
     };
-    for node in &df.children {
+    let mut directives = df.mount_directives.iter().peekable();
+    for (k, node) in df.children.iter().enumerate() {
+        while let Some(line) = directives.next_if(|d| d.before <= k) {
+            attach_directive(&mut out, line)?;
+        }
         let kw = node.keyword();
         if kw == "from" {
             let platform = Flags::new(node, &[("platform", Str)])?.string("platform");
@@ -245,6 +253,7 @@ pub fn parse_stages(df: &Dockerfile) -> Result<Stages, ParseError> {
                 base,
                 platform,
                 commands: Vec::new(),
+                mount_directives: Vec::new(),
                 location: node.location,
             });
             continue;
@@ -268,12 +277,28 @@ pub fn parse_stages(df: &Dockerfile) -> Result<Stages, ParseError> {
             },
         }
     }
+    for line in directives {
+        attach_directive(&mut out, line)?;
+    }
     if out.stages.is_empty() {
         let at = df.children.last().map(|n| n.location).unwrap_or_default();
         return Err(ParseError::new(ParseErrorKind::NoStages, at)
             .with_hint("add a FROM instruction, e.g. `FROM scratch`"));
     }
     Ok(out)
+}
+
+/// A `# hush:mount=` line belongs to the stage it stands in, from the next instruction on.
+fn attach_directive(
+    out: &mut Stages,
+    line: &crate::parser::MountDirectiveLine,
+) -> Result<(), ParseError> {
+    let Some(stage) = out.stages.last_mut() else {
+        return Err(crate::parser::MountDirectiveError::BeforeFrom.at(line.location));
+    };
+    let directive = MountDirective::new(line, stage.commands.len())?;
+    stage.mount_directives.push(directive);
+    Ok(())
 }
 
 fn valid_stage_name(n: &str) -> bool {

@@ -284,7 +284,7 @@ pub(crate) fn check_unexpanded(spec: &str) -> Result<(), String> {
 }
 
 /// Split a CSV record (`a=b,"c=d,e",f`), as Go's `encoding/csv` does for one line.
-fn split_csv(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();

@@ -150,13 +150,16 @@ mod tests {
             f("CopiedSecretFile", Severity::Error),
             f("SecretsUsedInArgOrEnv", Severity::Warning),
             f("UnusedSecret", Severity::Warning),
+            f("StageMount", Severity::Note),
         ];
         let got = opts(false, &["UnusedSecret"], true).apply(all.clone());
         assert_eq!(
             got.iter().map(|f| (f.rule, f.severity)).collect::<Vec<_>>(),
             [
                 ("CopiedSecretFile", Severity::Error),
-                ("SecretsUsedInArgOrEnv", Severity::Error)
+                ("SecretsUsedInArgOrEnv", Severity::Error),
+                // error=true makes warnings errors; a note is not a warning
+                ("StageMount", Severity::Note)
             ]
         );
         assert!(opts(true, &[], false).apply(all.clone()).is_empty());

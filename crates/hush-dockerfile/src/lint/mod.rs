@@ -4,13 +4,15 @@
 
 mod check;
 mod secret_names;
+mod stage_mount;
 
 pub use check::{CheckError, CheckOptions};
 pub use secret_names::looks_secret_name;
 
 use crate::error::{ParseError, ParseErrorKind};
 use crate::instructions::mounts::parse_mount;
-use crate::instructions::{CommandKind, CommandLine, MountKind, Stages};
+use crate::instructions::stage_mount::received_unexpanded;
+use crate::instructions::{CommandKind, CommandLine, Mount, MountKind, Stage, Stages};
 use crate::Location;
 
 /// The build arg that replaces the `# check=` directive (BuildKit's `BUILDKIT_DOCKERFILE_CHECK`).
@@ -39,10 +41,24 @@ pub fn check_options(
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// Not a problem: what the Dockerfile does, for a reviewer (`hush lint` shows notes; a
+    /// build does not, `# check=error=true` leaves them notes).
+    Note,
     /// Worth fixing.
     Warning,
     /// Stops the build.
     Error,
+}
+
+impl Severity {
+    /// `note`, `warning` or `error`, as compilers and SARIF's `level` write them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
 }
 
 /// One finding.
@@ -68,14 +84,12 @@ pub fn lint(stages: &Stages, given: Option<&[String]>) -> Vec<Finding> {
     // Where each secret target is mounted, to point at it from a RUN that reads it bare.
     let mut mounts_at: Vec<(String, Location)> = Vec::new();
     for stage in &stages.stages {
-        for cmd in &stage.commands {
+        for (index, cmd) in stage.commands.iter().enumerate() {
             if let CommandKind::Run(r) = &cmd.kind {
-                for spec in &r.mounts {
-                    if let Ok(m) = parse_mount(spec) {
-                        if m.kind == MountKind::Secret {
-                            if let Some(t) = &m.target {
-                                mounts_at.push((t.clone(), cmd.location));
-                            }
+                for m in run_mounts(stage, index, &r.mounts) {
+                    if m.kind == MountKind::Secret {
+                        if let Some(t) = &m.target {
+                            mounts_at.push((t.clone(), cmd.location));
                         }
                     }
                 }
@@ -83,7 +97,7 @@ pub fn lint(stages: &Stages, given: Option<&[String]>) -> Vec<Finding> {
         }
     }
     for stage in &stages.stages {
-        for cmd in &stage.commands {
+        for (index, cmd) in stage.commands.iter().enumerate() {
             match &cmd.kind {
                 CommandKind::Arg(decls) => {
                     for d in decls.iter().filter(|d| looks_secret_name(&d.name)) {
@@ -101,12 +115,10 @@ pub fn lint(stages: &Stages, given: Option<&[String]>) -> Vec<Finding> {
                         CommandLine::Exec(v) => v.join(" "),
                     };
                     let mut targets = Vec::new();
-                    for spec in &r.mounts {
-                        if let Ok(m) = parse_mount(spec) {
-                            if m.kind == MountKind::Secret {
-                                mounted.extend(m.id.clone());
-                                targets.extend(m.target.clone());
-                            }
+                    for m in run_mounts(stage, index, &r.mounts) {
+                        if m.kind == MountKind::Secret {
+                            mounted.extend(m.id.clone());
+                            targets.extend(m.target.clone());
                         }
                     }
                     for (path, at) in read_secret_paths(&text) {
@@ -143,6 +155,7 @@ pub fn lint(stages: &Stages, given: Option<&[String]>) -> Vec<Finding> {
             }
         }
     }
+    out.extend(stage_mount::findings(stages, given));
     if let Some(given) = given {
         for id in given.iter().filter(|id| !mounted.contains(id)) {
             out.push(Finding {
@@ -155,6 +168,16 @@ pub fn lint(stages: &Stages, given: Option<&[String]>) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// The mounts a RUN (the stage's command `index`, with its own `--mount` specs) gets, as far as
+/// the unexpanded text tells: its own, then those its stage's `# hush:mount=` lines give it.
+fn run_mounts(stage: &Stage, index: usize, specs: &[String]) -> Vec<Mount> {
+    let own: Vec<Mount> = specs.iter().filter_map(|s| parse_mount(s).ok()).collect();
+    let directed = received_unexpanded(stage, index, &own);
+    own.into_iter()
+        .chain(directed.into_iter().filter_map(|(_, m)| m))
+        .collect()
 }
 
 fn secret_in_arg_or_env(kw: &str, name: &str, location: Location) -> Finding {

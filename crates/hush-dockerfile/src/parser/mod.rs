@@ -6,12 +6,14 @@
 mod decode;
 mod directives;
 mod heredoc;
+mod hush_directive;
 mod words;
 
 use crate::error::{Location, ParseError, ParseErrorKind};
 pub use decode::decode;
 pub use directives::Directives;
 pub use heredoc::{chomp_heredoc_content, parse_heredoc, Heredoc};
+pub use hush_directive::{MountDirectiveError, MountDirectiveLine};
 pub(crate) use words::{parse_words, split_ws};
 
 /// One instruction as written.
@@ -72,6 +74,8 @@ pub struct Dockerfile {
     pub warnings: Vec<Warning>,
     /// The escape character in force (`\` or `` ` ``).
     pub escape: char,
+    /// hush's `# hush:mount=` lines, in order (comments to BuildKit).
+    pub mount_directives: Vec<MountDirectiveLine>,
 }
 
 /// A non-fatal finding of the parser.
@@ -101,6 +105,16 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         let lineno = i + 1;
         i += 1;
         if is_comment(raw) {
+            if let Some(found) = hush_directive::hush_directive(raw, lineno)? {
+                out.mount_directives.push(MountDirectiveLine {
+                    spec: found.spec.to_string(),
+                    location: Location {
+                        column: Some(found.column),
+                        ..Location::lines(lineno, lineno)
+                    },
+                    before: out.children.len(),
+                });
+            }
             let c = raw.trim_start()[1..].trim();
             if c.is_empty() {
                 comments.clear();
@@ -125,6 +139,13 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
             i += 1;
             d.possible_directive(raw.trim_start(), i)?;
             if is_comment(raw) {
+                if hush_directive::hush_directive(raw, i)?.is_some() {
+                    let column = raw.len() - raw.trim_start().len() + 1;
+                    return Err(MountDirectiveError::InContinuation.at(Location {
+                        column: Some(column),
+                        ..Location::lines(i, i)
+                    }));
+                }
                 continue;
             }
             if raw.trim_start().is_empty() {

@@ -44,7 +44,10 @@ pub(crate) fn lint_with(
     )?;
     let stages = parse_stages(&df)?;
     let given: Vec<String> = opts.secrets.ids().map(String::from).collect();
-    let mut out = hush_dockerfile::lint::lint(&stages, Some(&given));
+    // No `--secret` at all says nothing about which secrets the build will get (`hush lint`
+    // without the flags): the rules about given secrets only run when some are.
+    let given = (!given.is_empty()).then_some(given.as_slice());
+    let mut out = hush_dockerfile::lint::lint(&stages, given);
     let guard = hush_scan::Guard::new(
         opts.secrets.iter().map(|(id, s)| (id, s.expose())),
         opts.leak_min_len,

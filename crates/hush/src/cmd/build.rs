@@ -305,12 +305,17 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             hush_solver::lint::lint(&opts, &ignore, None).map_err(|e| dockerfile.error(e))?;
         super::lint::print(&findings, &dockerfile.name, "text");
         // buildx's summary line; any finding fails the check, as `buildx build --check` does.
-        match findings.len() {
+        // Notes (where a `# hush:mount=` goes) are shown, and are not findings.
+        let found = findings
+            .iter()
+            .filter(|f| f.severity != hush_dockerfile::lint::Severity::Note)
+            .count();
+        match found {
             0 => eprintln!("Check complete, no warnings found."),
             1 => eprintln!("Check complete, 1 warning has been found!"),
             n => eprintln!("Check complete, {n} warnings have been found!"),
         }
-        return Ok(if findings.is_empty() {
+        return Ok(if found == 0 {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

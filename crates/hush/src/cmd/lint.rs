@@ -87,11 +87,7 @@ pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
             .iter()
             .map(|f| super::sarif::SarifResult {
                 rule: f.rule.to_string(),
-                level: if f.severity == Severity::Error {
-                    "error"
-                } else {
-                    "warning"
-                },
+                level: f.severity.as_str(),
                 message: format!("{} (hint: {})", f.message, f.hint),
                 uri: name.clone(),
                 line: f.location.start_line,
@@ -107,7 +103,7 @@ pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
             .map(|f| {
                 serde_json::json!({
                     "file": name, "line": f.location.start_line, "column": f.location.column.unwrap_or(1),
-                    "rule": f.rule, "severity": if f.severity == Severity::Error { "error" } else { "warning" },
+                    "rule": f.rule, "severity": f.severity.as_str(),
                     "message": f.message, "hint": f.hint,
                 })
             })
@@ -115,11 +111,7 @@ pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
         println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
     } else {
         for f in findings {
-            let sev = if f.severity == Severity::Error {
-                "error"
-            } else {
-                "warning"
-            };
+            let sev = f.severity.as_str();
             let at = if f.location.start_line > 0 {
                 format!(
                     "{name}:{}:{}",
@@ -131,10 +123,11 @@ pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
             };
             println!("{at}: {sev}[{}]: {}\n  hint: {}", f.rule, f.message, f.hint);
         }
-        let errors = findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-        eprintln!("{errors} error(s), {} warning(s)", findings.len() - errors);
+        let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+        eprintln!(
+            "{} error(s), {} warning(s)",
+            count(Severity::Error),
+            count(Severity::Warning)
+        );
     }
 }
