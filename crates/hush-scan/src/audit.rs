@@ -61,6 +61,12 @@ struct Chunk {
     pieces: Vec<Piece>,
 }
 
+/// The PAX record prefix of an extended attribute.
+const XATTR_PAX_PREFIX: &[u8] = b"SCHILY.xattr.";
+/// What follows a file's path in the location of a finding in one of its extended attributes:
+/// `/bin/tool (xattr user.token)`, as the leak guard names it.
+const XATTR_TAG: &str = " (xattr ";
+
 /// The paths one layer writes, deletes, and the directories it makes opaque (`dir/`).
 #[derive(Default)]
 struct Changes {
@@ -135,7 +141,9 @@ pub fn audit(
     // Which later layer hides each file.
     for f in &mut findings {
         let Some(i) = f.layer else { continue };
+        // An attribute goes with its file.
         let p = f.location.trim_start_matches('/');
+        let p = p.split_once(XATTR_TAG).map_or(p, |(file, _)| file);
         f.deleted_in = (i + 1..changes.len()).find(|&j| {
             changes[j].written.contains(p)
                 || changes[j].deleted.iter().any(|d| {
@@ -186,6 +194,27 @@ fn read_layer(
             continue;
         }
         changes.written.insert(path.clone());
+        // Extended attributes (PAX `SCHILY.xattr.*` records) are bytes of the image too.
+        if let Some(exts) = entry.pax_extensions()? {
+            for ext in exts {
+                let ext = ext?;
+                let Some(name) = ext.key_bytes().strip_prefix(XATTR_PAX_PREFIX) else {
+                    continue;
+                };
+                let value = ext.value_bytes();
+                if !batch.data.is_empty() && batch.data.len().saturating_add(value.len()) > CHUNK {
+                    send(std::mem::replace(&mut batch, Chunk::new(layer)))?;
+                }
+                let start = batch.data.len();
+                batch.data.extend_from_slice(value);
+                batch.pieces.push(Piece {
+                    path: format!("/{path}{XATTR_TAG}{})", String::from_utf8_lossy(name)),
+                    range: start..batch.data.len(),
+                    owned: 0..value.len(),
+                    base: 0,
+                });
+            }
+        }
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -410,6 +439,41 @@ mod tests {
         want.sort();
         assert_eq!(got, want);
         assert_eq!(f.iter().filter(|x| x.rule == "github-token").count(), 1);
+    }
+
+    /// A value in an extended attribute is found and named by its file and attribute; the
+    /// file's deletion covers it.
+    #[test]
+    fn finds_values_in_extended_attributes() {
+        let mut b = tar::Builder::new(Vec::new());
+        let rec = b"40 SCHILY.xattr.user.pw=hunter2-horses!\n";
+        assert_eq!(rec.len(), 40);
+        let mut x = tar::Header::new_ustar();
+        x.set_entry_type(tar::EntryType::XHeader);
+        x.set_size(rec.len() as u64);
+        x.set_cksum();
+        b.append(&x, &rec[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o755);
+        b.append_data(&mut h, "bin/tool", &b"ok"[..]).unwrap();
+        let layers = vec![
+            Layer {
+                instruction: "RUN setfattr".into(),
+                tar: Box::new(std::io::Cursor::new(b.into_inner().unwrap())),
+            },
+            Layer {
+                instruction: "RUN rm /bin/tool".into(),
+                tar: tar_of(&[("bin/.wh.tool", b"")]),
+            },
+        ];
+        let guard = Guard::new([("pw", &b"hunter2-horses!"[..])], 8);
+        let f = audit(layers, b"{}", &guard, &Rules::new()).unwrap();
+        let hit = f.iter().find(|x| x.rule == "secret:pw (raw)").unwrap();
+        assert_eq!(
+            (hit.layer, hit.location.as_str(), hit.deleted_in),
+            (Some(0), "/bin/tool (xattr user.pw)", Some(1))
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Layers as tar streams: an overlayfs upper directory → an OCI layer tar (whiteouts converted,
 //! [`write_layer`]), and an OCI layer tar → an overlayfs-format snapshot directory, refusing
-//! anything that would land outside it ([`apply_layer`]).
+//! anything that would land outside it ([`apply_layer`]). Both carry `security.capability` and
+//! `user.*` extended attributes as PAX records (`xattr`).
 
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -17,6 +18,7 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 mod apply;
 mod known;
 mod write;
+mod xattr;
 
 pub use apply::{apply_layer, extract_archive};
 pub use known::{Attrs, KnownTree};

@@ -65,3 +65,20 @@ pub fn run_in(root: &Path, args: &[&str], dir: &Path) -> Output {
         .output()
         .unwrap()
 }
+
+/// Compile `tests/<src>` (a C file) into `dir`, named after it, with `flags`.
+pub fn compile(src: &str, dir: &Path, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(src);
+    let out = dir.join(src.file_stem().expect("a file name"));
+    let o = Command::new("gcc")
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "gcc {}: {}", src.display(), log(&o));
+    out
+}
