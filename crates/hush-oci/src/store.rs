@@ -155,6 +155,11 @@ impl Store {
         self.root.join("snapshots").join(&diff_id.hex()[..20])
     }
 
+    /// The size of what a layer holds, as docker reports it (see [`crate::layer::content_size`]).
+    pub fn layer_content_size(&self, diff_id: &Digest) -> Result<u64> {
+        crate::layer::content_size(&self.snapshot_dir(diff_id))
+    }
+
     /// Move a finished directory into place as the snapshot of `diff_id` (a no-op if present).
     pub fn commit_snapshot(&self, dir: &Path, diff_id: &Digest) -> Result<PathBuf> {
         let dst = self.snapshot_dir(diff_id);

@@ -292,10 +292,9 @@ fn plan(
         deps.insert(j);
         Base::Stage(j)
     } else {
-        let img = store.resolve(&base_ref).map_err(|_| Error::MissingImage {
-            name: base_ref.clone(),
-            location: stage.location,
-        })?;
+        let img = store
+            .resolve(&base_ref)
+            .map_err(|_| Error::missing_image(&base_ref, stage.location, &names[..i]))?;
         Base::Image(Box::new(built_from_image(&img)?))
     };
     // Stages read with COPY --from / RUN --mount from=: dispatch with an empty config to find them.
@@ -307,6 +306,12 @@ fn plan(
         escape: stages.escape,
         history_build_args: false,
     };
+    // Images they read must be in the store: said now, before any step runs (with the stage
+    // meant, for a typo of a stage's name).
+    let image = |name: &str, location| match store.resolve(name) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::missing_image(name, location, &names[..i])),
+    };
     for item in dispatch_stage(stage, Default::default(), &input)?.items {
         let Dispatched::Step(s) = item else { continue };
         match &s.kind {
@@ -316,14 +321,19 @@ fn plan(
             } => {
                 deps.insert(*j);
             }
+            StepKind::Copy {
+                source: CopySource::Image(name),
+                ..
+            } => image(name, s.location)?,
             StepKind::Run { mounts, .. } => {
-                deps.extend(mounts.iter().filter_map(|m| {
-                    m.from
-                        .as_deref()?
-                        .strip_prefix("stage:")?
-                        .parse::<usize>()
-                        .ok()
-                }));
+                for from in mounts.iter().filter_map(|m| m.from.as_deref()) {
+                    match from.strip_prefix("stage:").map(str::parse::<usize>) {
+                        Some(Ok(j)) => {
+                            deps.insert(j);
+                        }
+                        _ => image(from, s.location)?,
+                    }
+                }
             }
             _ => {}
         }

@@ -91,7 +91,7 @@ pub(crate) fn lint_with(
                 .iter()
                 .filter(|s| !s.contains('$') && !s.contains("://"))
             {
-                let Ok(rels) = expand_source(&opts.context, src, ignore, cmd.location) else {
+                let Ok(rels) = expand_source(&opts.context, src, Some(ignore), cmd.location) else {
                     continue;
                 };
                 for rel in rels {

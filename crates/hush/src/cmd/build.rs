@@ -10,6 +10,7 @@ use hush_oci::archive::Compression;
 use hush_oci::store::Store;
 
 use super::{CliError, CliResult};
+use crate::output::{errln, outln};
 
 #[derive(Args)]
 pub(crate) struct BuildArgs {
@@ -279,16 +280,16 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         .map(|t| hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone()))
         .collect();
     if a.quiet {
-        println!("{}", img.config_digest);
+        outln!("{}", img.config_digest)?;
     } else if progress == "rawjson" {
-        eprintln!(
+        errln!(
             "{}",
             serde_json::json!({"event": "image", "id": img.config_digest.to_string(), "names": names})
         );
     } else if progress != "quiet" {
-        eprintln!("writing image {} done", img.config_digest);
+        errln!("writing image {} done", img.config_digest);
         for n in &names {
-            eprintln!("naming to {n} done");
+            errln!("naming to {n} done");
         }
     }
     Ok(ExitCode::SUCCESS)

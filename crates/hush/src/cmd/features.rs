@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use crate::output::outln;
 use clap::Args;
 
 /// Features of `../shared/conformance/README.md` not implemented yet. Keep this honest.
@@ -17,10 +18,10 @@ pub(crate) struct FeaturesArgs {
 pub(crate) fn run(a: &FeaturesArgs) -> super::CliResult {
     if a.unsupported {
         for f in UNSUPPORTED {
-            println!("{f}");
+            outln!("{f}")?;
         }
     } else {
-        println!("unsupported: {}", UNSUPPORTED.join(" "));
+        outln!("unsupported: {}", UNSUPPORTED.join(" "))?;
     }
     Ok(ExitCode::SUCCESS)
 }

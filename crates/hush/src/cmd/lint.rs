@@ -8,6 +8,7 @@ use clap::Args;
 use hush_dockerfile::lint::Severity;
 
 use super::{CliError, CliResult};
+use crate::output::{errln, outln};
 
 #[derive(Args)]
 pub(crate) struct LintArgs {
@@ -85,10 +86,10 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
                 line: f.location.start_line,
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&super::sarif::log(&results)).expect("json")
-        );
+        )?;
     } else if a.format == "json" {
         let rows: Vec<serde_json::Value> = findings
             .iter()
@@ -100,7 +101,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&rows).expect("json"))?;
     } else {
         for f in &findings {
             let sev = if f.severity == Severity::Error {
@@ -117,13 +118,13 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
             } else {
                 name.clone()
             };
-            println!("{at}: {sev}[{}]: {}\n  hint: {}", f.rule, f.message, f.hint);
+            outln!("{at}: {sev}[{}]: {}\n  hint: {}", f.rule, f.message, f.hint)?;
         }
         let errors = findings
             .iter()
             .filter(|f| f.severity == Severity::Error)
             .count();
-        eprintln!("{errors} error(s), {} warning(s)", findings.len() - errors);
+        errln!("{errors} error(s), {} warning(s)", findings.len() - errors);
     }
     Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
         ExitCode::from(1)
