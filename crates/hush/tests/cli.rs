@@ -250,3 +250,35 @@ fn debug_logs_cache_decisions_and_never_a_secret() {
         assert!(!l.contains(value), "the secret is in a log: {l}");
     }
 }
+
+/// A test that cannot meet a precondition says SKIP, and fails under CI (`CI=true`): this test
+/// runs itself with a precondition that is never met, outside CI and in it.
+#[test]
+fn an_unmet_precondition_skips_but_fails_under_ci() {
+    if std::env::var_os("HUSH_TEST_UNMET").is_some() {
+        common::skip("a precondition this run never meets");
+        return;
+    }
+    let run = |ci: &str| {
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "an_unmet_precondition_skips_but_fails_under_ci",
+                "--nocapture",
+            ])
+            .env("HUSH_TEST_UNMET", "1")
+            .env("CI", ci)
+            .output()
+            .unwrap()
+    };
+    let local = run("false");
+    assert!(local.status.success(), "{}", log(&local));
+    assert!(log(&local).contains("SKIP: a precondition this run never meets"));
+    let ci = run("true");
+    assert!(!ci.status.success(), "{}", log(&ci));
+    assert!(
+        log(&ci).contains("CI=true, and this test cannot run: a precondition this run never meets"),
+        "{}",
+        log(&ci)
+    );
+}
