@@ -118,7 +118,7 @@ impl<'s> Sizes<'s> {
 
 pub(crate) fn images(store: &Store) -> CliResult {
     outln!(
-        "{:<40} {:<15} {:<16} {:>10}",
+        "{:<40} {:<15} {:<22} {:>10}",
         "REPOSITORY:TAG",
         "IMAGE ID",
         "CREATED",
@@ -133,7 +133,8 @@ pub(crate) fn images(store: &Store) -> CliResult {
     for (name, d) in named.chain(untagged) {
         let img = store.image_by_manifest(&d)?;
         outln!(
-            "{:<40} {:<15} {:<16} {:>10}",
+            // 22: "Less than a second ago", the longest age.
+            "{:<40} {:<15} {:<22} {:>10}",
             name,
             img.config_digest.short(),
             ago(img.config.created.as_deref()),
