@@ -134,7 +134,7 @@ pub enum ParseErrorKind {
 }
 
 /// The name most like `word` among `candidates`, when it is close enough to suggest.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let word = word.to_ascii_lowercase();
     candidates
         .iter()

@@ -19,4 +19,4 @@ pub mod lint;
 pub mod parser;
 pub mod shell;
 
-pub use error::{Location, ParseError, ParseErrorKind};
+pub use error::{did_you_mean, Location, ParseError, ParseErrorKind};

@@ -17,6 +17,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An extended attribute a layer gives a file could not be set.
+    #[error("failed to set extended attribute {name:?} on {path}")]
+    Xattr {
+        /// The attribute's name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Written or read content does not hash to its name.
     #[error("digest mismatch for {expected}: content hashes to {actual}")]
     DigestMismatch {

@@ -68,6 +68,12 @@ struct Chunk {
     pieces: Vec<Piece>,
 }
 
+/// The PAX record prefix of an extended attribute.
+const XATTR_PAX_PREFIX: &[u8] = b"SCHILY.xattr.";
+/// What follows a file's path in the location of a finding in one of its extended attributes:
+/// `/bin/tool (xattr user.token)`, as the leak guard names it.
+const XATTR_TAG: &str = " (xattr ";
+
 /// The paths one layer writes, deletes, and the directories it makes opaque (`dir/`).
 #[derive(Default)]
 struct Changes {
@@ -171,7 +177,9 @@ pub fn audit<'a>(
     // Which later layer hides each file.
     for f in &mut findings {
         let Some(i) = f.layer else { continue };
+        // An attribute goes with its file.
         let p = f.location.trim_start_matches('/');
+        let p = p.split_once(XATTR_TAG).map_or(p, |(file, _)| file);
         f.deleted_in = (i + 1..changes.len()).find(|&j| {
             changes[j].written.contains(p)
                 || changes[j].deleted.iter().any(|d| {
@@ -220,7 +228,8 @@ impl Own<'_> {
         }
     }
 
-    /// The entry's name, link target and PAX records (xattrs as `SCHILY.xattr.NAME`).
+    /// The entry's name, link target and PAX records other than xattrs (those go to the
+    /// scanners with the file's contents, where the detector rules see them too).
     fn metadata<R: Read>(&self, path: &str, entry: &mut tar::Entry<'_, R>) -> io::Result<()> {
         let mut s = self.guard.scan();
         s.feed(&format!("{path} (file name)"), &entry.path_bytes());
@@ -230,12 +239,11 @@ impl Own<'_> {
         if let Some(records) = entry.pax_extensions()? {
             for r in records {
                 let r = r?;
+                if r.key_bytes().starts_with(XATTR_PAX_PREFIX) {
+                    continue;
+                }
                 let key = String::from_utf8_lossy(r.key_bytes());
-                let label = match key.strip_prefix("SCHILY.xattr.") {
-                    Some(x) => format!("{path} (xattr {x})"),
-                    None => format!("{path} (PAX record {key})"),
-                };
-                s.feed(&label, r.value_bytes());
+                s.feed(&format!("{path} (PAX record {key})"), r.value_bytes());
             }
         }
         self.report(s.finish());
@@ -282,6 +290,27 @@ fn read_layer(
             continue;
         }
         changes.written.insert(path.clone());
+        // Extended attributes (PAX `SCHILY.xattr.*` records) are bytes of the image too.
+        if let Some(exts) = entry.pax_extensions()? {
+            for ext in exts {
+                let ext = ext?;
+                let Some(name) = ext.key_bytes().strip_prefix(XATTR_PAX_PREFIX) else {
+                    continue;
+                };
+                let value = ext.value_bytes();
+                if !batch.data.is_empty() && batch.data.len().saturating_add(value.len()) > CHUNK {
+                    send(std::mem::replace(&mut batch, Chunk::new(layer)))?;
+                }
+                let start = batch.data.len();
+                batch.data.extend_from_slice(value);
+                batch.pieces.push(Piece {
+                    path: format!("/{path}{XATTR_TAG}{})", String::from_utf8_lossy(name)),
+                    range: start..batch.data.len(),
+                    owned: 0..value.len(),
+                    base: 0,
+                });
+            }
+        }
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -597,6 +626,46 @@ mod tests {
             .findings
             .iter()
             .all(|x| !format!("{x:?}").contains(secret)));
+    }
+
+    /// A value in an extended attribute is found and named by its file and attribute; the
+    /// file's deletion covers it.
+    #[test]
+    fn finds_values_in_extended_attributes() {
+        let mut b = tar::Builder::new(Vec::new());
+        let rec = b"40 SCHILY.xattr.user.pw=hunter2-horses!\n";
+        assert_eq!(rec.len(), 40);
+        let mut x = tar::Header::new_ustar();
+        x.set_entry_type(tar::EntryType::XHeader);
+        x.set_size(rec.len() as u64);
+        x.set_cksum();
+        b.append(&x, &rec[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o755);
+        b.append_data(&mut h, "bin/tool", &b"ok"[..]).unwrap();
+        let layers = vec![
+            Layer {
+                instruction: "RUN setfattr".into(),
+                tar: Box::new(std::io::Cursor::new(b.into_inner().unwrap())),
+            },
+            Layer {
+                instruction: "RUN rm /bin/tool".into(),
+                tar: tar_of(&[("bin/.wh.tool", b"")]),
+            },
+        ];
+        let guard = Guard::new([("pw", &b"hunter2-horses!"[..])], 8);
+        let rules = Rules::new();
+        let f = audit(layers, b"{}", &guard, &rules).unwrap();
+        let hit = f
+            .findings
+            .iter()
+            .find(|x| x.rule == "secret:pw (raw)")
+            .unwrap();
+        assert_eq!(
+            (hit.layer, hit.location.as_str(), hit.deleted_in),
+            (Some(0), "/bin/tool (xattr user.pw)", Some(1))
+        );
     }
 
     #[test]

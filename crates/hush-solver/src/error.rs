@@ -49,13 +49,15 @@ pub enum Error {
     /// `--target` names no stage.
     #[error("target stage {0:?} could not be found")]
     NoTarget(String),
-    /// A base image is not in the store.
-    #[error("base image {name:?} not found in hush's store")]
+    /// An image (a FROM's, a `--from`'s) that is not in the store, nor a stage's name.
+    #[error("image {name:?} not found in hush's store, and no stage is named so")]
     MissingImage {
         /// The reference.
         name: String,
         /// Where.
         location: Location,
+        /// The stage whose name is nearest, when one is close (a typo of it).
+        nearest_stage: Option<String>,
     },
     /// A filesystem problem.
     #[error("failed to {action} {path}")]
@@ -77,6 +79,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// `name` is no image of the store; `stages` are the Dockerfile's stage names, for a
+    /// suggestion (`--from=bulder` → `builder`).
+    pub(crate) fn missing_image(name: &str, location: Location, stages: &[Option<String>]) -> Self {
+        let names: Vec<&str> = stages.iter().flatten().map(String::as_str).collect();
+        Error::MissingImage {
+            name: name.into(),
+            location,
+            nearest_stage: hush_dockerfile::did_you_mean(name, &names).map(str::to_string),
+        }
+    }
+
     pub(crate) fn step(message: impl Into<String>, location: Location) -> Self {
         Error::Step {
             message: message.into(),

@@ -333,10 +333,9 @@ fn plan(
         plan(stages, j, input, asked, nodes, visiting, store)?;
         (Base::Stage(j), nodes[&j].platform.clone())
     } else {
-        let img = store.resolve(&base_ref).map_err(|_| Error::MissingImage {
-            name: base_ref.clone(),
-            location: stage.location,
-        })?;
+        let img = store
+            .resolve(&base_ref)
+            .map_err(|_| Error::missing_image(&base_ref, stage.location, &names[..i]))?;
         let built = built_from_image(&img)?;
         let own = platform::of_image(&built.config);
         platform::check_image(stage, &base_ref, &own, asked[i].as_ref())?;
@@ -347,6 +346,12 @@ fn plan(
         _ => Vec::new(),
     };
     platform::check_runs(stage, &platform, &triggers)?;
+    // Images they read must be in the store: said now, before any step runs (with the stage
+    // meant, for a typo of a stage's name).
+    let image = |name: &str, location| match store.resolve(name) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Error::missing_image(name, location, &names[..i])),
+    };
     // Stages read with COPY --from / RUN --mount from=. An image base's config is known here;
     // a stage base's is not until it is built (its ENV cannot name a stage: `from=` is literal).
     let base_state = match &base {
@@ -362,14 +367,19 @@ fn plan(
             } => {
                 deps.insert(*j);
             }
+            StepKind::Copy {
+                source: CopySource::Image(name),
+                ..
+            } => image(name, s.location)?,
             StepKind::Run { mounts, .. } => {
-                deps.extend(mounts.iter().filter_map(|m| {
-                    m.from
-                        .as_deref()?
-                        .strip_prefix("stage:")?
-                        .parse::<usize>()
-                        .ok()
-                }));
+                for from in mounts.iter().filter_map(|m| m.from.as_deref()) {
+                    match from.strip_prefix("stage:").map(str::parse::<usize>) {
+                        Some(Ok(j)) => {
+                            deps.insert(j);
+                        }
+                        _ => image(from, s.location)?,
+                    }
+                }
             }
             _ => {}
         }

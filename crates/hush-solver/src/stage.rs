@@ -196,17 +196,22 @@ impl Ctx<'_> {
         Ok(built)
     }
 
+    /// The cache key of `step` on `built`: its parent's key, then each input in order. With
+    /// debug logs on, each input is logged by name with a short hash of it (never its value),
+    /// so that two builds' logs show which input changed when a step misses the cache.
     fn step_key(&self, built: &Built, step: &Step) -> Result<Digest> {
-        let mut k = KeyBuilder::new(&built.key);
-        k.add(&step.created_by);
+        let mut parts: Vec<(&'static str, String)> = vec![("instruction", step.created_by.clone())];
         if let Some(epoch) = self.opts.source_date_epoch {
             // Layers made under SOURCE_DATE_EPOCH have their file times clamped to it.
-            k.add(&format!("source-date-epoch={epoch}"));
+            parts.push(("source-date-epoch", format!("source-date-epoch={epoch}")));
         }
-        k.add(&format!("{:?}", step.kind));
-        k.add(&format!(
-            "{:?}|{}|{}",
-            step.state.env, step.state.user, step.state.workdir
+        parts.push(("step", format!("{:?}", step.kind)));
+        parts.push((
+            "env-user-workdir",
+            format!(
+                "{:?}|{}|{}",
+                step.state.env, step.state.user, step.state.workdir
+            ),
         ));
         match &step.kind {
             StepKind::Copy {
@@ -214,18 +219,21 @@ impl Ctx<'_> {
                 sources,
                 ..
             } => {
-                k.add(&self.digests.get(
-                    &self.opts.context,
-                    sources,
-                    Some(&self.ignore),
-                    step.location,
-                )?);
+                parts.push((
+                    "context files",
+                    self.digests.get(
+                        &self.opts.context,
+                        sources,
+                        Some(&self.ignore),
+                        step.location,
+                    )?,
+                ));
             }
             StepKind::Copy {
                 source: CopySource::Stage(i),
                 ..
             } => {
-                k.add(&self.stage(*i, step)?.key.to_string());
+                parts.push(("source stage", self.stage(*i, step)?.key.to_string()));
             }
             StepKind::Run {
                 mounts, network, ..
@@ -236,31 +244,57 @@ impl Ctx<'_> {
                             .strip_prefix("stage:")
                             .and_then(|i| i.parse::<usize>().ok())
                         {
-                            k.add(&self.stage(i, step)?.key.to_string());
+                            parts.push(("mounted stage", self.stage(i, step)?.key.to_string()));
                         }
                     } else if m.kind == MountKind::Bind {
                         let src = m.source.clone().unwrap_or_default();
-                        k.add(&self.digests.get(
-                            &self.opts.context,
-                            &[src],
-                            None,
-                            step.location,
-                        )?);
+                        parts.push((
+                            "bind-mounted context files",
+                            self.digests
+                                .get(&self.opts.context, &[src], None, step.location)?,
+                        ));
                     } else if m.kind == MountKind::Secret {
                         let id = m.id.clone().unwrap_or_default();
                         if let (true, Some(s)) = (
                             self.opts.secrets.cache_by_content(&id),
                             self.opts.secrets.get(&id),
                         ) {
-                            k.add(&crate::cache::secret_fingerprint(self.store, &id, s)?);
+                            // An HMAC under the store's key, not the value (cache=content).
+                            parts.push((
+                                "secret (cache=content)",
+                                crate::cache::secret_fingerprint(self.store, &id, s)?,
+                            ));
                         }
                     }
                 }
-                k.add(crate::network::effective(self.opts.network, *network).as_str());
+                parts.push((
+                    "network",
+                    crate::network::effective(self.opts.network, *network)
+                        .as_str()
+                        .to_string(),
+                ));
             }
             _ => {}
         }
-        Ok(k.finish())
+        let mut k = KeyBuilder::new(&built.key);
+        for (_, part) in &parts {
+            k.add(part);
+        }
+        let key = k.finish();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let inputs: Vec<String> = parts
+                .iter()
+                .map(|(name, part)| format!("{name}={}", Digest::of(part.as_bytes()).short()))
+                .collect();
+            tracing::debug!(
+                step = %step.created_by,
+                key = %key.short(),
+                parent = %built.key.short(),
+                inputs = %inputs.join(" "),
+                "cache key"
+            );
+        }
+        Ok(key)
     }
 
     /// A finished stage (a copy: stages finish on other threads).
@@ -276,17 +310,26 @@ impl Ctx<'_> {
     /// Run (or take from the cache) one step; true when it came from the cache.
     fn run_step(&self, id: usize, stage: &str, built: &mut Built, step: &Step) -> Result<bool> {
         let key = self.step_key(built, step)?;
-        if !self.opts.no_cache {
-            if let Some(rec) = self
+        if self.opts.no_cache {
+            tracing::debug!(key = %key.short(), "cache not used (--no-cache): running the step");
+        } else {
+            let rec = self
                 .store
                 .cache_get(&key)
-                .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
-            {
+                .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+            if rec.is_none() {
+                tracing::debug!(key = %key.short(), "cache miss: no step ran with this key");
+            }
+            if let Some(rec) = rec {
                 let usable = rec
                     .layer
                     .as_ref()
                     .is_none_or(|l| self.store.snapshot_dir(&l.diff_id).is_dir());
+                if !usable {
+                    tracing::debug!(key = %key.short(), "cache miss: the step's layer was pruned");
+                }
                 if usable {
+                    tracing::debug!(key = %key.short(), "cache hit");
                     self.reporter.cached(id);
                     if let Some(l) = &rec.layer {
                         self.guard_layer(&l.diff_id, stage, step)?;
@@ -600,10 +643,11 @@ impl Ctx<'_> {
     }
 
     pub(crate) fn image(&self, name: &str, step: &Step) -> Result<Built> {
-        let img = self.store.resolve(name).map_err(|_| Error::MissingImage {
-            name: name.into(),
-            location: step.location,
-        })?;
+        // The plan found every image already (with a stage to suggest); this one was removed since.
+        let img = self
+            .store
+            .resolve(name)
+            .map_err(|_| Error::missing_image(name, step.location, &[]))?;
         built_from_image(&img)
     }
 }

@@ -1,6 +1,8 @@
 //! `hush`: the command line. One module per subcommand; this file only dispatches.
 
 mod cmd;
+mod logging;
+mod output;
 mod progress;
 mod render;
 
@@ -16,12 +18,15 @@ fn main() -> ExitCode {
     {
         let bundle = std::path::PathBuf::from(args.get(2).cloned().unwrap_or_default());
         let id = args.get(3).and_then(|a| a.to_str()).unwrap_or_default();
+        logging::init(false);
         return ExitCode::from(hush_sandbox::container::helper_main(&bundle, id) as u8);
     }
     hush_sandbox::signals::install();
     let cli = cmd::Cli::parse();
+    logging::init(cli.debug);
     match cmd::run(cli) {
         Ok(code) => code,
+        Err(cmd::CliError::StdoutClosed) => ExitCode::from(output::EXIT_STDOUT_CLOSED),
         Err(e) => {
             render::error(&e);
             ExitCode::from(e.exit_code())

@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::output::errln;
 use hush_dockerfile::Location;
 use hush_solver::Reporter;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -19,7 +20,7 @@ pub(crate) fn reporter(mode: &str, quiet: bool) -> Box<dyn Reporter> {
         "tty" | "auto" if std::io::stderr().is_terminal() => Box::new(Tty::new()),
         "tty" => {
             // indicatif draws nothing where there is no terminal: say so, and print plain.
-            eprintln!("note: --progress=tty: stderr is not a terminal, printing plain progress");
+            errln!("note: --progress=tty: stderr is not a terminal, printing plain progress");
             Box::new(Plain::new(false))
         }
         _ => Box::new(Plain::new(false)),
@@ -118,7 +119,7 @@ impl Tty {
 
     fn print(&self, s: &str) {
         if self.multi.println(s).is_err() {
-            eprintln!("{s}");
+            errln!("{s}");
         }
     }
 

@@ -3,22 +3,23 @@
 use std::error::Error as _;
 
 use crate::cmd::CliError;
+use crate::output::errln;
 
 pub(crate) fn error(e: &CliError) {
-    eprintln!("error: {e}");
+    errln!("error: {e}");
     if let Some((file, text, loc)) = e.dockerfile_location() {
-        eprintln!("  --> {file}:{loc}");
+        errln!("  --> {file}:{loc}");
         if let Some(line) = text.lines().nth(loc.start_line.saturating_sub(1)) {
             let n = loc.start_line.to_string();
-            eprintln!("{} |", " ".repeat(n.len()));
-            eprintln!("{n} | {line}");
+            errln!("{} |", " ".repeat(n.len()));
+            errln!("{n} | {line}");
             let col = loc.column.unwrap_or(1);
             let width = if loc.column.is_some() {
                 1
             } else {
                 line.trim_end().chars().count().max(1)
             };
-            eprintln!(
+            errln!(
                 "{} | {}{}",
                 " ".repeat(n.len()),
                 " ".repeat(col - 1),
@@ -28,13 +29,13 @@ pub(crate) fn error(e: &CliError) {
     }
     let mut src = e.source();
     while let Some(s) = src {
-        eprintln!("  caused by: {s}");
+        errln!("  caused by: {s}");
         src = s.source();
     }
     for line in e.tail() {
-        eprintln!("  | {line}");
+        errln!("  | {line}");
     }
     if let Some(h) = e.hint() {
-        eprintln!("  hint: {h}");
+        errln!("  hint: {h}");
     }
 }

@@ -211,7 +211,7 @@ fn oci_output_is_accepted_by_umoci() {
     );
     assert!(o.status.success(), "{}", log(&o));
     if Command::new("umoci").arg("--version").output().is_err() {
-        eprintln!("SKIP: umoci not installed");
+        common::skip("umoci is not installed");
         return;
     }
     let bundle = c.path().join("bundle");

@@ -351,7 +351,10 @@ fn af_packet_in_a_run_sees_none_of_the_hosts_traffic() {
         .output()
         .unwrap();
     if !cc.status.success() {
-        eprintln!("SKIP: gcc -static failed (no static libc?): {}", log(&cc));
+        common::skip(&format!(
+            "gcc -static failed (no static libc?): {}",
+            log(&cc)
+        ));
         return;
     }
     let sniffer = std::fs::read(dir.path().join("sniffer")).unwrap();

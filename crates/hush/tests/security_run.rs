@@ -35,17 +35,7 @@ fn store() -> tempfile::TempDir {
 
 /// Compile one of `tests/attacks/*.c` into `dir` with `flags`.
 fn compile(name: &str, dir: &Path, flags: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attacks/{name}.c"));
-    let out = dir.join(name);
-    let o = Command::new("gcc")
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "gcc {name}: {}", log(&o));
-    out
+    common::compile(&format!("attacks/{name}.c"), dir, flags)
 }
 
 fn context(dockerfile: &str) -> tempfile::TempDir {

@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::{lchown, safe_relative, set_mtime, set_opaque};
+use super::{lchown, safe_relative, set_mtime, set_opaque, xattr};
 use crate::bounded::Bounded;
 use crate::error::IoContext;
 use crate::{Error, Result};
@@ -28,13 +28,15 @@ enum Whiteouts {
 /// through a symlink are refused, hard links must point inside the layer, whiteouts must name
 /// one file next to them (never `.`, `..` or nothing), and both the tar stream and the files it
 /// unpacks to are limited to `limit` bytes (decompression bombs). Whiteouts become overlay
-/// whiteouts.
+/// whiteouts. The extended attributes a layer carries are set, never through a symlink; others
+/// (overlayfs' own, LSM labels) are ignored.
 pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
     unpack(reader, dest, limit, Whiteouts::Apply)
 }
 
 /// Unpack an archive into a directory of a rootfs (ADD of a local archive), with the same path
-/// checks and limit as [`apply_layer`]; `.wh.` entries are plain files, as docker's ADD makes them.
+/// checks, limit and extended attributes as [`apply_layer`]; `.wh.` entries are plain files, as
+/// docker's ADD makes them.
 pub fn extract_archive<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
     unpack(reader, dest, limit, Whiteouts::Keep)
 }
@@ -201,6 +203,8 @@ fn unpack_entries<R: Read>(
             _ => continue, // pax/gnu metadata entries are consumed by the reader
         }
         lchown(&full, uid, gid)?;
+        // After the owner (`chown` clears a file capability) and the bytes (so does a write).
+        xattr::apply(&full, &mut entry)?;
         if kind != tar::EntryType::Symlink {
             fs::set_permissions(&full, fs::Permissions::from_mode(mode)).ctx("chmod", &full)?;
         }
@@ -401,5 +405,156 @@ mod tests {
         names.sort();
         assert_eq!(names, vec![".wh.gone", "dir/", "dir/.wh..wh..opq", "dir/f"]);
         assert_eq!(seen, vec![("dir/f".to_string(), b"data".to_vec())]);
+    }
+
+    fn xattr_of(p: &Path, name: &str) -> Option<Vec<u8>> {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        let n = std::ffi::CString::new(name).unwrap();
+        let mut buf = vec![0u8; 256];
+        // SAFETY: both strings are NUL-terminated; `buf` is writable for its length.
+        let r =
+            unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        (r >= 0).then(|| buf[..r as usize].to_vec())
+    }
+
+    /// A layer's `security.capability` and `user.*` attributes are set on its files (the
+    /// capability after the owner, which would clear it); overlayfs' own and LSM labels are not,
+    /// an attribute on a symlink never reaches its target, and the snapshot's layer is the
+    /// layer again, byte for byte.
+    #[test]
+    fn xattrs_are_applied_filtered_and_written_back_the_same() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("d");
+        let outside = t.path().join("outside");
+        fs::create_dir(&dest).unwrap();
+        fs::write(&outside, "host file").unwrap();
+        let cap = [
+            1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut b = tar::Builder::new(Vec::new());
+        let pax = |b: &mut tar::Builder<Vec<u8>>, records: &[(&str, &[u8])]| {
+            let (h, data) = xattr::pax_header_for_test(records);
+            b.append(&h, &data[..]).unwrap();
+        };
+        // As root: another owner (the capability must outlive the chown) and a capability
+        // (CAP_SETFCAP); without root, the user attributes and the filtering are still tested.
+        let root = nix::unistd::geteuid().is_root();
+        let owner = if root {
+            1000
+        } else {
+            nix::unistd::geteuid().as_raw()
+        };
+        let header = |kind: tar::EntryType, size: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o755);
+            h.set_uid(owner as u64);
+            h.set_gid(if root {
+                1000
+            } else {
+                nix::unistd::getegid().as_raw() as u64
+            });
+            h.set_size(size);
+            h
+        };
+        pax(&mut b, &[("SCHILY.xattr.user.d", b"dir")]);
+        b.append_data(
+            &mut header(tar::EntryType::Directory, 0),
+            "bin/",
+            io::empty(),
+        )
+        .unwrap();
+        pax(
+            &mut b,
+            &[
+                ("SCHILY.xattr.security.capability", &cap),
+                (
+                    "SCHILY.xattr.security.selinux",
+                    b"system_u:object_r:shadow_t:s0",
+                ),
+                ("SCHILY.xattr.trusted.overlay.redirect", b"/etc/shadow"),
+                ("SCHILY.xattr.trusted.overlay.metacopy", b""),
+                ("SCHILY.xattr.user.overlay.opaque", b"y"),
+                ("SCHILY.xattr.user.foo", b"bar"),
+                ("mtime", b"1"),
+            ],
+        );
+        b.append_data(
+            &mut header(tar::EntryType::Regular, 4),
+            "bin/ping",
+            &b"ping"[..],
+        )
+        .unwrap();
+        pax(&mut b, &[("SCHILY.xattr.user.evil", b"x")]);
+        let mut h = header(tar::EntryType::Symlink, 0);
+        b.append_link(&mut h, "link", &outside).unwrap();
+        let layer = b.into_inner().unwrap();
+
+        apply_layer(&layer[..], &dest, u64::MAX).unwrap();
+        let ping = dest.join("bin/ping");
+        assert_eq!(fs::metadata(&ping).unwrap().uid(), owner);
+        assert_eq!(
+            xattr_of(&ping, "security.capability").as_deref(),
+            root.then_some(&cap[..])
+        );
+        assert_eq!(xattr_of(&ping, "user.foo").as_deref(), Some(&b"bar"[..]));
+        for not in [
+            "security.selinux",
+            "trusted.overlay.redirect",
+            "trusted.overlay.metacopy",
+            "user.overlay.opaque",
+        ] {
+            assert_eq!(xattr_of(&ping, not), None, "{not}");
+        }
+        assert_eq!(
+            xattr_of(&dest.join("bin"), "user.d").as_deref(),
+            Some(&b"dir"[..])
+        );
+        assert_eq!(xattr_of(&outside, "user.evil"), None);
+        assert_eq!(xattr_of(&dest.join("link"), "user.evil"), None);
+
+        // Written back: the carried attributes, in name order, and the same bytes every time.
+        let again = write_layer(&dest, None, Vec::new(), &mut |_, _| {}).unwrap();
+        let t2 = tempfile::tempdir().unwrap();
+        apply_layer(&again[..], t2.path(), u64::MAX).unwrap();
+        let third = write_layer(t2.path(), None, Vec::new(), &mut |_, _| {}).unwrap();
+        assert!(again == third, "a layer applied and written back differs");
+        let mut keys = Vec::new();
+        for e in tar::Archive::new(&again[..]).entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().to_string();
+            for x in e.pax_extensions().unwrap().into_iter().flatten() {
+                keys.push(format!("{path} {}", x.unwrap().key().unwrap()));
+            }
+        }
+        let want: Vec<&str> = [
+            "bin/ SCHILY.xattr.user.d",
+            "bin/ping SCHILY.xattr.security.capability",
+            "bin/ping SCHILY.xattr.user.foo",
+        ]
+        .into_iter()
+        .filter(|k| root || !k.contains("security."))
+        .collect();
+        assert_eq!(keys, want);
+    }
+
+    /// The leak guard's hook sees attribute values, under the file's path.
+    #[test]
+    fn xattr_values_are_observed() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("f"), "content").unwrap();
+        xattr::set_for_test(&t.path().join("f"), "user.token", b"s3cr3t").unwrap();
+        let mut seen = Vec::new();
+        write_layer(t.path(), None, Vec::new(), &mut |p, b| {
+            seen.push((p.to_string(), b.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("f (xattr user.token)".to_string(), b"s3cr3t".to_vec()),
+                ("f".to_string(), b"content".to_vec())
+            ]
+        );
     }
 }

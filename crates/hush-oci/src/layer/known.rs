@@ -66,6 +66,7 @@ impl KnownTree {
             full: self.full_top.join(sub),
             stat,
             kind,
+            probe_xattrs: false,
         });
     }
 

@@ -1,6 +1,7 @@
 //! Layers as tar streams: an overlayfs upper directory → an OCI layer tar (whiteouts converted,
 //! [`write_layer`]), and an OCI layer tar → an overlayfs-format snapshot directory, refusing
-//! anything that would land outside it ([`apply_layer`]).
+//! anything that would land outside it ([`apply_layer`]). Both carry `security.capability` and
+//! `user.*` extended attributes as PAX records (`xattr`).
 
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -17,6 +18,7 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 mod apply;
 mod known;
 mod write;
+mod xattr;
 
 pub use apply::{apply_layer, extract_archive};
 pub use known::{Attrs, KnownTree};
@@ -160,6 +162,28 @@ pub fn set_mtime(p: &Path, secs: i64) -> Result<()> {
     })
 }
 
+/// The size docker reports for a layer (`docker history`, `docker image inspect`'s `Size`): the
+/// bytes of what it holds, not of its tar. As moby's `directory.Size` of a layer's diff: every
+/// entry that is not a directory counts its length (a symlink its target's), each inode once
+/// (hard links), whiteouts nothing.
+pub fn content_size(dir: &Path) -> Result<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).ctx("read", &d)? {
+            let p = e.ctx("read", &d)?.path();
+            let m = fs::symlink_metadata(&p).ctx("stat", &p)?;
+            if m.is_dir() {
+                dirs.push(p);
+            } else if m.len() > 0 && seen.insert(m.ino()) {
+                total += m.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// Clamp every modification time under `dir` to at most `epoch` (`SOURCE_DATE_EPOCH`): what a
 /// step wrote then has the same times in every build, so the layer has the same digest.
 pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
@@ -178,4 +202,29 @@ pub fn clamp_mtimes(dir: &Path, epoch: i64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Files' and links' lengths, each inode once; directories and whiteouts count nothing.
+    #[test]
+    fn content_size_is_what_docker_counts() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("a/b")).unwrap();
+        fs::write(r.join("a/f"), [0u8; 1000]).unwrap();
+        fs::write(r.join("a/b/g"), "hello").unwrap();
+        fs::hard_link(r.join("a/f"), r.join("hard")).unwrap();
+        std::os::unix::fs::symlink("a/b/g", r.join("link")).unwrap();
+        fs::write(r.join("empty"), "").unwrap();
+        let _ = nix::sys::stat::mknod(
+            &r.join("gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        );
+        assert_eq!(content_size(r).unwrap(), 1000 + 5 + "a/b/g".len() as u64);
+    }
 }

@@ -7,15 +7,17 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::known::KnownTree;
-use super::{is_opaque, DirCache};
+use super::{is_opaque, xattr, DirCache};
 use crate::error::IoContext;
 use crate::Result;
 
 /// Write the tar of an overlayfs upper directory to `out`, in a stable order.
 ///
 /// Overlay whiteouts (0/0 character devices) become `.wh.<name>` entries and opaque directories
-/// get a `.wh..wh..opq` entry. `observe` sees every regular file's bytes as they are written,
-/// with its path (the hook the leak guard uses to scan in the same pass).
+/// get a `.wh..wh..opq` entry; the extended attributes a layer carries (see [`xattr`]) become
+/// PAX records. `observe` sees every regular file's bytes as they are written, with its path,
+/// and every attribute's value, with `PATH (xattr NAME)` (the hook the leak guard uses to scan
+/// in the same pass).
 pub fn write_layer<W: Write>(
     upper: &Path,
     known: Option<KnownTree>,
@@ -189,6 +191,9 @@ pub(super) struct Entry {
     pub(super) full: PathBuf,
     pub(super) stat: Stat,
     pub(super) kind: Kind,
+    /// Read the file's extended attributes when writing it: true for what a walk found, false
+    /// for what hush wrote itself (a [`KnownTree`]'s files have none that a layer carries).
+    pub(super) probe_xattrs: bool,
 }
 
 /// What a tar header takes from a file's `lstat`.
@@ -273,6 +278,7 @@ fn collect_dir(
                 full: full.clone(),
                 stat,
                 kind: Kind::Dir,
+                probe_xattrs: true,
             });
             if opaque {
                 out.push(Entry {
@@ -280,6 +286,7 @@ fn collect_dir(
                     full: full.clone(),
                     stat,
                     kind: Kind::Opaque,
+                    probe_xattrs: false,
                 });
             }
             match known.take_if(|k| k.top == path) {
@@ -312,11 +319,14 @@ fn collect_dir(
         } else {
             continue; // sockets do not go into layers
         };
+        // A whiteout has no attributes; a hard link's are its first name's.
+        let probe_xattrs = !matches!(kind, Kind::Whiteout | Kind::HardLink(_));
         out.push(Entry {
             path,
             full,
             stat,
             kind,
+            probe_xattrs,
         });
     }
     Ok(())
@@ -330,6 +340,16 @@ fn append<W: Write>(
     observe: &mut dyn FnMut(&str, &[u8]),
 ) -> Result<()> {
     let full = &e.full;
+    if e.probe_xattrs {
+        let x = xattr::read(full).ctx("read extended attributes of", full)?;
+        for (name, value) in &x {
+            observe(
+                &format!("{} (xattr {})", e.path, String::from_utf8_lossy(name)),
+                value,
+            );
+        }
+        xattr::append_pax(b, &e.path, &x).ctx("write", full)?;
+    }
     match &e.kind {
         Kind::Whiteout | Kind::Opaque => {
             let mut h = header_for(&e.stat, tar::EntryType::Regular);
@@ -450,9 +470,55 @@ mod tests {
             nix::sys::stat::Mode::from_bits_truncate(0o644),
             0,
         );
+        // Extended attributes in several runs, on a dir, the large file and a long name.
+        let cap = [
+            1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        // A capability takes CAP_SETFCAP: without root, the rest is still compared.
+        let root = nix::unistd::geteuid().is_root();
+        for (p, name, value) in [
+            ("d01/f0003", "user.b", &b"2"[..]),
+            ("d01/f0003", "user.a", b"1"),
+            ("d07", "user.dir", b"x"),
+            ("big", "security.capability", &cap[..]),
+            ("d09/f0699", "user.overlay.origin", b"not carried"),
+        ] {
+            if root || !name.starts_with("security.") {
+                xattr::set_for_test(&r.join(p), name, value).unwrap();
+            }
+        }
+        xattr::set_for_test(&long, "user.long", &[0xff; 300]).unwrap();
         let seq = write_layer(r, None, Vec::new(), &mut |_, _| {}).unwrap();
         let par = write_layer_parallel(r, None, Vec::new()).unwrap();
         assert!(seq.len() > 2 * RUN_BYTES as usize);
+        let mut seen = Vec::new();
+        for e in tar::Archive::new(&seq[..]).entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().to_string();
+            if let Some(x) = e.pax_extensions().unwrap() {
+                for x in x {
+                    let x = x.unwrap();
+                    seen.push((
+                        path.clone(),
+                        x.key().unwrap().to_string(),
+                        x.value_bytes().len(),
+                    ));
+                }
+            }
+        }
+        let long_name = format!("d00/{}", "x".repeat(150));
+        let want: Vec<_> = [
+            ("big", "security.capability", 20),
+            (&long_name, "user.long", 300),
+            ("d01/f0003", "user.a", 1),
+            ("d01/f0003", "user.b", 1),
+            ("d07/", "user.dir", 1),
+        ]
+        .into_iter()
+        .filter(|(_, k, _)| root || !k.starts_with("security."))
+        .map(|(p, k, n)| (p.to_string(), format!("SCHILY.xattr.{k}"), n))
+        .collect();
+        assert_eq!(seen, want, "sorted, carried names only, on their entries");
         assert!(
             seq == par,
             "the parallel tar differs ({} vs {} bytes)",

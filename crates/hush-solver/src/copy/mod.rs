@@ -352,12 +352,7 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
     // (source path, the part of it kept under the destination with --parents)
     let mut expanded: Vec<(String, String)> = Vec::new();
     let mut wildcard = false;
-    let no_ignore = Dockerignore::default();
-    let ignore = if req.from_context {
-        req.ignore
-    } else {
-        &no_ignore
-    };
+    let ignore = req.from_context.then_some(req.ignore);
     for s in req.sources {
         wildcard |= has_glob(s);
         let pivot = s
@@ -381,7 +376,11 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
                 req.sources
             ),
             location: req.location,
-            hint: Some("check the source paths and .dockerignore".into()),
+            hint: Some(if req.from_context {
+                "check the source paths and .dockerignore".into()
+            } else {
+                "check the source paths: COPY --from reads the filesystem of the stage or image it names".into()
+            }),
         });
     }
     let existing_dir = scoped_join(req.dest_root, req.dest, true)

@@ -17,25 +17,32 @@ pub(super) fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Context-relative paths a source names (wildcards expanded). Paths are relative to `root`.
+/// Paths a source names (wildcards expanded), relative to `root`: the build context, with its
+/// `.dockerignore` as `ignore`, or (`None`) the filesystem of the stage or image of a `--from`.
 pub(crate) fn expand_source(
     root: &Path,
     src: &str,
-    ignore: &Dockerignore,
+    ignore: Option<&Dockerignore>,
     loc: hush_dockerfile::Location,
 ) -> Result<Vec<String>> {
+    let excluded = |p: &str| ignore.is_some_and(|i| i.is_excluded(p));
     // As BuildKit: a source is a path in the context taken from its root, so `..` cannot climb
     // out of it (`../../a` is `a`) and a leading `/` is the context root.
     let cleaned = hush_dockerfile::dockerignore::clean(src);
     if !has_glob(&cleaned) {
         let p = scoped_join(root, &cleaned, true)?;
-        if fs::symlink_metadata(&p).is_err()
-            || (!cleaned.is_empty() && ignore.is_excluded(&cleaned))
-        {
+        if fs::symlink_metadata(&p).is_err() || (!cleaned.is_empty() && excluded(&cleaned)) {
+            let hint = match ignore {
+                Some(_) => format!("check that {src} exists in the build context and is not excluded by .dockerignore"),
+                None => format!("check that {src} exists in the stage or image that --from names: COPY --from reads its filesystem, not the build context"),
+            };
             return Err(Error::Step {
-                message: format!("failed to compute cache key: {:?}: not found", format!("/{cleaned}")),
+                message: format!(
+                    "failed to compute cache key: {:?}: not found",
+                    format!("/{cleaned}")
+                ),
                 location: loc,
-                hint: Some(format!("check that {src} exists in the build context and is not excluded by .dockerignore")),
+                hint: Some(hint),
             });
         }
         return Ok(vec![cleaned]);
@@ -63,7 +70,7 @@ pub(crate) fn expand_source(
         }
         found = next;
     }
-    found.retain(|p| fs::symlink_metadata(root.join(p)).is_ok() && !ignore.is_excluded(p));
+    found.retain(|p| fs::symlink_metadata(root.join(p)).is_ok() && !excluded(p));
     Ok(found)
 }
 
@@ -89,7 +96,7 @@ pub(crate) fn context_digest(
 ) -> Result<String> {
     let mut h = Sha256::new();
     for s in sources {
-        for rel in expand_source(root, s, ignore, loc)? {
+        for rel in expand_source(root, s, Some(ignore), loc)? {
             let top = scoped_join(root, &rel, true)?;
             let m = fs::metadata(&top).ctx("stat", &top)?;
             if contents_only && m.is_dir() {
@@ -263,7 +270,7 @@ mod tests {
         let loc = hush_dockerfile::Location::default();
         for src in ["../../a", "sub/../../a", "/a", "./a"] {
             assert_eq!(
-                expand_source(t.path(), src, &ignore, loc).unwrap(),
+                expand_source(t.path(), src, Some(&ignore), loc).unwrap(),
                 vec!["a".to_string()],
                 "{src}"
             );

@@ -88,7 +88,7 @@ pub(crate) fn lint_with(
                 .iter()
                 .filter(|s| !s.contains('$') && !hush_dockerfile::instructions::is_remote_source(s))
             {
-                let Ok(rels) = expand_source(&opts.context, src, ignore, cmd.location) else {
+                let Ok(rels) = expand_source(&opts.context, src, Some(ignore), cmd.location) else {
                     continue;
                 };
                 for rel in rels {

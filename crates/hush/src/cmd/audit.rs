@@ -14,6 +14,7 @@ use hush_oci::tarindex::{TarIndex, MAX_DOCUMENT};
 use hush_scan::audit::{audit, Finding, Layer};
 
 use super::{CliError, CliResult};
+use crate::output::{errln, outln};
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
@@ -45,9 +46,12 @@ pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
     })?;
     let guard = hush_scan::Guard::new(secrets.iter().map(|(id, s)| (id, s.expose())), a.min_len);
     for t in guard.too_short() {
-        eprintln!(
+        errln!(
             "warning: secret {:?}: {} is {} bytes, shorter than --min-len {}: not looked for",
-            t.secret_id, t.what, t.len, a.min_len
+            t.secret_id,
+            t.what,
+            t.len,
+            a.min_len
         );
     }
     let rules = hush_scan::rules::Rules::new();
@@ -67,18 +71,18 @@ pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
         }
     }
     if a.format == "sarif" {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&super::sarif::log(&sarif_results(&findings)))
                 .expect("json")
-        );
+        )?;
     } else if a.format == "json" {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&findings).expect("findings serialize")
-        );
+        )?;
     } else {
-        print_table(&findings);
+        print_table(&findings)?;
     }
     Ok(if findings.is_empty() {
         ExitCode::SUCCESS
@@ -119,15 +123,18 @@ fn sarif_results(findings: &[Finding]) -> Vec<super::sarif::SarifResult> {
         .collect()
 }
 
-fn print_table(findings: &[Finding]) {
+fn print_table(findings: &[Finding]) -> CliResult<()> {
     if findings.is_empty() {
-        println!("no findings");
-        return;
+        return outln!("no findings");
     }
-    println!(
+    outln!(
         "{:<6} {:<40} {:<36} {:<28} {:<12} NOTE",
-        "LAYER", "INSTRUCTION", "WHERE", "RULE", "PREVIEW"
-    );
+        "LAYER",
+        "INSTRUCTION",
+        "WHERE",
+        "RULE",
+        "PREVIEW"
+    )?;
     for f in findings {
         let layer = f.layer.map_or("config".to_string(), |l| l.to_string());
         let mut instr = f.instruction.trim_end_matches(" # buildkit").to_string();
@@ -138,7 +145,7 @@ fn print_table(findings: &[Finding]) {
             .deleted_in
             .map(|d| format!("deleted or overwritten in layer {d}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{:<6} {:<40} {:<36} {:<28} {:<12} {}",
             layer,
             instr,
@@ -146,8 +153,9 @@ fn print_table(findings: &[Finding]) {
             f.rule,
             f.preview.as_deref().unwrap_or("-"),
             note
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// What `hush audit` finds in an image of the store (for `hush history --secrets`), and the

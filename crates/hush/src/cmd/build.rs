@@ -10,6 +10,7 @@ use hush_oci::archive::Compression;
 use hush_oci::store::Store;
 
 use super::{CliError, CliResult};
+use crate::output::{errln, outln};
 
 #[derive(Args)]
 pub(crate) struct BuildArgs {
@@ -303,7 +304,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         let ignore = hush_solver::read_dockerignore(&opts);
         let findings =
             hush_solver::lint::lint(&opts, &ignore, None).map_err(|e| dockerfile.error(e))?;
-        super::lint::print(&findings, &dockerfile.name, "text");
+        super::lint::print(&findings, &dockerfile.name, "text")?;
         // buildx's summary line; any finding fails the check, as `buildx build --check` does.
         // Notes (where a `# hush:mount=` goes) are shown, and are not findings.
         let found = findings
@@ -311,9 +312,9 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             .filter(|f| f.severity != hush_dockerfile::lint::Severity::Note)
             .count();
         match found {
-            0 => eprintln!("Check complete, no warnings found."),
-            1 => eprintln!("Check complete, 1 warning has been found!"),
-            n => eprintln!("Check complete, {n} warnings have been found!"),
+            0 => errln!("Check complete, no warnings found."),
+            1 => errln!("Check complete, 1 warning has been found!"),
+            n => errln!("Check complete, {n} warnings have been found!"),
         }
         return Ok(if found == 0 {
             ExitCode::SUCCESS
@@ -345,16 +346,16 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         .map(|t| hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone()))
         .collect();
     if a.quiet {
-        println!("{}", img.config_digest);
+        outln!("{}", img.config_digest)?;
     } else if progress == "rawjson" {
-        eprintln!(
+        errln!(
             "{}",
             serde_json::json!({"event": "image", "id": img.config_digest.to_string(), "names": names})
         );
     } else if progress != "quiet" {
-        eprintln!("writing image {} done", img.config_digest);
+        errln!("writing image {} done", img.config_digest);
         for n in &names {
-            eprintln!("naming to {n} done");
+            errln!("naming to {n} done");
         }
     }
     Ok(ExitCode::SUCCESS)

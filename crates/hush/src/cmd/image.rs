@@ -7,6 +7,7 @@ use clap::Args;
 use hush_oci::archive::Compression;
 use hush_oci::store::{Image, Store};
 
+use super::units::{ago, human_size, now};
 use super::{CliError, CliResult};
 
 /// Uncompressed size limit when reading archives (decompression-bomb guard).
@@ -75,56 +76,55 @@ pub(crate) struct PruneArgs {
     all: bool,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 pub(crate) fn import(store: &Store, a: ImportArgs) -> CliResult {
     let img = hush_oci::archive::import_rootfs(store, &a.tarball, &a.name, now(), UNPACK_LIMIT)?;
-    println!("{}", img.config_digest);
+    outln!("{}", img.config_digest)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn size_of(img: &Image) -> u64 {
-    img.layers()
-        .map(|l| l.iter().map(|d| d.size).sum())
-        .unwrap_or(0)
+/// Layer content sizes (see [`Store::layer_content_size`]), each layer walked once per command.
+struct Sizes<'s> {
+    store: &'s Store,
+    known: std::collections::HashMap<hush_oci::Digest, u64>,
 }
 
-fn human_size(b: u64) -> String {
-    let f = b as f64;
-    if f >= 1e9 {
-        format!("{:.3}GB", f / 1e9)
-    } else if f >= 1e6 {
-        format!("{:.3}MB", f / 1e6)
-    } else if f >= 1e3 {
-        format!("{:.3}kB", f / 1e3)
-    } else {
-        format!("{b}B")
+impl<'s> Sizes<'s> {
+    fn new(store: &'s Store) -> Self {
+        Sizes {
+            store,
+            known: Default::default(),
+        }
     }
-}
 
-fn ago(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(hush_oci::image::parse_rfc3339) else {
-        return "N/A".into();
-    };
-    let d = (now() - t).max(0);
-    match d {
-        0..=59 => format!("{d} seconds ago"),
-        60..=3599 => format!("{} minutes ago", d / 60),
-        3600..=172_799 => format!("{} hours ago", d / 3600),
-        _ => format!("{} days ago", d / 86_400),
+    fn layer(&mut self, diff_id: &hush_oci::Digest) -> CliResult<u64> {
+        if let Some(n) = self.known.get(diff_id) {
+            return Ok(*n);
+        }
+        let n = self.store.layer_content_size(diff_id)?;
+        self.known.insert(diff_id.clone(), n);
+        Ok(n)
+    }
+
+    /// An image's size as docker gives it: what its layers hold.
+    fn image(&mut self, img: &Image) -> CliResult<u64> {
+        img.config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|d| self.layer(d))
+            .sum()
     }
 }
 
 pub(crate) fn images(store: &Store) -> CliResult {
-    println!(
-        "{:<40} {:<15} {:<16} {:>10}",
-        "REPOSITORY:TAG", "IMAGE ID", "CREATED", "SIZE"
-    );
+    outln!(
+        "{:<40} {:<15} {:<22} {:>10}",
+        "REPOSITORY:TAG",
+        "IMAGE ID",
+        "CREATED",
+        "SIZE"
+    )?;
+    let mut sizes = Sizes::new(store);
     let named = store.list()?.into_iter();
     let untagged = store
         .dangling()?
@@ -132,19 +132,21 @@ pub(crate) fn images(store: &Store) -> CliResult {
         .map(|d| ("<none>:<none>".into(), d));
     for (name, d) in named.chain(untagged) {
         let img = store.image_by_manifest(&d)?;
-        println!(
-            "{:<40} {:<15} {:<16} {:>10}",
+        outln!(
+            // 22: "Less than a second ago", the longest age.
+            "{:<40} {:<15} {:<22} {:>10}",
             name,
             img.config_digest.short(),
             ago(img.config.created.as_deref()),
-            human_size(size_of(&img))
-        );
+            human_size(sizes.image(&img)?)
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
     let names = store.list()?;
+    let mut sizes = Sizes::new(store);
     let mut out = Vec::new();
     for n in &a.images {
         let img = store.resolve(n)?;
@@ -164,19 +166,19 @@ pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
             "Config": img.config.config,
             "Architecture": img.config.architecture,
             "Os": img.config.os,
-            "Size": size_of(&img),
+            "Size": sizes.image(&img)?,
             "RootFS": { "Type": "layers", "Layers": img.config.rootfs.diff_ids },
             "History": img.config.history,
             "Metadata": { "ManifestDigest": img.manifest_digest.to_string() },
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    outln!("{}", serde_json::to_string_pretty(&out).expect("json"))?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
     let img = store.resolve(&a.image)?;
-    let layers = img.layers()?;
+    let mut sizes = Sizes::new(store);
     // With --secrets, the entries are shown with every value the audit found redacted.
     let (findings, redacted) = if a.secrets {
         super::audit::image_findings(store, &a.image, &a.secret_specs)?
@@ -195,7 +197,10 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
             li += 1;
             li - 1
         });
-        let size = layer.and_then(|l| layers.get(l)).map_or(0, |l| l.size);
+        let size = match layer.and_then(|l| img.config.rootfs.diff_ids.get(l)) {
+            Some(d) => sizes.layer(d)?,
+            None => 0,
+        };
         let hist_field = format!("history[{k}].created_by");
         let found: Vec<String> = findings
             .iter()
@@ -212,11 +217,19 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
             } else {
                 "<missing>".into()
             };
-            let mut row = serde_json::json!({"ID": id, "CreatedAt": h.created, "CreatedBy": h.created_by, "Size": size, "Comment": h.comment});
+            // `docker history --format json`'s fields and units.
+            let mut row = serde_json::json!({
+                "ID": id,
+                "CreatedAt": h.created,
+                "CreatedSince": ago(h.created.as_deref()),
+                "CreatedBy": h.created_by,
+                "Size": human_size(*size),
+                "Comment": h.comment,
+            });
             if a.secrets {
                 row["Secrets"] = serde_json::json!(found);
             }
-            println!("{row}");
+            outln!("{row}")?;
         }
     } else {
         let extra = if a.secrets { "  SECRETS" } else { "" };
@@ -231,36 +244,45 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
                 }
             })
             .collect();
-        // Like docker's tabwriter: the column fits its longest entry (untruncated ones too).
-        let width = created_by
+        let ids: Vec<String> = (0..rows.len())
+            .map(|i| match i {
+                0 if a.no_trunc => img.config_digest.to_string(),
+                0 => img.config_digest.short(),
+                _ => "<missing>".into(),
+            })
+            .collect();
+        let ages: Vec<String> = rows
             .iter()
-            .map(|b| b.chars().count() + 2)
-            .max()
-            .unwrap_or(0)
-            .max(47);
-        println!(
-            "{:<14}{:<20}{:<width$}{:<10}COMMENT{extra}",
-            "IMAGE", "CREATED", "CREATED BY", "SIZE"
-        );
-        for (i, ((h, size, found), by)) in rows.iter().zip(created_by).enumerate() {
-            let id = if i == 0 {
-                img.config_digest.short()
-            } else {
-                "<missing>".into()
-            };
+            .map(|(h, _, _)| ago(h.created.as_deref()))
+            .collect();
+        // Like docker's tabwriter: a column fits its longest entry (untruncated ones too).
+        let fit = |col: &[String], min: usize| {
+            col.iter()
+                .map(|c| c.chars().count() + 2)
+                .max()
+                .unwrap_or(0)
+                .max(min)
+        };
+        let (idw, agew, width) = (fit(&ids, 14), fit(&ages, 20), fit(&created_by, 47));
+        outln!(
+            "{:<idw$}{:<agew$}{:<width$}{:<10}COMMENT{extra}",
+            "IMAGE",
+            "CREATED",
+            "CREATED BY",
+            "SIZE"
+        )?;
+        for (i, (h, size, found)) in rows.iter().enumerate() {
+            let (id, age, by) = (&ids[i], &ages[i], &created_by[i]);
             let mark = if found.is_empty() {
                 String::new()
             } else {
                 format!("  ⚠ {}", found.join("; "))
             };
-            println!(
-                "{:<14}{:<20}{:<width$}{:<10}{}{mark}",
-                id,
-                ago(h.created.as_deref()),
-                by,
+            outln!(
+                "{id:<idw$}{age:<agew$}{by:<width$}{:<10}{}{mark}",
                 human_size(*size),
                 h.comment.clone().unwrap_or_default()
-            );
+            )?;
         }
     }
     // Informational, like `docker history`: `hush audit` is the command whose exit code gates.
@@ -343,6 +365,7 @@ fn tar_builder(f: &mut std::fs::File) -> hush_oci_tar::Builder<&mut std::fs::Fil
     hush_oci_tar::Builder::new(f)
 }
 
+use crate::output::{errln, outln};
 use hush_oci::tar as hush_oci_tar;
 
 pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(), CliError> {
@@ -398,10 +421,10 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> CliResult {
 pub(crate) fn load(store: &Store, a: LoadArgs) -> CliResult {
     for (img, tags) in hush_oci::archive::load_docker_archive(store, &a.input, UNPACK_LIMIT)? {
         if tags.is_empty() {
-            println!("Loaded image ID: {}", img.config_digest);
+            outln!("Loaded image ID: {}", img.config_digest)?;
         }
         for t in tags {
-            println!("Loaded image: {t}");
+            outln!("Loaded image: {t}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -412,12 +435,12 @@ pub(crate) fn rmi(store: &Store, a: RmiArgs) -> CliResult {
     for n in &a.images {
         if let Some(key) = store.untag(n)? {
             if hush_oci::store::is_untagged_id(&key) {
-                println!("Deleted: {key}");
+                outln!("Deleted: {key}")?;
             } else {
-                println!("Untagged: {key}");
+                outln!("Untagged: {key}")?;
             }
         } else {
-            eprintln!("error: No such image: {n}");
+            errln!("error: No such image: {n}");
             code = ExitCode::from(1);
         }
     }
@@ -429,14 +452,15 @@ pub(crate) fn prune(store: &Store, a: PruneArgs) -> CliResult {
     // waiting until it is done.
     let lock = hush_sandbox::signals::exit_on_signal(|| {
         store.lock_exclusive(&mut || {
-            eprintln!("waiting for the hush commands using the store to finish")
+            errln!("waiting for the hush commands using the store to finish")
         })
     })?;
     let pruned = store.prune(&lock, a.all)?;
-    println!(
+    outln!(
         "Deleted {} blobs and {} snapshots",
-        pruned.blobs, pruned.snapshots
-    );
+        pruned.blobs,
+        pruned.snapshots
+    )?;
     super::report_swept(&pruned.swept);
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ use clap::Args;
 use hush_dockerfile::lint::{Finding, Severity};
 
 use super::{CliError, CliResult};
+use crate::output::{errln, outln};
 
 #[derive(Args)]
 pub(crate) struct LintArgs {
@@ -71,7 +72,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
     let ignore = hush_solver::read_dockerignore(&opts);
     let findings =
         hush_solver::lint::lint(&opts, &ignore, None).map_err(|e| dockerfile.error(e))?;
-    print(&findings, &name, &a.format);
+    print(&findings, &name, &a.format)?;
     Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
         ExitCode::from(1)
     } else {
@@ -80,7 +81,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
 }
 
 /// Print findings as `text` (compiler-style, with a count on stderr), `json` or `sarif`.
-pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
+pub(crate) fn print(findings: &[Finding], name: &str, format: &str) -> CliResult<()> {
     let name = name.to_string();
     if format == "sarif" {
         let results: Vec<super::sarif::SarifResult> = findings
@@ -93,10 +94,10 @@ pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
                 line: f.location.start_line,
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&super::sarif::log(&results)).expect("json")
-        );
+        )?;
     } else if format == "json" {
         let rows: Vec<serde_json::Value> = findings
             .iter()
@@ -108,7 +109,7 @@ pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&rows).expect("json"))?;
     } else {
         for f in findings {
             let sev = f.severity.as_str();
@@ -121,13 +122,14 @@ pub(crate) fn print(findings: &[Finding], name: &str, format: &str) {
             } else {
                 name.clone()
             };
-            println!("{at}: {sev}[{}]: {}\n  hint: {}", f.rule, f.message, f.hint);
+            outln!("{at}: {sev}[{}]: {}\n  hint: {}", f.rule, f.message, f.hint)?;
         }
         let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-        eprintln!(
+        errln!(
             "{} error(s), {} warning(s)",
             count(Severity::Error),
             count(Severity::Warning)
         );
     }
+    Ok(())
 }

@@ -6,10 +6,12 @@ mod features;
 mod image;
 mod lint;
 mod sarif;
+mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::output::errln;
 use clap::{Parser, Subcommand};
 use hush_dockerfile::Location;
 use hush_oci::store::Store;
@@ -22,6 +24,10 @@ pub(crate) struct Cli {
     /// $XDG_DATA_HOME/hush otherwise).
     #[arg(long, env = "HUSH_ROOT", global = true)]
     root: Option<PathBuf>,
+    /// Log hush's decisions (cache keys, hits and misses) and the container runtime's, as
+    /// RUST_LOG=debug; RUST_LOG=FILTER chooses what to log (e.g. hush_solver=debug).
+    #[arg(short = 'D', long, global = true)]
+    pub(crate) debug: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +77,8 @@ pub(crate) enum CliError {
     },
     /// An error of `hush audit`, which exits 2 on errors (1 means findings).
     Audit(Box<CliError>),
+    /// Nobody reads stdout any more: the command ends quietly (see `crate::output`).
+    StdoutClosed,
 }
 
 impl std::fmt::Display for CliError {
@@ -94,6 +102,7 @@ impl std::fmt::Display for CliError {
             CliError::Secrets(e) => write!(f, "{e}"),
             CliError::Io { what, .. } => write!(f, "failed to {what}"),
             CliError::Audit(e) => write!(f, "{e}"),
+            CliError::StdoutClosed => write!(f, "standard output is closed"),
         }
     }
 }
@@ -109,7 +118,7 @@ impl std::error::Error for CliError {
             CliError::Secrets(e) => std::error::Error::source(e),
             CliError::Io { source, .. } => Some(source),
             CliError::Audit(e) => std::error::Error::source(&**e),
-            CliError::Usage(_) => None,
+            CliError::Usage(_) | CliError::StdoutClosed => None,
         }
     }
 }
@@ -118,6 +127,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) | CliError::Audit(_) => 2,
+            CliError::StdoutClosed => crate::output::EXIT_STDOUT_CLOSED,
             CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Interrupted) => 130,
             CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Leak(_)) => 3,
             _ => 1,
@@ -142,11 +152,15 @@ impl CliError {
             CliError::Build { err, .. } => match &**err {
                 hush_solver::Error::Dockerfile(e) => e.hint.clone(),
                 hush_solver::Error::Step { hint, .. } => hint.clone(),
+                hush_solver::Error::MissingImage { nearest_stage: Some(stage), .. } => Some(format!(
+                    "did you mean the stage {stage:?}? (a name that is no stage's is an image, and hush does not pull from registries yet)"
+                )),
                 hush_solver::Error::MissingImage { name, .. } => Some(format!(
                     "hush does not pull from registries yet: import a rootfs with `hush import ROOTFS.tar {name}` or `hush load -i IMAGE.tar`"
                 )),
                 hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
-                hush_solver::Error::RunFailed { .. } => Some("the lines above are the end of the command's output".into()),
+                hush_solver::Error::RunFailed { tail, .. } if !tail.is_empty() => Some("the lines above are the end of the command's output".into()),
+                hush_solver::Error::RunFailed { .. } => Some("the command printed nothing before it failed: start the RUN with `set -x;` to see which command failed".into()),
                 hush_solver::Error::Leak(_) => Some(
                     "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it".into(),
                 ),
@@ -254,7 +268,7 @@ fn with_store(store: &Store, command: Command) -> CliResult {
     } else {
         let lock = hush_sandbox::signals::exit_on_signal(|| {
             store.lock_shared(&mut || {
-                eprintln!(
+                errln!(
                     "waiting for `hush prune` to finish with the store {}",
                     store.root().display()
                 )
@@ -266,7 +280,10 @@ fn with_store(store: &Store, command: Command) -> CliResult {
     report_cgroups(&hush_sandbox::cgroups::sweep_stale());
     match command {
         Command::Build(a) => build::run(store, *a),
-        Command::Audit(a) => audit::run(store, a).map_err(|e| CliError::Audit(Box::new(e))),
+        Command::Audit(a) => audit::run(store, a).map_err(|e| match e {
+            CliError::StdoutClosed => e,
+            e => CliError::Audit(Box::new(e)),
+        }),
         Command::Import(a) => image::import(store, a),
         Command::Images => image::images(store),
         Command::Inspect(a) => image::inspect(store, a),
@@ -283,13 +300,13 @@ fn with_store(store: &Store, command: Command) -> CliResult {
 pub(crate) fn report_swept(swept: &hush_oci::store::Swept) {
     let n = swept.removed.len();
     if n > 0 {
-        eprintln!(
+        errln!(
             "removed {n} work director{} left in the store by hush commands that were killed",
             if n == 1 { "y" } else { "ies" }
         );
     }
     for (path, e) in &swept.kept {
-        eprintln!(
+        errln!(
             "warning: failed to remove {}, left by a hush command that was killed: {e}\n  hint: it is tried again by the next command; if it stays, unmount what is mounted under it",
             path.display()
         );
@@ -299,7 +316,7 @@ pub(crate) fn report_swept(swept: &hush_oci::store::Swept) {
 /// Warn about stale container cgroups that could not be removed.
 fn report_cgroups(swept: &hush_sandbox::cgroups::Swept) {
     for (path, e) in &swept.kept {
-        eprintln!(
+        errln!(
             "warning: failed to remove the cgroup {}, left by a RUN container whose hush was killed: {e}",
             path.display()
         );
@@ -308,10 +325,10 @@ fn report_cgroups(swept: &hush_sandbox::cgroups::Swept) {
 
 /// A warning with its chain of causes, for failures that do not change the outcome.
 fn warn_chain(what: &str, e: &dyn std::error::Error) {
-    eprintln!("warning: {what}: {e}");
+    errln!("warning: {what}: {e}");
     let mut cause = e.source();
     while let Some(c) = cause {
-        eprintln!("  caused by: {c}");
+        errln!("  caused by: {c}");
         cause = c.source();
     }
 }

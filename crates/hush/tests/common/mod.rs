@@ -21,7 +21,17 @@ pub fn have(cmd: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Root and the listed tools are there; otherwise say why the test is skipped.
+/// A test that cannot meet a precondition (`why`) is skipped, saying so — except under CI
+/// (`CI=true`, as GitHub Actions and most CI systems set it), where it fails: a CI run that
+/// skipped the end-to-end tests would pass without testing anything.
+pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true, and this test cannot run: {why}");
+    }
+    eprintln!("SKIP: {why}");
+}
+
+/// Root and the listed tools are there; otherwise [`skip`] says why the test cannot run.
 pub fn can_run(tools: &[&str]) -> bool {
     let root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
@@ -31,7 +41,9 @@ pub fn can_run(tools: &[&str]) -> bool {
         .filter(|t| !(have(t) || Path::new(t).exists()))
         .collect();
     if !root || !missing.is_empty() {
-        eprintln!("SKIP: needs root and {tools:?} (missing: {missing:?}, root: {root})");
+        skip(&format!(
+            "needs root and {tools:?} (missing: {missing:?}, root: {root})"
+        ));
     }
     root && missing.is_empty()
 }
@@ -64,4 +76,21 @@ pub fn run_in(root: &Path, args: &[&str], dir: &Path) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Compile `tests/<src>` (a C file) into `dir`, named after it, with `flags`.
+pub fn compile(src: &str, dir: &Path, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(src);
+    let out = dir.join(src.file_stem().expect("a file name"));
+    let o = Command::new("gcc")
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "gcc {}: {}", src.display(), log(&o));
+    out
 }
