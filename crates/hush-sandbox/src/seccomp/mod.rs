@@ -248,6 +248,12 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<u8>> {
     // hush sets no_new_privs itself, just before it loads the filter.
     ctx.set_ctl_nnp(false)
         .map_err(|err| e("configure the filter", err))?;
+    // Syscalls sorted into a binary tree (libseccomp ≥ 2.5), not tested one after the other:
+    // each call walks ~log2(n) comparisons, and the kernel, which emulates the filter for every
+    // syscall number when it is loaded (to cache the ones always allowed), does ~10x less work
+    // per RUN. Same rules, same verdicts (tests/security_run.rs tries the refused calls).
+    ctx.set_ctl_optimize(2)
+        .map_err(|err| e("configure the filter", err))?;
     for arch in profile.architectures().iter().flatten() {
         let a = match arch {
             Arch::ScmpArchX86_64 => ScmpArch::X8664,
