@@ -83,7 +83,7 @@ impl PrivateNetwork {
     pub fn start(scratch: &Path) -> Result<Self> {
         let pasta = find_pasta().ok_or(Error::PastaMissing)?;
         let block = host_addresses()?;
-        let ns = new_namespace(&block)?;
+        let ns = new_namespace(&block, false)?;
         let target = scratch.join("netns");
         fs::write(&target, b"").ctx("create", &target)?;
         let pid_file = scratch.join("pasta.pid");
@@ -229,8 +229,9 @@ fn host_addresses() -> Result<Vec<IpAddr>> {
 
 /// A new network namespace, made on a short-lived thread (a thread may change its own network
 /// namespace without touching the rest of hush), with `ping_group_range` open and `block`
-/// unreachable. Returns a descriptor that keeps it alive.
-fn new_namespace(block: &[IpAddr]) -> Result<OwnedFd> {
+/// unreachable, its loopback up if `lo` (pasta brings up its own). Returns a descriptor that
+/// keeps it alive.
+fn new_namespace(block: &[IpAddr], lo: bool) -> Result<OwnedFd> {
     std::thread::scope(|s| {
         s.spawn(|| -> Result<OwnedFd> {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
@@ -250,11 +251,78 @@ fn new_namespace(block: &[IpAddr]) -> Result<OwnedFd> {
             for (n, a) in block.iter().enumerate() {
                 nl.prohibit(a, n as u32 + 1)?;
             }
+            if lo {
+                loopback_up()?;
+            }
             Ok(ns)
         })
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
+}
+
+/// The network namespace of every `--network=none` RUN of this process: empty but for its
+/// loopback, which is up (runc brings it up in a container's own network namespace, so docker's
+/// and BuildKit's `none` RUNs can serve and reach 127.0.0.1 — a test suite's usual need). Made
+/// once: a namespace per RUN cost ~1 ms to make and more for the kernel to tear down. Sharing
+/// it leaves nothing of one RUN to the next (every process of a RUN dies with it, and its
+/// sockets with them); RUNs of parallel stages may reach each other on 127.0.0.1, as
+/// containers on one docker network can. Returned as a path to join.
+pub(crate) fn loopback_namespace() -> Result<PathBuf> {
+    static NS: std::sync::OnceLock<std::result::Result<OwnedFd, String>> =
+        std::sync::OnceLock::new();
+    let ns = NS.get_or_init(|| {
+        new_namespace(&[], true).map_err(|e| {
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            format!("{e}{cause}")
+        })
+    });
+    match ns {
+        Ok(fd) => Ok(PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            fd.as_raw_fd()
+        ))),
+        Err(e) => Err(Error::Network {
+            action: "create the network namespace of --network=none",
+            source: std::io::Error::other(e.clone()),
+        }),
+    }
+}
+
+/// Bring this thread's network namespace's loopback up (`ip link set lo up`).
+fn loopback_up() -> Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let failed = |e: nix::Error| Error::Network {
+        action: "bring up the loopback of a network namespace",
+        source: e.into(),
+    };
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(failed)?;
+    // SAFETY: an all-zero ifreq is valid (a name and a union of plain integers).
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS and SIOCSIFFLAGS read and write the ifreq `ifr` points to, which
+    // lives across both calls; the socket is open.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) != 0 {
+            return Err(failed(nix::errno::Errno::last()));
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) != 0 {
+            return Err(failed(nix::errno::Errno::last()));
+        }
+    }
+    Ok(())
 }
 
 /// Just enough rtnetlink to add `prohibit` rules (`ip rule add to ADDR prohibit`).

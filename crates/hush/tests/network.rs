@@ -649,3 +649,34 @@ fn missing_pasta_is_a_clear_error() {
         .unwrap();
     assert!(o.status.success(), "{}", log(&o));
 }
+
+/// `--network=none` (and `RUN --network=none`): loopback up, as runc gives a container of its
+/// own network — a RUN can serve and reach 127.0.0.1 (a test suite's usual need); hush's `none`
+/// had it down ("Network is unreachable"). The host's loopback stays out of reach, and nothing
+/// one RUN started answers in the next (the RUNs of a build share one such namespace).
+#[test]
+fn network_none_has_loopback_and_nothing_else() {
+    if !can_run() {
+        return;
+    }
+    let host = HostService::start(TcpListener::bind("127.0.0.1:0").unwrap());
+    let df = format!(
+        "FROM busybox:local\n\
+         RUN (printf 'LOOPBACK%sSERVED' - | nc -l -p 7777 &) ; sleep 0.3; \
+             nc -w 2 127.0.0.1 7777 </dev/null > /served\n\
+         RUN (printf 'LEFT%sBEHIND' - | nc -l -p 7778 &) ; sleep 0.3; true\n\
+         RUN --network=none ! nc -w 2 127.0.0.1 7778 </dev/null && \
+             ! nc -w 2 127.0.0.1 {} </dev/null && cat /served\n",
+        host.port
+    );
+    let (o, _c) = build(&df, &[], &["--network=none"]);
+    let text = log(&o);
+    assert!(o.status.success(), "{text}");
+    // (The commands print the markers with printf: the step titles do not hold them.)
+    assert!(text.contains("LOOPBACK-SERVED"), "{text}");
+    assert!(
+        !text.contains("LEFT-BEHIND") && !text.contains("HOST-SERVICE-SECRET"),
+        "{text}"
+    );
+    assert_eq!(host.accepted(), 0);
+}

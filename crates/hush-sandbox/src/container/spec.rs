@@ -350,7 +350,11 @@ pub(super) fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Resul
     let net = LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::Network);
     match &spec.network {
         crate::network::Network::Host => {}
-        crate::network::Network::None => namespaces.push(net.build().map_err(bad)?),
+        crate::network::Network::None => namespaces.push(
+            net.path(crate::network::loopback_namespace()?)
+                .build()
+                .map_err(bad)?,
+        ),
         crate::network::Network::Join(path) => {
             namespaces.push(net.path(path).build().map_err(bad)?)
         }
@@ -388,7 +392,7 @@ mod tests {
             env: Default::default(),
             cwd: "/".into(),
             ids: crate::user::Ids { uid, gid: uid },
-            network: crate::network::Network::None,
+            network: crate::network::Network::Host,
             binds: Vec::new(),
             tmpfs: Vec::new(),
             limits: Limits::default(),
