@@ -1093,3 +1093,30 @@ fn a_run_on_a_deep_image_mounts_every_layer() {
         }
     }
 }
+
+/// A RUN's processes get SIGPIPE's default action, as under docker: hush (a Rust program)
+/// ignores it, and an ignored signal stays ignored across exec, so `yes | head -1` printed
+/// "Broken pipe" and a writer to a closed pipe went on looping.
+#[test]
+fn a_run_gets_the_default_sigpipe() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local\n\
+         RUN yes | head -1 > /first 2> /err; \
+             grep SigIgn /proc/self/status > /ignored; cat /err\n",
+        &[],
+    );
+    let o = run(
+        &["build", "--network=none", "-o", "type=local,dest=out", "."],
+        c.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let out = c.path().join("out");
+    assert_eq!(std::fs::read_to_string(out.join("first")).unwrap(), "y\n");
+    assert!(!log(&o).contains("Broken pipe"), "{}", log(&o));
+    let ignored = std::fs::read_to_string(out.join("ignored")).unwrap();
+    let mask = u64::from_str_radix(ignored.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(mask & (1 << (13 - 1)), 0, "SIGPIPE is ignored: {ignored}");
+}

@@ -168,6 +168,11 @@ impl libcontainer::workload::Executor for DieWithHelper {
     fn exec(&self, spec: &Spec) -> std::result::Result<(), libcontainer::workload::ExecutorError> {
         // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and changes no memory.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+        // Rust ignores SIGPIPE in hush (and so in this helper), and an ignored signal stays
+        // ignored across exec: the RUN's command gets the default, as under docker, so that
+        // `yes | head -1` ends quietly instead of printing "Broken pipe".
+        // SAFETY: signal() with SIG_DFL installs no handler and touches no memory.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
         if let Some(bpf) = &self.filter {
             crate::seccomp::load(bpf).map_err(|e| {
                 libcontainer::workload::ExecutorError::Other(format!(
