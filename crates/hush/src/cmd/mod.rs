@@ -119,7 +119,14 @@ impl CliError {
         match self {
             CliError::Usage(_) | CliError::Audit(_) => 2,
             CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Interrupted) => 130,
-            CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Leak(_)) => 3,
+            CliError::Build { err, .. }
+                if matches!(
+                    **err,
+                    hush_solver::Error::Leak(_) | hush_solver::Error::TaintedOutput { .. }
+                ) =>
+            {
+                3
+            }
             _ => 1,
         }
     }
@@ -148,7 +155,7 @@ impl CliError {
                 hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
                 hush_solver::Error::RunFailed { .. } => Some("the lines above are the end of the command's output".into()),
                 hush_solver::Error::Leak(_) => Some(
-                    "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it".into(),
+                    "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it; a file left in a builder stage is discarded with its layer as long as no stage that ships copies it (COPY --from=builder only the result)".into(),
                 ),
                 hush_solver::Error::Sandbox(hush_sandbox::Error::PastaMissing) => Some(
                     "install it (`apt-get install passt`), or build with --network=none (no network) or --network=host (the host's)".into(),
