@@ -68,7 +68,10 @@ impl<'a> Tainted<'a> {
     /// a cache export will write, when there is one): none of `layers` may be tainted. The
     /// output chain never holds one (a tainted layer in it fails the build at its step), so
     /// this only fires if that rule is broken.
-    pub(crate) fn check_output<'d>(&self, layers: impl IntoIterator<Item = &'d Digest>) -> Result<()> {
+    pub(crate) fn check_output<'d>(
+        &self,
+        layers: impl IntoIterator<Item = &'d Digest>,
+    ) -> Result<()> {
         let held = self.layers.lock().unwrap_or_else(|e| e.into_inner());
         match layers.into_iter().find(|d| held.contains_key(*d)) {
             None => Ok(()),

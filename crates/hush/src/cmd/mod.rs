@@ -155,7 +155,7 @@ impl CliError {
                 hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
                 hush_solver::Error::RunFailed { .. } => Some("the lines above are the end of the command's output".into()),
                 hush_solver::Error::Leak(_) => Some(
-                    "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it; a file left in a builder stage is discarded with its layer as long as no stage that ships copies it (COPY --from=builder only the result)".into(),
+                    "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it; a builder stage may leave it in a file if the image is not built FROM that stage and copies only the result (COPY --from=builder /out/app /app)".into(),
                 ),
                 hush_solver::Error::Sandbox(hush_sandbox::Error::PastaMissing) => Some(
                     "install it (`apt-get install passt`), or build with --network=none (no network) or --network=host (the host's)".into(),
