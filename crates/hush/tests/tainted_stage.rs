@@ -6,8 +6,9 @@
 
 mod common;
 
+use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -34,6 +35,9 @@ const BUILDER: &str = "FROM busybox:local AS builder
 RUN --mount=type=secret,id=s cat /run/secrets/s > /tmp/cfg && grep -q password /tmp/cfg && echo built > /artifact
 RUN test -f /tmp/cfg && echo seen > /seen
 ";
+
+/// A builder step that runs long enough to be interrupted (after saying so).
+const SLOW: &str = "RUN echo sleeping && sleep 60\n";
 
 struct Env {
     dir: tempfile::TempDir,
@@ -88,6 +92,45 @@ impl Env {
         let log = common::log(&o);
         assert_no_secret_in(&log, "the build's output");
         (o.status.code(), log)
+    }
+
+    /// Start a build of `dockerfile` (whose builder ends with [`SLOW`]) and return once that
+    /// step's command runs, the tainted layer below it: the child, and its log when it ends.
+    fn spawn_until_running(&self, dockerfile: &str) -> (Child, std::thread::JoinHandle<String>) {
+        let mut child = Command::new(common::hush())
+            .env("HUSH_ROOT", self.root())
+            .current_dir(self.dir.path())
+            .args(self.build_args(dockerfile, &[]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                // Plain progress shows the RUN's output as `#N sleeping`.
+                Ok(line) if line.starts_with('#') && line.ends_with(" sleeping") => break,
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the slow step never ran: {}", log.join().unwrap());
+                }
+            }
+        }
+        assert!(!self.tainted_dirs().is_empty(), "no tainted layer kept");
+        (child, log)
     }
 
     /// The files under the store that hold any of the needles.
@@ -256,28 +299,20 @@ fn no_tainted_snapshot_survives_an_error_or_a_kill() {
     );
     assert_eq!(e.secret_files(), Vec::<PathBuf>::new());
 
+    // Ctrl-C while the tainted layer is held: the build unwinds and removes it.
+    let slow = format!("{BUILDER}{SLOW}FROM busybox:local\nCOPY --from=builder /artifact /a\n");
+    let (child, log) = e.spawn_until_running(&slow);
+    // SAFETY: kill(2) on the pid of a child not yet waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(130), "{}", log.join().unwrap());
+    assert_eq!(e.secret_files(), Vec::<PathBuf>::new());
+
     // hush is killed while the tainted layer is held; the next command sweeps it.
-    let slow =
-        format!("{BUILDER}RUN sleep 60\nFROM busybox:local\nCOPY --from=builder /artifact /a\n");
-    let args = e.build_args(&slow, &[]);
-    let mut child = Command::new(common::hush())
-        .env("HUSH_ROOT", e.root())
-        .current_dir(e.dir.path())
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while e.tainted_dirs().is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no tainted layer kept"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, log) = e.spawn_until_running(&slow);
     child.kill().unwrap();
     child.wait().unwrap();
+    log.join().unwrap();
     let held = e.secret_files();
     assert!(
         !held.is_empty() && held.iter().all(|p| p.starts_with(e.root().join("tmp"))),
