@@ -34,6 +34,13 @@ pub enum Error {
     /// A secret's bytes were found in what the build wrote.
     #[error("{0}")]
     Leak(Box<Leak>),
+    /// A layer that holds a secret (kept for the build only, see the guard) was about to reach
+    /// an output. The output chain never holds one; this is the last check, should that break.
+    #[error("refusing to store an image with layer {diff_id}, which holds a secret: a build-only layer reached an output")]
+    TaintedOutput {
+        /// The layer.
+        diff_id: String,
+    },
     /// An error whose text held a secret (a path or a name made from a build arg equal to a
     /// secret's value): its text and causes, masked, in one message.
     #[error("{message}")]

@@ -16,6 +16,7 @@ use hush_dockerfile::instructions::step::{
 use hush_dockerfile::instructions::{parse_stages, Stages};
 use hush_oci::store::{Image, Store};
 
+use crate::guard::StageRef;
 use crate::platform;
 use crate::stage::{add_labels, built_from_image, scratch, state_of, Built, Ctx};
 use crate::{BuildOptions, Error, Reporter, Result};
@@ -122,6 +123,8 @@ fn build_guarded(
         step_counter: 0.into(),
         now,
         network: None,
+        ships: BTreeSet::new(),
+        tainted: crate::tainted::Tainted::new(store),
     };
     let rules = hush_scan::rules::Rules::new();
     let is_secret = |name: &str, value: &str| {
@@ -157,6 +160,7 @@ fn build_guarded(
         store,
     )?;
     preflight(&stages, &nodes, &input, opts)?;
+    ctx.ships = output_chain(target, &nodes);
     // Triggers of base images run in the stages built on them, with RUNs of their own.
     let triggers = nodes.values().any(|n| match &n.base {
         Base::Image(b) => b
@@ -208,6 +212,8 @@ fn build_guarded(
     final_built.config.created = Some(ctx.stamp(created));
     add_labels(&mut final_built.config, &opts.labels);
     guard_config(&ctx, &final_built.config)?;
+    ctx.tainted
+        .check_output(final_built.layers.iter().map(|(_, diff)| diff))?;
     let layers: Vec<_> = final_built.layers.iter().map(|(d, _)| d.clone()).collect();
     Ok(store.put_image(&final_built.config, &layers, &opts.tags)?)
 }
@@ -291,8 +297,28 @@ fn run_one(
     state.args = base.args.clone();
     let d = dispatch_stage(stage, state, input)?;
     let label = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
-    let built = ctx.run_stage(&label, base, &d.items, &d.state)?;
+    let at = StageRef {
+        label: &label,
+        ships: ctx.ships.contains(&i),
+    };
+    let built = ctx.run_stage(at, base, &d.items, &d.state)?;
     Ok((built, d))
+}
+
+/// The stages whose layers reach an output: the target and every stage it is built FROM,
+/// transitively — the layers of the image that is stored, tagged and exported. A stage needed
+/// only through `COPY --from` or `RUN --mount=from=` is not one: what it hands on lands in a
+/// layer of the stage that reads it, and is guarded there.
+fn output_chain(target: usize, nodes: &BTreeMap<usize, Node>) -> BTreeSet<usize> {
+    let mut chain = BTreeSet::new();
+    let mut i = target;
+    while chain.insert(i) {
+        match nodes.get(&i).map(|n| &n.base) {
+            Some(Base::Stage(j)) => i = *j,
+            _ => break,
+        }
+    }
+    chain
 }
 
 /// Find the stages `i` needs (depth-first), with their bases and dependencies. Each stage is
@@ -439,7 +465,11 @@ fn guard_config(ctx: &Ctx<'_>, config: &hush_oci::image::ImageConfig) -> Result<
         location: Default::default(),
         state: Default::default(),
     };
-    ctx.report_leaks("image config", hits, "final", &step)
+    let at = StageRef {
+        label: "final",
+        ships: true,
+    };
+    ctx.report_leaks("image config", hits, at, &step)
 }
 
 /// Before any step runs: every secret and ssh id that a `required` mount of the stages being
@@ -548,4 +578,31 @@ fn lint_before_build(
         location: first.location,
         hint: Some(first.hint.clone()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(base: Base, deps: &[usize]) -> Node {
+        Node {
+            base,
+            deps: deps.iter().copied().collect(),
+            platform: Platform::host(),
+        }
+    }
+
+    /// 0 builder (scratch), 1 base (scratch), 2 FROM base + COPY --from=0, 3 FROM 2 (target),
+    /// 4 needed by 3 only through `RUN --mount=from=`.
+    #[test]
+    fn only_the_from_chain_of_the_target_ships() {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(0, node(Base::Scratch(Platform::host()), &[]));
+        nodes.insert(1, node(Base::Scratch(Platform::host()), &[]));
+        nodes.insert(2, node(Base::Stage(1), &[0, 1]));
+        nodes.insert(4, node(Base::Scratch(Platform::host()), &[]));
+        nodes.insert(3, node(Base::Stage(2), &[2, 4]));
+        assert_eq!(output_chain(3, &nodes), BTreeSet::from([1, 2, 3]));
+        assert_eq!(output_chain(0, &nodes), BTreeSet::from([0]));
+    }
 }

@@ -12,12 +12,14 @@ mod cache;
 mod copy;
 mod error;
 mod graph;
+mod guard;
 pub mod lint;
 mod masked;
 mod network;
 mod platform;
 mod run;
 mod stage;
+mod tainted;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -406,7 +406,7 @@ impl Ctx<'_> {
             Some(i) => self.stage(i, step)?.clone(),
             None => self.image(from, step)?,
         };
-        let ov = Overlay::mount(scratch, &built.lowers(self.store), &[])?;
+        let ov = Overlay::mount(scratch, &self.lowers(&built), &[])?;
         let p = hush_sandbox::rootfs::scoped_join(&ov.merged(), path, true)?;
         m.overlays.push(ov);
         Ok(p)

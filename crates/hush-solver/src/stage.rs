@@ -1,6 +1,6 @@
 //! Running one stage's steps in snapshots.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,7 +11,6 @@ use hush_dockerfile::instructions::step::{
     CopySource, Dispatched, HealthState, ImageState, Step, StepKind,
 };
 use hush_dockerfile::instructions::{is_remote_source, MountKind};
-use hush_oci::digest::HashingWriter;
 use hush_oci::image::{History, ImageConfig, LayerDesc};
 use hush_oci::layer::KnownTree;
 use hush_oci::store::Store;
@@ -21,7 +20,9 @@ use hush_sandbox::overlay::Overlay;
 
 use crate::cache::{CachedLayer, KeyBuilder, Record};
 use crate::copy::{self, CopyReq};
-use crate::{BuildOptions, Error, LeakCheck, Reporter, Result};
+use crate::guard::{Committed, StageRef};
+use crate::tainted::Tainted;
+use crate::{BuildOptions, Error, Reporter, Result};
 
 /// A stage's (or an image's) filesystem and config.
 #[derive(Debug, Clone)]
@@ -33,16 +34,6 @@ pub(crate) struct Built {
     pub created: i64,
     /// The ARGs in scope at the end of the stage that made it (none for an image).
     pub args: Vec<(String, String)>,
-}
-
-impl Built {
-    pub(crate) fn lowers(&self, store: &Store) -> Vec<PathBuf> {
-        self.layers
-            .iter()
-            .rev()
-            .map(|(_, diff)| store.snapshot_dir(diff))
-            .collect()
-    }
 }
 
 /// Shared state of one build.
@@ -61,6 +52,10 @@ pub(crate) struct Ctx<'a> {
     pub now: i64,
     /// The private network its RUNs share, when one of them needs it; dropped with the build.
     pub network: Option<hush_sandbox::network::PrivateNetwork>,
+    /// The stages whose layers reach an output: the target and the stages it is built FROM.
+    pub ships: BTreeSet<usize>,
+    /// This build's layers that hold a secret in a stage that reaches no output.
+    pub tainted: Tainted<'a>,
 }
 
 /// The Dockerfile-visible state of an image config.
@@ -149,10 +144,25 @@ impl Ctx<'_> {
         hush_oci::image::rfc3339(self.opts.source_date_epoch.unwrap_or(t))
     }
 
+    /// The snapshots a stack of layers mounts as its lowers (topmost first): in the store, or
+    /// private to this build for a tainted layer.
+    pub(crate) fn lowers(&self, built: &Built) -> Vec<PathBuf> {
+        built
+            .layers
+            .iter()
+            .rev()
+            .map(|(_, diff)| {
+                self.tainted
+                    .dir(diff)
+                    .unwrap_or_else(|| self.store.snapshot_dir(diff))
+            })
+            .collect()
+    }
+
     /// Run a dispatched stage on top of `base`.
     pub(crate) fn run_stage(
         &self,
-        stage_label: &str,
+        stage: StageRef<'_>,
         mut built: Built,
         items: &[Dispatched],
         final_state: &ImageState,
@@ -180,12 +190,12 @@ impl Ctx<'_> {
                         + 1;
                     self.reporter.step(
                         id,
-                        stage_label,
+                        stage.label,
                         step.created_by.trim_end_matches(" # buildkit"),
                         step.location,
                     );
                     let t = Instant::now();
-                    if !self.run_step(id, stage_label, &mut built, step)? {
+                    if !self.run_step(id, stage, &mut built, step)? {
                         self.reporter.done(id, t.elapsed().as_secs_f64());
                     }
                 }
@@ -308,7 +318,18 @@ impl Ctx<'_> {
     }
 
     /// Run (or take from the cache) one step; true when it came from the cache.
-    fn run_step(&self, id: usize, stage: &str, built: &mut Built, step: &Step) -> Result<bool> {
+    ///
+    /// A tainted layer (see [`crate::guard`]) gets no cache record, so its step runs again in
+    /// every build. The steps after it keep theirs: a key chains on the parent step's *key*, not
+    /// on its layer, and steps run in order, so a later step is only ever taken from the cache
+    /// on top of its tainted parent rebuilt in this build.
+    fn run_step(
+        &self,
+        id: usize,
+        stage: StageRef<'_>,
+        built: &mut Built,
+        step: &Step,
+    ) -> Result<bool> {
         let key = self.step_key(built, step)?;
         if self.opts.no_cache {
             tracing::debug!(key = %key.short(), "cache not used (--no-cache): running the step");
@@ -321,19 +342,17 @@ impl Ctx<'_> {
                 tracing::debug!(key = %key.short(), "cache miss: no step ran with this key");
             }
             if let Some(rec) = rec {
-                let usable = rec
-                    .layer
-                    .as_ref()
-                    .is_none_or(|l| self.store.snapshot_dir(&l.diff_id).is_dir());
-                if !usable {
-                    tracing::debug!(key = %key.short(), "cache miss: the step's layer was pruned");
-                }
+                let usable = match &rec.layer {
+                    None => true,
+                    Some(l) if !self.store.snapshot_dir(&l.diff_id).is_dir() => {
+                        tracing::debug!(key = %key.short(), "cache miss: the step's layer was pruned");
+                        false
+                    }
+                    Some(l) => self.guard_cached(&l.diff_id, stage, step)?,
+                };
                 if usable {
                     tracing::debug!(key = %key.short(), "cache hit");
                     self.reporter.cached(id);
-                    if let Some(l) = &rec.layer {
-                        self.guard_layer(&l.diff_id, stage, step)?;
-                    }
                     self.push_layer(built, step, rec.layer, key, rec.created);
                     return Ok(true);
                 }
@@ -341,18 +360,24 @@ impl Ctx<'_> {
         }
         let dir = self.store.temp_dir("step")?;
         let result = self.execute(id, built, step, &dir);
-        let layer = match result {
+        let committed = match result {
             Ok((upper, known)) => self.commit_layer(&upper, known, stage, step),
             Err(e) => Err(e),
         };
         let _ = hush_oci::store::remove_tree(&dir);
-        let layer = layer?;
-        let rec = Record {
-            layer: layer.clone(),
-            created: self.now,
+        let (layer, cache) = match committed? {
+            Committed::Empty => (None, true),
+            Committed::Stored(l) => (Some(l), true),
+            Committed::Tainted(l) => (Some(l), false),
         };
-        self.store
-            .cache_put(&key, &serde_json::to_vec(&rec).expect("record serializes"))?;
+        if cache {
+            let rec = Record {
+                layer: layer.clone(),
+                created: self.now,
+            };
+            self.store
+                .cache_put(&key, &serde_json::to_vec(&rec).expect("record serializes"))?;
+        }
         self.push_layer(built, step, layer, key, self.now);
         Ok(false)
     }
@@ -380,161 +405,6 @@ impl Ctx<'_> {
         built.key = key;
     }
 
-    /// Turn an upper dir into a stored layer (snapshot + diff id), or None if it is empty.
-    /// The layer tar is produced once, hashed and scanned by the leak guard in the same pass;
-    /// on a finding the layer is never committed.
-    /// `known` is what the step recorded of a tree it wrote itself (see [`KnownTree`]).
-    fn commit_layer(
-        &self,
-        upper: &Path,
-        known: Option<KnownTree>,
-        stage: &str,
-        step: &Step,
-    ) -> Result<Option<CachedLayer>> {
-        if fs::read_dir(upper)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(true)
-        {
-            return Ok(None);
-        }
-        let mut known = known;
-        if let Some(epoch) = self.opts.source_date_epoch {
-            hush_oci::layer::clamp_mtimes(upper, epoch)?;
-            if let Some(k) = known.as_mut() {
-                k.clamp_mtimes(epoch);
-            }
-        }
-        let (diff_id, size) = self.tar_and_guard(upper, known, stage, step)?;
-        self.store.commit_snapshot(upper, &diff_id)?;
-        Ok(Some(CachedLayer {
-            blob: diff_id.clone(),
-            diff_id,
-            size,
-        }))
-    }
-
-    /// Write a directory's layer tar to a hasher, the leak guard reading the tar as it goes:
-    /// file contents, names, link targets, PAX records (xattrs) and — in the layers of steps that
-    /// mount a secret, where `tar czf backup.tgz /run/secrets` would put one — the contents of
-    /// gzip, zstd and zip files, decompressed within bounds.
-    fn tar_and_guard(
-        &self,
-        dir: &Path,
-        known: Option<KnownTree>,
-        stage: &str,
-        step: &Step,
-    ) -> Result<(Digest, u64)> {
-        let check = self.guard_key.is_some();
-        let w = HashingWriter::new(std::io::sink());
-        if !check {
-            let w = hush_oci::layer::write_layer_parallel(dir, known, w)?;
-            let (diff_id, size, _) = w.finish();
-            return Ok((diff_id, size));
-        }
-        let mounts_secret = matches!(&step.kind, StepKind::Run { mounts, .. }
-            if mounts.iter().any(|m| m.kind == MountKind::Secret));
-        let w = hush_scan::ScanWriter::new(w, self.guard.scan_tar(mounts_secret));
-        let (w, scan) = hush_oci::layer::write_layer_parallel(dir, known, w)?.into_parts();
-        let (diff_id, size, _) = w.finish();
-        let (hits, unscanned) = scan.finish();
-        for path in unscanned {
-            self.reporter.warn(&format!(
-                "/{}: compressed, and past the leak guard's decompression bounds (a zip over \
-                 {} MiB, or more than {} MiB or {}:1 out): what is past them was not checked \
-                 for secrets",
-                self.guard.mask_str(&path),
-                hush_scan::UNPACK_ZIP_MAX >> 20,
-                hush_scan::UNPACK_MAX_OUT >> 20,
-                hush_scan::UNPACK_MAX_RATIO
-            ));
-        }
-        if hits.is_empty() {
-            self.mark_clean(&diff_id)?;
-        }
-        self.report_leaks("layer", hits, stage, step)?;
-        Ok((diff_id, size))
-    }
-
-    /// The record "this layer holds none of this build's secrets", keyed by the layer and the
-    /// secrets' keyed fingerprint.
-    fn clean_key(&self, diff_id: &Digest) -> Option<Digest> {
-        let fp = self.guard_key.as_ref()?;
-        let mut k = KeyBuilder::new(diff_id);
-        // v2: names, link targets, xattrs, wrapped base64 and compressed copies are scanned too.
-        k.add("leak-guard-v2").add(fp);
-        Some(k.finish())
-    }
-
-    fn mark_clean(&self, diff_id: &Digest) -> Result<()> {
-        match self.clean_key(diff_id) {
-            Some(k) => Ok(self.store.cache_put(&k, crate::cache::CLEAN)?),
-            None => Ok(()),
-        }
-    }
-
-    /// A cached layer was guarded against the secrets of the build that made it; this build's
-    /// may differ. Scan it unless it is already known clean for exactly these secrets.
-    fn guard_layer(&self, diff_id: &Digest, stage: &str, step: &Step) -> Result<()> {
-        let Some(key) = self.clean_key(diff_id) else {
-            return Ok(());
-        };
-        if self.store.cache_get(&key).as_deref() == Some(crate::cache::CLEAN) {
-            return Ok(());
-        }
-        self.tar_and_guard(&self.store.snapshot_dir(diff_id), None, stage, step)?;
-        Ok(())
-    }
-
-    /// Fail (or warn about) findings. Messages name the secret and where, never the value.
-    pub(crate) fn report_leaks(
-        &self,
-        place: &'static str,
-        hits: Vec<hush_scan::Hit>,
-        stage: &str,
-        step: &Step,
-    ) -> Result<()> {
-        let mut hits = hits;
-        hits.sort_by_key(|h| (h.path.clone(), h.offset, h.form.form.starts_with("field")));
-        let Some(first) = hits.first() else {
-            return Ok(());
-        };
-        let err = Error::Leak(Box::new(crate::error::Leak {
-            place,
-            secret: first.form.secret_id.clone(),
-            form: first.form.form.clone(),
-            path: if place == "layer" {
-                format!("/{}", self.guard.mask_str(&first.path))
-            } else {
-                first.path.clone()
-            },
-            offset: first.offset,
-            instruction: step
-                .created_by
-                .trim_end_matches(" # buildkit")
-                .split(" /bin/sh -c ")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            stage: stage.to_string(),
-            location: step.location,
-            count: hits.len(),
-        }));
-        for h in &hits {
-            self.reporter.warn(&format!(
-                "leak: secret {:?} ({}) in {} at byte {} (Dockerfile line {})",
-                h.form.secret_id,
-                h.form.form,
-                self.guard.mask_str(&h.path),
-                h.offset,
-                step.location.start_line
-            ));
-        }
-        match self.opts.leak_check {
-            LeakCheck::Error => Err(err),
-            _ => Ok(()),
-        }
-    }
-
     /// Run a step into a fresh upper dir: the dir, and what the step recorded of it.
     fn execute(
         &self,
@@ -543,7 +413,7 @@ impl Ctx<'_> {
         step: &Step,
         dir: &Path,
     ) -> Result<(PathBuf, Option<KnownTree>)> {
-        let lowers = built.lowers(self.store);
+        let lowers = self.lowers(built);
         match &step.kind {
             StepKind::Mkdir { path } => {
                 let ov = Overlay::mount(dir, &lowers, &[])?;
@@ -588,12 +458,12 @@ impl Ctx<'_> {
                     CopySource::Context => self.opts.context.clone(),
                     CopySource::Stage(i) => {
                         let b = self.stage(*i, step)?.clone();
-                        src_mount = Overlay::mount(&dir.join("src"), &b.lowers(self.store), &[])?;
+                        src_mount = Overlay::mount(&dir.join("src"), &self.lowers(&b), &[])?;
                         src_mount.merged()
                     }
                     CopySource::Image(name) => {
                         let b = self.image(name, step)?;
-                        src_mount = Overlay::mount(&dir.join("src"), &b.lowers(self.store), &[])?;
+                        src_mount = Overlay::mount(&dir.join("src"), &self.lowers(&b), &[])?;
                         src_mount.merged()
                     }
                 };

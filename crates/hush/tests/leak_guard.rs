@@ -1,5 +1,5 @@
 //! The leak guard on real builds: the article's GOOD example builds; copying the secret into a
-//! layer (directly, base64-encoded, through a builder stage) is refused, names the file, and
+//! layer that ships (directly, base64-encoded, in the target stage) is refused, names the file, and
 //! leaves the store as it was. Needs root and busybox-static; skipped otherwise.
 
 mod common;
@@ -93,9 +93,12 @@ fn good_example_builds_and_leak_variants_are_refused() {
     assert_eq!(code, Some(0), "{log}");
     assert!(!log.contains("mypassword123"));
 
+    // Without the `rm` the builder's layer holds the file: the image is built FROM the builder
+    // when it is the target, so the build is refused (the final stage that only copies the
+    // artifact builds, the layer discarded: tests/tainted_stage.rs).
     let before = e.snapshots();
     let no_rm = GOOD.replace(" && \\\n    rm /app/secrets.json", "");
-    let (code, log) = e.build(&no_rm, &["-t", "bad"]);
+    let (code, log) = e.build(&no_rm, &["--target", "builder", "-t", "bad"]);
     assert_eq!(code, Some(3), "{log}");
     assert!(log.contains("secret leaked into layer"), "{log}");
     assert!(log.contains("/app/secrets.json"), "{log}");

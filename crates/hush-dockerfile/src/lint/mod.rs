@@ -145,7 +145,7 @@ pub fn lint(stages: &Stages, given: Option<&[String]>) -> Vec<Finding> {
                                     severity: Severity::Warning,
                                     location: cmd.location,
                                     message: format!("this RUN copies the secret at {t} to {dest} and does not remove it"),
-                                    hint: format!("use the secret where it is mounted, or `rm {dest}` in this same RUN (the leak guard refuses the layer otherwise)"),
+                                    hint: format!("use the secret where it is mounted, or `rm {dest}` in this same RUN (otherwise the leak guard refuses the layer in a stage the image is built from, and discards it in a builder stage)"),
                                 });
                             }
                         }

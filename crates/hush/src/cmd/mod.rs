@@ -129,7 +129,14 @@ impl CliError {
             CliError::Usage(_) | CliError::Audit(_) => 2,
             CliError::StdoutClosed => crate::output::EXIT_STDOUT_CLOSED,
             CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Interrupted) => 130,
-            CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Leak(_)) => 3,
+            CliError::Build { err, .. }
+                if matches!(
+                    **err,
+                    hush_solver::Error::Leak(_) | hush_solver::Error::TaintedOutput { .. }
+                ) =>
+            {
+                3
+            }
             _ => 1,
         }
     }
@@ -162,7 +169,7 @@ impl CliError {
                 hush_solver::Error::RunFailed { tail, .. } if !tail.is_empty() => Some("the lines above are the end of the command's output".into()),
                 hush_solver::Error::RunFailed { .. } => Some("the command printed nothing before it failed: start the RUN with `set -x;` to see which command failed".into()),
                 hush_solver::Error::Leak(_) => Some(
-                    "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it".into(),
+                    "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it; a builder stage may leave it in a file if the image is not built FROM that stage and copies only the result (COPY --from=builder /out/app /app)".into(),
                 ),
                 hush_solver::Error::Sandbox(hush_sandbox::Error::PastaMissing) => Some(
                     "install it (`apt-get install passt`), or build with --network=none (no network) or --network=host (the host's)".into(),
