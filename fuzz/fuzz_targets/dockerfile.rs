@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use hush_dockerfile::instructions::args::global_arg_values;
-use hush_dockerfile::instructions::dispatch::{dispatch_stage, DispatchInput};
+use hush_dockerfile::instructions::dispatch::{dispatch_stage, DispatchInput, HistoryArgs};
 use hush_dockerfile::instructions::parse_stages;
 use hush_dockerfile::instructions::step::ImageState;
 use libfuzzer_sys::fuzz_target;
@@ -42,7 +42,10 @@ fuzz_target!(|data: &[u8]| {
         global_args: &globals,
         stage_names: &names,
         escape: stages.escape,
-        history_build_args: true,
+        // The default, with a value judged secret by content: both redaction paths run.
+        history_args: HistoryArgs::Safe {
+            is_secret: &|_, v| v.contains("tok"),
+        },
     };
     for stage in &stages.stages {
         let _ = hush_dockerfile::instructions::args::expand_from(stage, &globals, stages.escape);
