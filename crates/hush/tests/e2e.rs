@@ -1120,3 +1120,70 @@ fn a_run_gets_the_default_sigpipe() {
     let mask = u64::from_str_radix(ignored.split_whitespace().nth(1).unwrap(), 16).unwrap();
     assert_eq!(mask & (1 << (13 - 1)), 0, "SIGPIPE is ignored: {ignored}");
 }
+
+/// Is a container helper of a build on `root` running?
+fn helper_running(root: &Path) -> bool {
+    let root = root.to_string_lossy();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+            let c = String::from_utf8_lossy(&c);
+            c.contains("__hush-container-helper") && c.contains(&*root)
+        })
+    })
+}
+
+/// An interrupt while the container is still being started: libcontainer's half-started process
+/// lost its parent, was adopted by the host's init, kept the RUN's output pipe open, and the build
+/// waited for it forever (3 hangs in 30 tries). The helper now adopts such orphans and kills them.
+/// A signal at 30 moments of the container's start: each build ends.
+#[test]
+fn an_interrupt_while_the_container_starts_never_hangs_the_build() {
+    if !can_run() {
+        return;
+    }
+    let own = fresh_store();
+    let root = own.path().join("root");
+    let c = ctx("FROM busybox:local\nRUN sleep 30\n", &[]);
+    for i in 0..30u64 {
+        let mut child = Command::new(hush())
+            .env("HUSH_ROOT", &root)
+            .current_dir(c.path())
+            .args([
+                "build",
+                "--progress=quiet",
+                "--no-cache",
+                "--network=none",
+                ".",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Once the helper runs, at a different moment of the container's start each time.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !helper_running(&root) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+        std::thread::sleep(std::time::Duration::from_micros((i * 1_300) % 20_000));
+        nix_kill(child.id(), 2);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("try {i}: the build did not end 15 s after SIGINT");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    // Nothing of theirs is left running.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let left = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| l.contains(&*root.to_string_lossy()) || l.starts_with("sleep 30"))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert!(left.is_empty(), "left running: {left:?}");
+}

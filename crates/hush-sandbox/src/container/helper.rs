@@ -102,13 +102,55 @@ fn sealed_exe() -> Result<PathBuf> {
 /// Exit code: the container's (128+signal when killed), or 125 when it could not start.
 pub fn helper_main(bundle: &Path, id: &str) -> i32 {
     crate::signals::install();
-    match helper(bundle, id) {
+    // libcontainer's intermediate and init processes are forks of this one; one that loses its
+    // parent half-way (a signal interrupted the start) is reparented here rather than to the
+    // host's init, where it kept RUN's output pipe open and hush waiting for it forever.
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes a flag and changes no memory.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let code = match helper(bundle, id) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("hush: {e}");
             125
         }
+    };
+    kill_descendants();
+    code
+}
+
+/// Kill and reap every process left under this one (its children, and the orphans it adopted
+/// as a subreaper), until none is left.
+fn kill_descendants() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        // Listed again each time: an orphan can be adopted after a listing.
+        for pid in children() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        match waitpid(None, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => break, // ECHILD: none left
+        }
     }
+}
+
+/// This process's children, from `/proc/self/task/*/children`.
+fn children() -> Vec<nix::unistd::Pid> {
+    let mut out = Vec::new();
+    for task in fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .map(nix::unistd::Pid::from_raw),
+        );
+    }
+    out
 }
 
 /// Wait for the container's init; on SIGINT/SIGTERM kill it (a PID 1 ignores signals it has no
