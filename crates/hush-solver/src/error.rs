@@ -50,6 +50,19 @@ pub enum Error {
         /// Where, when known.
         location: Option<Location>,
     },
+    /// A RUN with a secret wrote it into a cache mount (which outlives the build); the cache
+    /// mount was emptied.
+    #[error("secret leaked into a cache mount: secret {secret:?} ({form}) found in {path}; the cache mount was emptied")]
+    CacheLeak {
+        /// The secret's id.
+        secret: String,
+        /// Which form matched.
+        form: String,
+        /// Where: the mount's target and the file under it.
+        path: String,
+        /// The RUN.
+        location: Location,
+    },
     /// Ctrl-C or SIGTERM.
     #[error("interrupted")]
     Interrupted,
@@ -113,6 +126,7 @@ impl Error {
             | Error::RunFailed { location, .. }
             | Error::MissingImage { location, .. } => Some(*location),
             Error::Leak(l) => Some(l.location),
+            Error::CacheLeak { location, .. } => Some(*location),
             Error::Masked { location, .. } => *location,
             _ => None,
         }

@@ -31,6 +31,10 @@ struct Mounts {
     locks: Vec<nix::fcntl::Flock<fs::File>>,
     /// ssh-agent sockets served to this RUN, with their ids.
     agents: Vec<(String, hush_secrets::ssh::Proxy)>,
+    /// Cache mounts that outlive the build: (target, directory).
+    caches: Vec<(String, PathBuf)>,
+    /// The RUN has a secret (as a file or in its env).
+    secret: bool,
 }
 
 impl Ctx<'_> {
@@ -94,6 +98,8 @@ impl Ctx<'_> {
             overlays: Vec::new(),
             locks: Vec::new(),
             agents: Vec::new(),
+            caches: Vec::new(),
+            secret: false,
         };
         // Both are mount points over stub files (`base_stubs`): an image's own files are hidden
         // during the RUN only, and neither lands in the layer (docker's and BuildKit's way).
@@ -146,10 +152,16 @@ impl Ctx<'_> {
             reporter.output(id, line);
             tail.push(line);
         };
+        let started = std::time::SystemTime::now();
         let code = container::run(&dir.join("bundle"), &ov.merged(), &m.spec, &mut |chunk| {
             lines.push(chunk, &mut emit)
         })?;
         lines.flush(&mut emit);
+        if m.secret {
+            for (target, cache) in &m.caches {
+                self.guard_cache_mount(target, cache, started, step)?;
+            }
+        }
         for (sid, proxy) in std::mem::take(&mut m.agents) {
             let n = proxy.stop();
             self.reporter.info(
@@ -201,10 +213,12 @@ impl Ctx<'_> {
                 )
             })?;
             env.push((var.clone(), value.to_string()));
+            m.secret = true;
             if mount.target.is_none() {
                 return Ok(());
             }
         }
+        m.secret = true;
         let source = m.tmpfs.add(
             secret,
             mount.mode.unwrap_or(0o400),
@@ -352,12 +366,90 @@ impl Ctx<'_> {
             }
             fs::rename(&tmp, &dir).ctx("create", &dir)?;
         }
+        if !mount.readonly && dir != scratch {
+            m.caches.push((target.clone(), dir.clone()));
+        }
         m.spec.binds.push(BindMount {
             source: dir,
             target,
             readonly: mount.readonly,
         });
         Ok(())
+    }
+
+    /// A RUN that has a secret wrote to a cache mount, which outlives the build in the store and
+    /// is handed to the next build's RUNs without any `--secret`: what it changed (names and
+    /// contents of the entries whose inode changed during the RUN — ctime, which a RUN cannot set
+    /// back) is scanned as a layer is. On a finding the cache mount is emptied and the build
+    /// fails (exit 3); with `--leak-check=warn` it is emptied and the build goes on.
+    fn guard_cache_mount(
+        &self,
+        target: &str,
+        dir: &Path,
+        since: std::time::SystemTime,
+        step: &Step,
+    ) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        if self.guard.is_empty() || self.opts.leak_check == crate::LeakCheck::Off {
+            return Ok(());
+        }
+        let since = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| (d.as_secs() as i64, d.subsec_nanos() as i64))
+            .unwrap_or((0, 0));
+        let mut scan = self.guard.scan();
+        for e in walkdir::WalkDir::new(dir)
+            .min_depth(1)
+            .into_iter()
+            .flatten()
+        {
+            let Ok(meta) = e.path().symlink_metadata() else {
+                continue;
+            };
+            if (meta.ctime(), meta.ctime_nsec()) < since {
+                continue;
+            }
+            let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+            let name = format!("{}/{}", target.trim_end_matches('/'), rel.display());
+            scan.feed(
+                &format!("{name} (file name)"),
+                rel.as_os_str().as_encoded_bytes(),
+            );
+            if let Ok(link) = fs::read_link(e.path()) {
+                scan.feed(
+                    &format!("{name} (link target)"),
+                    link.as_os_str().as_encoded_bytes(),
+                );
+            }
+            if meta.is_file() {
+                if let Ok(mut f) = fs::File::open(e.path()) {
+                    let mut buf = vec![0u8; 1 << 20];
+                    while let Ok(n) = std::io::Read::read(&mut f, &mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        scan.feed(&name, &buf[..n]);
+                    }
+                }
+            }
+        }
+        let hits = scan.finish();
+        let Some(first) = hits.first() else {
+            return Ok(());
+        };
+        let _ = fs::remove_dir_all(dir);
+        let err = Error::CacheLeak {
+            secret: first.form.secret_id.clone(),
+            form: first.form.form.clone(),
+            path: self.guard.mask_str(&first.path),
+            location: step.location,
+        };
+        if self.opts.leak_check == crate::LeakCheck::Warn {
+            self.reporter
+                .warn(&format!("{err} (--leak-check=warn: the build goes on)"));
+            return Ok(());
+        }
+        Err(err)
     }
 
     /// `type=bind`: a path of the context, a stage or an image. Directories are bound through an

@@ -348,3 +348,46 @@ fn lint_never_reads_outside_the_context_through_a_symlink() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("id_rsa"), "{out}");
 }
+
+/// A cache mount outlives the build, in the store, and the next build's RUNs get it without any
+/// `--secret`: a RUN that has the secret and copies it there fails (exit 3) naming the mount and
+/// the file, and the cache mount is emptied — the store holds no copy. What such a RUN writes
+/// otherwise stays cached for the next build.
+#[test]
+fn a_secret_copied_into_a_cache_mount_is_refused_and_the_cache_emptied() {
+    if !can_run() {
+        return;
+    }
+    let e = Env::new();
+    let ok = "FROM busybox:local\n\
+              RUN --mount=type=secret,id=mysecret --mount=type=cache,id=c,target=/c \
+                  wc -c /run/secrets/mysecret > /c/size\n\
+              RUN --mount=type=cache,id=c,target=/c cat /c/size\n";
+    let (code, log) = e.build(ok, &["--no-cache"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("/run/secrets/mysecret"),
+        "the cache kept what the RUN wrote: {log}"
+    );
+    let bad = "FROM busybox:local\n\
+               RUN --mount=type=secret,id=mysecret --mount=type=cache,id=c,target=/c \
+                   cp /run/secrets/mysecret /c/copy\n";
+    let (code, log) = e.build(bad, &["--no-cache"]);
+    assert_eq!(code, Some(3), "{log}");
+    assert!(
+        log.contains("secret leaked into a cache mount") && log.contains("/c/copy"),
+        "{log}"
+    );
+    assert!(!log.contains("mypassword123"), "{log}");
+    let root = e.dir.path().join("root");
+    let grep = Command::new("grep")
+        .args(["-rl", "mypassword123"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "the store holds the secret: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+}

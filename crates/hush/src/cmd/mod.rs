@@ -132,7 +132,9 @@ impl CliError {
             CliError::Build { err, .. }
                 if matches!(
                     **err,
-                    hush_solver::Error::Leak(_) | hush_solver::Error::TaintedOutput { .. }
+                    hush_solver::Error::Leak(_)
+                        | hush_solver::Error::CacheLeak { .. }
+                        | hush_solver::Error::TaintedOutput { .. }
                 ) =>
             {
                 3
@@ -168,6 +170,9 @@ impl CliError {
                 hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
                 hush_solver::Error::RunFailed { tail, .. } if !tail.is_empty() => Some("the lines above are the end of the command's output".into()),
                 hush_solver::Error::RunFailed { .. } => Some("the command printed nothing before it failed: start the RUN with `set -x;` to see which command failed".into()),
+                hush_solver::Error::CacheLeak { .. } => Some(
+                    "a cache mount is kept for the next builds, which get it without --secret: keep secrets and what holds them out of cache mounts (write to /tmp, or use the secret in place)".into(),
+                ),
                 hush_solver::Error::Leak(_) => Some(
                     "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it; a builder stage may leave it in a file if the image is not built FROM that stage and copies only the result (COPY --from=builder /out/app /app)".into(),
                 ),
