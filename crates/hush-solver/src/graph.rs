@@ -89,8 +89,9 @@ fn build_guarded(
             .map(String::as_str),
     )?;
     let digests = crate::copy::ContextDigests::default();
+    let rules = hush_scan::rules::Rules::new();
     if opts.lint != crate::LintMode::Off {
-        lint_before_build(opts, &ignore, store, &digests, reporter)?;
+        lint_before_build(opts, &ignore, store, &digests, guard, &rules, reporter)?;
     }
     let globals = global_arg_values(&stages.global_args, &opts.build_args, stages.escape)?;
     let names: Vec<Option<String>> = stages.stages.iter().map(|s| s.name.clone()).collect();
@@ -126,7 +127,6 @@ fn build_guarded(
         ships: BTreeSet::new(),
         tainted: crate::tainted::Tainted::new(store),
     };
-    let rules = hush_scan::rules::Rules::new();
     let is_secret = |name: &str, value: &str| {
         crate::lint::secret_value(ctx.guard, &rules, name, value).is_some()
     };
@@ -547,9 +547,11 @@ fn lint_before_build(
     ignore: &Dockerignore,
     store: &Store,
     digests: &crate::copy::ContextDigests,
+    guard: &hush_scan::Guard,
+    rules: &hush_scan::rules::Rules,
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let mut findings = crate::lint::lint_with(opts, ignore, Some(store), digests)?;
+    let mut findings = crate::lint::lint_with(opts, ignore, Some(store), digests, guard, rules)?;
     // Notes tell a reviewer what the Dockerfile does (`hush lint` shows them), not a problem.
     findings.retain(|f| f.severity != hush_dockerfile::lint::Severity::Note);
     let (errors, warnings): (Vec<_>, Vec<_>) = findings.into_iter().partition(|f| {

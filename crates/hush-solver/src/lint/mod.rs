@@ -25,15 +25,24 @@ pub fn lint(
     ignore: &hush_dockerfile::dockerignore::Dockerignore,
     store: Option<&hush_oci::store::Store>,
 ) -> Result<Vec<Finding>> {
-    lint_with(opts, ignore, store, &crate::copy::ContextDigests::default())
+    let guard = hush_scan::Guard::new(
+        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
+        opts.leak_min_len,
+    );
+    let rules = hush_scan::rules::Rules::new();
+    let digests = crate::copy::ContextDigests::default();
+    lint_with(opts, ignore, store, &digests, &guard, &rules)
 }
 
-/// [`lint`], sharing the build's context digests.
+/// [`lint`], sharing the build's context digests, leak guard and detector rules (each takes
+/// milliseconds to build: a build makes them once).
 pub(crate) fn lint_with(
     opts: &BuildOptions,
     ignore: &hush_dockerfile::dockerignore::Dockerignore,
     store: Option<&hush_oci::store::Store>,
     digests: &crate::copy::ContextDigests,
+    guard: &hush_scan::Guard,
+    rules: &hush_scan::rules::Rules,
 ) -> Result<Vec<Finding>> {
     let df = hush_dockerfile::parser::parse(&opts.dockerfile)?;
     let check = hush_dockerfile::lint::check_options(
@@ -48,11 +57,6 @@ pub(crate) fn lint_with(
     // without the flags): the rules about given secrets only run when some are.
     let given = (!given.is_empty()).then_some(given.as_slice());
     let mut out = hush_dockerfile::lint::lint(&stages, given);
-    let guard = hush_scan::Guard::new(
-        opts.secrets.iter().map(|(id, s)| (id, s.expose())),
-        opts.leak_min_len,
-    );
-    let rules = hush_scan::rules::Rules::new();
     let fingerprint = match store {
         Some(s) => crate::cache::secrets_fingerprint(s, &opts.secrets, opts.leak_min_len)?,
         None => None,
@@ -137,7 +141,7 @@ pub(crate) fn lint_with(
                 .iter()
                 .filter(|(_, sub, st)| !known.as_ref().is_some_and(|k| k.is_clean(sub, st)))
                 .collect();
-            let found = copied::secret_files(&unknown, &guard, &rules);
+            let found = copied::secret_files(&unknown, guard, rules);
             if let (Some(s), Some(k)) = (store, &known) {
                 let bad: std::collections::HashSet<&str> =
                     found.iter().map(|(sub, _)| *sub).collect();
@@ -194,7 +198,7 @@ pub(crate) fn lint_with(
             }
         }
     }
-    out.extend(build_arg_values(opts, &stages, &guard, &rules));
+    out.extend(build_arg_values(opts, &stages, guard, rules));
     let mut out = check.apply(out);
     out.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.location.start_line));
     Ok(out)
