@@ -5,7 +5,6 @@
 mod common;
 use common::hush;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 fn can_run() -> bool {
@@ -20,22 +19,9 @@ const SECRETS_JSON: &str = "{\n  \"username\": \"myuser\",\n  \"password\": \"my
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("hush-leak-")
-            .tempdir()
-            .unwrap();
-        let tar = dir.path().join("busybox.tar");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs.sh");
-        assert!(Command::new("bash")
-            .arg(script)
-            .arg(&tar)
-            .status()
-            .unwrap()
-            .success());
-        let e = Env { dir };
-        let o = e.hush(&["import", tar.to_str().unwrap(), "busybox:local"]);
-        assert!(o.status.success());
+        let e = Env {
+            dir: common::busybox_store("hush-leak-"),
+        };
         std::fs::write(e.dir.path().join("secrets.json"), SECRETS_JSON).unwrap();
         std::fs::create_dir(e.dir.path().join("ctx")).unwrap();
         e

@@ -25,15 +25,9 @@ impl Env {
             return None;
         }
         assert_eq!(SECRET.len(), 60);
-        let dir = tempfile::Builder::new()
-            .prefix("hush-forms-")
-            .tempdir()
-            .unwrap();
-        let tar = dir.path().join("busybox.tar");
-        common::busybox_tar(&tar);
-        let e = Env { dir };
-        let o = e.hush(&["import", tar.to_str().unwrap(), "busybox:local"]);
-        assert!(o.status.success(), "{}", common::log(&o));
+        let e = Env {
+            dir: common::busybox_store("hush-forms-"),
+        };
         std::fs::write(e.path("s.json"), SECRET).unwrap();
         std::fs::create_dir(e.path("ctx")).unwrap();
         Some(e)

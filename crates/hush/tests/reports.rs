@@ -3,7 +3,7 @@
 //! busybox-static and are skipped otherwise.
 
 mod common;
-use common::{busybox_tar, can_run, log, run_in};
+use common::{can_run, log, run_in};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -165,16 +165,9 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let tmp = tempfile::Builder::new()
-            .prefix("hush-reports-")
-            .tempdir()
-            .unwrap();
-        busybox_tar(&tmp.path().join("busybox.tar"));
-        let e = Env { tmp };
-        assert!(e
-            .hush(&["import", "busybox.tar", "busybox:local"])
-            .status
-            .success());
+        let e = Env {
+            tmp: common::busybox_store("hush-reports-"),
+        };
         std::fs::create_dir(e.ctx()).unwrap();
         e
     }

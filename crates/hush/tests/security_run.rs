@@ -18,19 +18,7 @@ fn can_run() -> bool {
 
 /// A store with busybox:local, of its own.
 fn store() -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("hush-sec-run-")
-        .tempdir()
-        .unwrap();
-    let tar = d.path().join("busybox.tar");
-    common::busybox_tar(&tar);
-    let o = run_in(
-        &d.path().join("root"),
-        &["import", tar.to_str().unwrap(), "busybox:local"],
-        d.path(),
-    );
-    assert!(o.status.success(), "{}", log(&o));
-    d
+    common::busybox_store("hush-sec-run-")
 }
 
 /// Compile one of `tests/attacks/*.c` into `dir` with `flags`.

@@ -18,15 +18,9 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("hush-stagemount-")
-            .tempdir()
-            .unwrap();
-        let tar = dir.path().join("busybox.tar");
-        common::busybox_tar(&tar);
-        let e = Env { dir };
-        let o = e.hush(&["import", tar.to_str().unwrap(), "busybox:local"]);
-        assert!(o.status.success(), "{}", log(&o));
+        let e = Env {
+            dir: common::busybox_store("hush-stagemount-"),
+        };
         let d = e.dir.path();
         std::fs::write(
             d.join("npmrc"),

@@ -45,15 +45,9 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("hush-tainted-")
-            .tempdir()
-            .unwrap();
-        let tar = dir.path().join("busybox.tar");
-        common::busybox_tar(&tar);
-        let e = Env { dir };
-        let o = e.hush(&["import", tar.to_str().unwrap(), "busybox:local"]);
-        assert!(o.status.success(), "{}", common::log(&o));
+        let e = Env {
+            dir: common::busybox_store("hush-tainted-"),
+        };
         std::fs::write(e.dir.path().join("secrets.json"), secrets_json()).unwrap();
         std::fs::create_dir(e.dir.path().join("ctx")).unwrap();
         e

@@ -68,6 +68,34 @@ pub fn busybox_tar(out: &Path) {
         .success());
 }
 
+/// The busybox rootfs tarball, made once per test binary (its tests share it; a test that
+/// imports it copies it into a store of its own).
+pub fn shared_busybox_tar() -> &'static Path {
+    static TAR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // One file per test binary, made again by its next run.
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_stem().unwrap().to_string_lossy();
+        let tar = dir.join(format!("busybox-{name}.tar"));
+        busybox_tar(&tar);
+        tar
+    })
+}
+
+/// A temporary directory named `prefix…` whose `root/` is a hush store holding `busybox:local`.
+pub fn busybox_store(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let tar = shared_busybox_tar().to_str().unwrap();
+    let o = run_in(
+        &dir.path().join("root"),
+        &["import", tar, "busybox:local"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    dir
+}
+
 /// Run hush with `HUSH_ROOT=root` in `dir`.
 pub fn run_in(root: &Path, args: &[&str], dir: &Path) -> Output {
     Command::new(hush())
