@@ -296,8 +296,10 @@ impl Ctx<'_> {
                 .iter()
                 .map(|(name, part)| format!("{name}={}", Digest::of(part.as_bytes()).short()))
                 .collect();
+            // Logs do not pass through the reporter's masking: mask here (a build arg may hold
+            // a secret's value, written as is with --history-build-args=all).
             tracing::debug!(
-                step = %step.created_by,
+                step = %self.guard.mask_str(&step.created_by),
                 key = %key.short(),
                 parent = %built.key.short(),
                 inputs = %inputs.join(" "),

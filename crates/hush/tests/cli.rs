@@ -246,7 +246,27 @@ fn debug_logs_cache_decisions_and_never_a_secret() {
     );
     let again = log(&hush(&args));
     assert!(again.contains("cache hit"), "{again}");
-    for l in [&first, &again] {
+    // A build arg holding the secret's value, written as is in the history (`all`): the step
+    // that the cache-key line names is masked too.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM busybox:local\nARG T\nRUN --mount=type=secret,id=s,env=S test -n \"$S$T\"\n",
+    )
+    .unwrap();
+    let arg = format!("T={value}");
+    let with_arg = log(&hush(&[
+        "--debug",
+        "build",
+        "--progress=plain",
+        "--history-build-args=all",
+        "--build-arg",
+        &arg,
+        "--secret",
+        &secret,
+        dir.path().to_str().unwrap(),
+    ]));
+    assert!(with_arg.contains("cache key"), "{with_arg}");
+    for l in [&first, &again, &with_arg] {
         assert!(!l.contains(value), "the secret is in a log: {l}");
     }
 }
