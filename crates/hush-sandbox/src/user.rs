@@ -84,8 +84,8 @@ pub fn resolve(root: &Path, user: &str) -> Result<Ids> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn names_and_numbers() {
+    /// A rootfs whose passwd knows root and app (1000, primary group 1001), its group staff (50).
+    fn image_root() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("etc")).unwrap();
         std::fs::write(
@@ -94,6 +94,12 @@ mod tests {
         )
         .unwrap();
         std::fs::write(t.path().join("etc/group"), "staff:x:50:\n").unwrap();
+        t
+    }
+
+    #[test]
+    fn names_and_numbers() {
+        let t = image_root();
         assert_eq!(
             resolve(t.path(), "app").unwrap(),
             Ids {
@@ -121,14 +127,7 @@ mod tests {
 
     #[test]
     fn chown_owner_follows_buildkit() {
-        let t = tempfile::tempdir().unwrap();
-        std::fs::create_dir(t.path().join("etc")).unwrap();
-        std::fs::write(
-            t.path().join("etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(t.path().join("etc/group"), "staff:x:50:\n").unwrap();
+        let t = image_root();
         let ids = |uid, gid| Ids { uid, gid };
         // `(--chown value, owner)`: a number alone is uid and gid, even when passwd knows it.
         let cases = [
