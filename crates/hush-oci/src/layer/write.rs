@@ -16,8 +16,11 @@ use crate::Result;
 /// Overlay whiteouts (0/0 character devices) become `.wh.<name>` entries and opaque directories
 /// get a `.wh..wh..opq` entry; the extended attributes a layer carries (see [`xattr`]) become
 /// PAX records. `observe` sees every regular file's bytes as they are written, with its path,
-/// and every attribute's value, with `PATH (xattr NAME)` (the hook the leak guard uses to scan
-/// in the same pass).
+/// and every attribute's value, with `PATH (xattr NAME)`.
+///
+/// Builds write layers with [`write_layer_parallel`] (the leak guard reads that tar stream
+/// itself, `hush_scan::ScanWriter`); this one-thread writer is the reference its bytes are
+/// tested against.
 pub fn write_layer<W: Write>(
     upper: &Path,
     known: Option<KnownTree>,
