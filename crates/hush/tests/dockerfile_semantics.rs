@@ -5,9 +5,8 @@
 mod common;
 use common::{log, run_in};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
-use std::sync::OnceLock;
 
 fn can_run() -> bool {
     common::can_run(&["busybox"])
@@ -15,21 +14,7 @@ fn can_run() -> bool {
 
 /// One store with busybox:local for all tests of this file.
 fn store() -> &'static Path {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hush-semantics-store");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("busybox.tar");
-        common::busybox_tar(&tar);
-        let o = run_in(
-            &dir.join("root"),
-            &["import", tar.to_str().unwrap(), "busybox:local"],
-            &dir,
-        );
-        assert!(o.status.success(), "{}", log(&o));
-        dir
-    })
+    common::shared_store()
 }
 
 fn ctx(dockerfile: &[u8], files: &[(&str, &str)]) -> tempfile::TempDir {

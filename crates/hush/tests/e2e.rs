@@ -6,7 +6,6 @@ use common::{hush, log, run_in};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 fn can_run() -> bool {
     common::can_run(&["busybox"])
@@ -14,36 +13,7 @@ fn can_run() -> bool {
 
 /// One store with busybox:local for all tests.
 fn store() -> &'static Path {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        // One place under cargo's target dir, emptied at the start of each run: the store
-        // outlives the tests that share it (a static has no drop), but not the next run.
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hush-e2e-store");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("busybox.tar");
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/make-busybox-rootfs.sh");
-        assert!(Command::new("bash")
-            .arg(script)
-            .arg(&tar)
-            .status()
-            .unwrap()
-            .success());
-        let out = Command::new(hush())
-            .env("HUSH_ROOT", dir.join("root"))
-            .args(["import"])
-            .arg(&tar)
-            .arg("busybox:local")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+    common::shared_store()
 }
 
 fn run(args: &[&str], dir: &Path) -> Output {
@@ -52,18 +22,7 @@ fn run(args: &[&str], dir: &Path) -> Output {
 
 /// A store of its own (for tests that inspect the store's state), with busybox:local.
 fn fresh_store() -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("hush-e2e-own-")
-        .tempdir()
-        .unwrap();
-    let tar = store().join("busybox.tar");
-    let o = run_in(
-        &d.path().join("root"),
-        &["import", tar.to_str().unwrap(), "busybox:local"],
-        d.path(),
-    );
-    assert!(o.status.success(), "{}", log(&o));
-    d
+    common::busybox_store("hush-e2e-own-")
 }
 
 fn ctx(dockerfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -645,8 +604,7 @@ fn a_full_disk_fails_clearly_and_leaves_store_and_output_as_they_were() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let _store = SmallDisk::mount(root.clone(), "48m");
-    let bb = tmp.path().join("busybox.tar");
-    common::busybox_tar(&bb);
+    let bb = common::shared_busybox_tar();
     let o = run_in(
         &root,
         &["import", bb.to_str().unwrap(), "busybox:local"],
@@ -1015,7 +973,7 @@ fn the_lint_record_of_clean_files_never_hides_a_new_secret() {
 /// (`/layers/fK` holds `K`).
 fn deep_archive(n: usize) -> Vec<u8> {
     use hush_oci::{tar, Digest};
-    let mut layers = vec![std::fs::read(store().join("busybox.tar")).unwrap()];
+    let mut layers = vec![std::fs::read(common::shared_busybox_tar()).unwrap()];
     for k in 1..n {
         let mut b = tar::Builder::new(Vec::new());
         let data = k.to_string();

@@ -8,10 +8,10 @@ use common::{log, run_in};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn can_run() -> bool {
@@ -20,21 +20,7 @@ fn can_run() -> bool {
 
 /// One store with busybox:local for all tests of this binary.
 fn store() -> &'static Path {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hush-network-store");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("busybox.tar");
-        common::busybox_tar(&tar);
-        let o = run_in(
-            &dir.join("root"),
-            &["import", tar.to_str().unwrap(), "busybox:local"],
-            &dir,
-        );
-        assert!(o.status.success(), "{}", log(&o));
-        dir
-    })
+    common::shared_store()
 }
 
 /// A context with this Dockerfile (and `files`), built with `args`.

@@ -14,7 +14,7 @@ use crate::Result;
 /// Write the tar of an overlayfs upper directory to `out`, in a stable order.
 ///
 /// Overlay whiteouts (0/0 character devices) become `.wh.<name>` entries and opaque directories
-/// get a `.wh..wh..opq` entry; the extended attributes a layer carries (see [`xattr`]) become
+/// get a `.wh..wh..opq` entry; the extended attributes a layer carries (see the `xattr` module) become
 /// PAX records. `observe` sees every regular file's bytes as they are written, with its path,
 /// and every attribute's value, with `PATH (xattr NAME)`.
 ///

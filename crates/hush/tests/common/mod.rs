@@ -83,6 +83,24 @@ pub fn shared_busybox_tar() -> &'static Path {
     })
 }
 
+/// One directory for all the tests of this binary whose `root/` is a hush store holding
+/// `busybox:local`; under cargo's target dir, emptied when the binary starts (a static has no
+/// drop: it outlives the tests, but not the next run).
+pub fn shared_store() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_stem().unwrap().to_string_lossy().into_owned();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("store-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = shared_busybox_tar().to_str().unwrap();
+        let o = run_in(&dir.join("root"), &["import", tar, "busybox:local"], &dir);
+        assert!(o.status.success(), "{}", log(&o));
+        dir
+    })
+}
+
 /// A temporary directory named `prefix…` whose `root/` is a hush store holding `busybox:local`.
 pub fn busybox_store(prefix: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
