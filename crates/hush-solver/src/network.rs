@@ -3,7 +3,8 @@
 //! `--allow network.host`), or the build itself on the host network. `RUN --security=insecure`
 //! needs `security.insecure`, checked in the same pass.
 
-use hush_dockerfile::instructions::{CommandKind, NetworkMode, SecurityMode, Stages};
+use hush_dockerfile::instructions::step::StepKind;
+use hush_dockerfile::instructions::{NetworkMode, SecurityMode};
 
 use crate::{BuildOptions, Error, Result};
 
@@ -17,9 +18,8 @@ pub(crate) fn effective(build: NetworkMode, run: NetworkMode) -> NetworkMode {
 
 /// Refuse a RUN the build is not entitled to: `--network=host` without `network.host` (or the
 /// build itself on the host network), `--security=insecure` without `security.insecure`. Called
-/// for the Dockerfile's RUNs before any step runs, and again for every RUN just before it runs:
-/// ONBUILD triggers (of a base image or an earlier stage) only appear when a stage is dispatched.
-pub(crate) fn entitled(
+/// for every RUN of the plan before any step runs.
+fn entitled(
     network: NetworkMode,
     security: SecurityMode,
     opts: &BuildOptions,
@@ -47,26 +47,17 @@ pub(crate) fn entitled(
     Ok(())
 }
 
-/// Check the entitlements of the RUNs of the stages being built (`planned`); true when one of
-/// them needs the build's private network, or may (an ONBUILD trigger, whose RUNs are known
-/// only when its stage is dispatched: `triggers`).
-pub(crate) fn check(
-    stages: &Stages,
-    planned: impl Iterator<Item = usize>,
-    triggers: bool,
-    opts: &BuildOptions,
-) -> Result<bool> {
-    let mut private = triggers && opts.network == NetworkMode::Default;
-    for i in planned {
-        for c in &stages.stages[i].commands {
-            match &c.kind {
-                CommandKind::Run(run) => {
-                    entitled(run.network, run.security, opts, c.location)?;
-                    private |= effective(opts.network, run.network) == NetworkMode::Default;
-                }
-                CommandKind::Onbuild(_) => private |= opts.network == NetworkMode::Default,
-                _ => {}
-            }
+/// Check the entitlements of every RUN of the plan (ONBUILD triggers included: the plan has
+/// dispatched them); true when one of them runs on the build's private network.
+pub(crate) fn check(plan: &crate::plan::Plan, opts: &BuildOptions) -> Result<bool> {
+    let mut private = false;
+    for step in plan.steps() {
+        if let StepKind::Run {
+            network, security, ..
+        } = &step.kind
+        {
+            entitled(*network, *security, opts, step.location)?;
+            private |= effective(opts.network, *network) == NetworkMode::Default;
         }
     }
     Ok(private)

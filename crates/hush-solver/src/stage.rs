@@ -43,6 +43,8 @@ pub(crate) struct Ctx<'a> {
     pub reporter: &'a dyn Reporter,
     pub ignore: Dockerignore,
     pub stages: std::sync::Mutex<Vec<Option<Built>>>,
+    /// The images the plan resolved for `COPY --from` and `--mount from=`.
+    pub images: BTreeMap<String, Built>,
     pub step_counter: std::sync::atomic::AtomicUsize,
     pub guard: &'a hush_scan::Guard,
     /// Context digests, computed once per build.
@@ -514,13 +516,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// An image the plan resolved.
     pub(crate) fn image(&self, name: &str, step: &Step) -> Result<Built> {
-        // The plan found every image already (with a stage to suggest); this one was removed since.
-        let img = self
-            .store
-            .resolve(name)
-            .map_err(|_| Error::missing_image(name, step.location, &[]))?;
-        built_from_image(&img)
+        self.images
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::missing_image(name, step.location, &[]))
     }
 }
 

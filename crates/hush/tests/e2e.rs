@@ -351,6 +351,35 @@ fn nix_kill(pid: u32, sig: i32) {
         .success());
 }
 
+/// A stage is dispatched once, on the state its base ends in: a mount id from an ENV of the
+/// base stage is the id the pre-flight check looks for and the RUN mounts (planning on an empty
+/// state refused this build: "one of id, source or target is required").
+#[test]
+fn a_mount_id_from_the_base_stages_env_is_checked_and_mounted_as_the_run_sees_it() {
+    if !can_run() {
+        return;
+    }
+    let c = ctx(
+        "FROM busybox:local AS base\nENV SID=tok\nFROM base\nRUN --mount=type=secret,id=$SID,required test -s /run/secrets/tok\n",
+        &[("tok.txt", "a-value-of-the-secret")],
+    );
+    let o = run(
+        &[
+            "build",
+            "--network=none",
+            "--secret",
+            "id=tok,src=tok.txt",
+            "--no-cache",
+            ".",
+        ],
+        c.path(),
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let o = run(&["build", "--network=none", "--no-cache", "."], c.path());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(log(&o).contains("secret \"tok\" (line 4)"), "{}", log(&o));
+}
+
 #[test]
 fn preflight_lists_every_missing_required_secret_before_running() {
     if !can_run() {

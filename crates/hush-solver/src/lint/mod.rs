@@ -31,32 +31,47 @@ pub fn lint(
     );
     let rules = hush_scan::rules::Rules::new();
     let digests = crate::copy::ContextDigests::default();
-    lint_with(opts, ignore, store, &digests, &guard, &rules)
+    let dockerfile = hush_dockerfile::parser::parse(&opts.dockerfile)?;
+    let stages = parse_stages(&dockerfile)?;
+    let parsed = Parsed {
+        dockerfile: &dockerfile,
+        stages: &stages,
+    };
+    lint_with(opts, parsed, ignore, store, &digests, &guard, &rules)
+}
+
+/// A Dockerfile parsed once, for the lint and the build.
+#[derive(Clone, Copy)]
+pub(crate) struct Parsed<'a> {
+    /// The syntax tree.
+    pub dockerfile: &'a hush_dockerfile::parser::Dockerfile,
+    /// Its stages.
+    pub stages: &'a hush_dockerfile::instructions::Stages,
 }
 
 /// [`lint`], sharing the build's context digests, leak guard and detector rules (each takes
 /// milliseconds to build: a build makes them once).
 pub(crate) fn lint_with(
     opts: &BuildOptions,
+    parsed: Parsed<'_>,
     ignore: &hush_dockerfile::dockerignore::Dockerignore,
     store: Option<&hush_oci::store::Store>,
     digests: &crate::copy::ContextDigests,
     guard: &hush_scan::Guard,
     rules: &hush_scan::rules::Rules,
 ) -> Result<Vec<Finding>> {
-    let df = hush_dockerfile::parser::parse(&opts.dockerfile)?;
     let check = hush_dockerfile::lint::check_options(
-        &df,
+        parsed.dockerfile,
         opts.build_args
             .get(hush_dockerfile::lint::CHECK_BUILD_ARG)
             .map(String::as_str),
     )?;
-    let stages = parse_stages(&df)?;
+    let stages = parsed.stages;
     let given: Vec<String> = opts.secrets.ids().map(String::from).collect();
     // No `--secret` at all says nothing about which secrets the build will get (`hush lint`
     // without the flags): the rules about given secrets only run when some are.
     let given = (!given.is_empty()).then_some(given.as_slice());
-    let mut out = hush_dockerfile::lint::lint(&stages, given);
+    let mut out = hush_dockerfile::lint::lint(stages, given);
     let fingerprint = match store {
         Some(s) => crate::cache::secrets_fingerprint(s, &opts.secrets, opts.leak_min_len)?,
         None => None,
@@ -198,7 +213,7 @@ pub(crate) fn lint_with(
             }
         }
     }
-    out.extend(build_arg_values(opts, &stages, guard, rules));
+    out.extend(build_arg_values(opts, stages, guard, rules));
     let mut out = check.apply(out);
     out.sort_by_key(|f| (std::cmp::Reverse(f.severity), f.location.start_line));
     Ok(out)
