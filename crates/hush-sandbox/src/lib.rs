@@ -6,6 +6,7 @@
 pub mod cgroups;
 pub mod container;
 mod error;
+pub mod mounts;
 pub mod network;
 pub mod overlay;
 pub mod rootfs;

@@ -229,17 +229,3 @@ impl<T> IoContext<T> for std::io::Result<T> {
         })
     }
 }
-
-pub(crate) trait NixContext<T> {
-    fn nix_ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T>;
-}
-
-impl<T> NixContext<T> for Result<T, nix::Error> {
-    fn nix_ctx(self, action: &'static str, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|e| Error::Io {
-            action,
-            path: path.into(),
-            source: e.into(),
-        })
-    }
-}

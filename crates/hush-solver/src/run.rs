@@ -2,18 +2,17 @@
 //! its output. One function per mount kind, as BuildKit's `convert_runmount.go` and friends.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use hush_dockerfile::instructions::step::{Step, StepKind};
 use hush_dockerfile::instructions::{Mount, MountKind, NetworkMode, SecurityMode, Sharing};
 use hush_dockerfile::Location;
-use hush_oci::Digest;
 use hush_sandbox::container::{self, BindMount, RunSpec, SecretDir};
+use hush_sandbox::mounts;
 use hush_sandbox::network::{self, Network};
 use hush_sandbox::overlay::{Overlay, Stub};
 
-use crate::error::{IoContext, NixContext};
+use crate::error::IoContext;
 use crate::stage::Ctx;
 use crate::{Error, Result};
 
@@ -27,8 +26,8 @@ struct Mounts {
     tmpfs: SecretDir,
     /// Read-only views of stages/images and throw-away layers over rw binds.
     overlays: Vec<Overlay>,
-    /// Locks on cache mounts (`sharing=locked|private`), held for the RUN.
-    locks: Vec<nix::fcntl::Flock<fs::File>>,
+    /// Cache directories, their locks (`sharing=locked|private`) held for the RUN.
+    caches_held: Vec<mounts::CacheDir>,
     /// ssh-agent sockets served to this RUN, with their ids.
     agents: Vec<(String, hush_secrets::ssh::Proxy)>,
     /// Cache mounts that outlive the build: (target, directory).
@@ -58,7 +57,8 @@ impl Ctx<'_> {
             unreachable!("execute_run is only called for RUN steps")
         };
         let loc = step.location;
-        crate::network::entitled(*network, *security, self.opts, loc)?;
+        // Entitlements (`--network=host`, `--security=insecure`) were checked for every RUN of
+        // the plan before the build started.
         let network = match crate::network::effective(self.opts.network, *network) {
             NetworkMode::Host => Network::Host,
             NetworkMode::None => Network::None,
@@ -96,7 +96,7 @@ impl Ctx<'_> {
             },
             tmpfs: SecretDir::mount(&dir.join("bundle"), exec)?,
             overlays: Vec::new(),
-            locks: Vec::new(),
+            caches_held: Vec::new(),
             agents: Vec::new(),
             caches: Vec::new(),
             secret: false,
@@ -259,7 +259,7 @@ impl Ctx<'_> {
         let sock = m.tmpfs.new_path(".sock");
         let proxy =
             hush_secrets::ssh::Proxy::serve(&sock, agent).ctx("serve ssh agent at", &sock)?;
-        set_owner_mode(&sock, mount, 0o600)?;
+        owner(mount, 0o600).apply(&sock)?;
         m.spec.binds.push(BindMount {
             source: sock,
             target: target.clone(),
@@ -289,10 +289,10 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// `type=cache`: a directory under `$HUSH_ROOT/cache-mounts` (private to the store's owner
-    /// like the rest of the store; removed by `prune --all`) that outlives builds, seeded from
-    /// `from`/`source` on first use; `sharing=locked` serialises users, `private` gives a busy
-    /// cache's second user a fresh directory.
+    /// `type=cache`: a directory under `$HUSH_ROOT/cache-mounts` that outlives builds (see
+    /// [`hush_sandbox::mounts`]; removed by `prune --all`), seeded from `from`/`source` on first
+    /// use; `sharing=locked` serialises users, `private` gives a busy cache's second user a
+    /// fresh directory.
     fn cache_mount(
         &self,
         m: &mut Mounts,
@@ -302,71 +302,27 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let target = target(mount);
         let id = mount.id.clone().unwrap_or_else(|| target.clone());
-        let safe: String = id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let base = self.store.cache_mounts_dir();
-        let mut dir = base.join(format!("{safe}-{}", Digest::of(id.as_bytes()).short()));
-        let lock_path = dir.with_extension("lock");
-        let lock_file = fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .ctx("open", &lock_path)?;
-        match mount.sharing {
-            Sharing::Shared => {}
-            Sharing::Locked => {
-                let l = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-                    .map_err(|(_, e)| e)
-                    .nix_ctx("lock", &lock_path)?;
-                m.locks.push(l);
-            }
-            Sharing::Private => match nix::fcntl::Flock::lock(
-                lock_file,
-                nix::fcntl::FlockArg::LockExclusiveNonblock,
-            ) {
-                Ok(l) => m.locks.push(l),
-                Err(_) => dir = scratch.to_path_buf(),
-            },
-        }
-        if !dir.exists() {
-            let tmp = dir.with_extension("new");
-            let _ = fs::remove_dir_all(&tmp);
-            fs::create_dir_all(&tmp).ctx("create", &tmp)?;
-            if let Some(from) = &mount.from {
-                let seed = self.view(
+        let sharing = match mount.sharing {
+            Sharing::Shared => mounts::Sharing::Shared,
+            Sharing::Locked => mounts::Sharing::Locked,
+            Sharing::Private => mounts::Sharing::Private,
+        };
+        let cache = mounts::CacheDir::open(&self.store.cache_mounts_dir(), &id, sharing, scratch)?;
+        if cache.is_new() {
+            let seed = match &mount.from {
+                Some(from) => Some(self.view(
                     m,
                     from,
                     mount.source.as_deref().unwrap_or("/"),
                     step,
                     &scratch.with_extension("seed"),
-                )?;
-                let status = std::process::Command::new("cp")
-                    .arg("-a")
-                    .arg(format!("{}/.", seed.display()))
-                    .arg(&tmp)
-                    .status()
-                    .ctx("run cp for", &tmp)?;
-                if !status.success() {
-                    return Err(Error::step(
-                        format!("failed to seed cache mount {id:?} from {from}"),
-                        step.location,
-                    ));
-                }
-            } else {
-                set_owner_mode(&tmp, mount, 0o755)?;
-            }
-            fs::rename(&tmp, &dir).ctx("create", &dir)?;
+                )?),
+                None => None,
+            };
+            cache.create(seed.as_deref(), owner(mount, 0o755))?;
         }
-        if !mount.readonly && dir != scratch {
+        let dir = cache.path().to_path_buf();
+        if !mount.readonly && cache.persists() {
             m.caches.push((target.clone(), dir.clone()));
         }
         m.spec.binds.push(BindMount {
@@ -374,6 +330,7 @@ impl Ctx<'_> {
             target,
             readonly: mount.readonly,
         });
+        m.caches_held.push(cache);
         Ok(())
     }
 
@@ -505,19 +462,13 @@ impl Ctx<'_> {
     }
 }
 
-/// A mount's `uid=`, `gid=` (default 0) and `mode=` (default `default_mode`) on a host path.
-fn set_owner_mode(path: &Path, mount: &Mount, default_mode: u32) -> Result<()> {
-    nix::unistd::chown(
-        path,
-        Some(mount.uid.unwrap_or(0).into()),
-        Some(mount.gid.unwrap_or(0).into()),
-    )
-    .nix_ctx("chown", path)?;
-    fs::set_permissions(
-        path,
-        fs::Permissions::from_mode(mount.mode.unwrap_or(default_mode)),
-    )
-    .ctx("chmod", path)
+/// A mount's `uid=`, `gid=` (default 0) and `mode=` (default `default_mode`).
+fn owner(mount: &Mount, default_mode: u32) -> mounts::Owner {
+    mounts::Owner {
+        uid: mount.uid.unwrap_or(0),
+        gid: mount.gid.unwrap_or(0),
+        mode: mount.mode.unwrap_or(default_mode),
+    }
 }
 
 fn target(m: &Mount) -> String {
