@@ -15,7 +15,7 @@ use hush_oci::store::{Image, Store};
 use crate::guard::StageRef;
 use crate::plan::{Base, Plan, PlannedStage};
 use crate::stage::{add_labels, scratch, Built, Ctx};
-use crate::{BuildOptions, Error, Reporter, Result};
+use crate::{Backend, BuildOptions, Error, Reporter, Result};
 
 fn target_index(stages: &Stages, target: Option<&str>) -> Result<usize> {
     match target {
@@ -31,9 +31,14 @@ fn target_index(stages: &Stages, target: Option<&str>) -> Result<usize> {
     }
 }
 
-/// Build, store the image under the tags, and return it. Everything the build shows — events
-/// and the error — has its secrets masked.
-pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Result<Image> {
+/// Build on `backend`, store the image under the tags, and return it. Everything the build
+/// shows — events and the error — has its secrets masked.
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
+    backend: Backend<'_>,
+) -> Result<Image> {
     let guard = hush_scan::Guard::new(
         opts.secrets.iter().map(|(id, s)| (id, s.expose())),
         opts.leak_min_len,
@@ -42,7 +47,7 @@ pub fn build(store: &Store, opts: &BuildOptions, reporter: &dyn Reporter) -> Res
         inner: reporter,
         guard: &guard,
     };
-    build_guarded(store, opts, &masked, &guard).map_err(|e| e.masked(&guard))
+    build_guarded(store, opts, &masked, &guard, backend).map_err(|e| e.masked(&guard))
 }
 
 fn build_guarded(
@@ -50,6 +55,7 @@ fn build_guarded(
     opts: &BuildOptions,
     reporter: &dyn Reporter,
     guard: &hush_scan::Guard,
+    backend: Backend<'_>,
 ) -> Result<Image> {
     let df = hush_dockerfile::parser::parse(&opts.dockerfile)?;
     for w in &df.warnings {
@@ -105,6 +111,7 @@ fn build_guarded(
         store,
         opts,
         reporter,
+        backend,
         ignore,
         stages: vec![None; stages.stages.len()].into(),
         images: BTreeMap::new(),

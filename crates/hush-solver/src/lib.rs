@@ -8,6 +8,7 @@
 //! (digest computed while writing) and kept as the snapshot later steps stack on.
 #![deny(missing_docs)]
 
+mod backend;
 mod cache;
 mod copy;
 mod error;
@@ -26,6 +27,7 @@ mod tainted;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use backend::{Backend, Executor, Snapshot, Snapshotter};
 pub use error::{Error, Leak, Result};
 pub use graph::{build, dockerignore_paths, read_dockerignore};
 use hush_dockerfile::Location;

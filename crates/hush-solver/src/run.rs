@@ -10,7 +10,7 @@ use hush_dockerfile::Location;
 use hush_sandbox::container::{self, BindMount, RunSpec, SecretDir};
 use hush_sandbox::mounts;
 use hush_sandbox::network::{self, Network};
-use hush_sandbox::overlay::{Overlay, Stub};
+use hush_sandbox::overlay::Stub;
 
 use crate::error::IoContext;
 use crate::stage::Ctx;
@@ -25,7 +25,7 @@ struct Mounts {
     /// tmpfs with the bundle, secret files and heredoc scripts.
     tmpfs: SecretDir,
     /// Read-only views of stages/images and throw-away layers over rw binds.
-    overlays: Vec<Overlay>,
+    overlays: Vec<Box<dyn crate::Snapshot>>,
     /// Cache directories, their locks (`sharing=locked|private`) held for the RUN.
     caches_held: Vec<mounts::CacheDir>,
     /// ssh-agent sockets served to this RUN, with their ids.
@@ -94,7 +94,10 @@ impl Ctx<'_> {
                 // Allowed by `--allow security.insecure`, checked before the build started.
                 insecure: *security == SecurityMode::Insecure,
             },
-            tmpfs: SecretDir::mount(&dir.join("bundle"), exec)?,
+            tmpfs: self
+                .backend
+                .executor
+                .secret_dir(&dir.join("bundle"), exec)?,
             overlays: Vec::new(),
             caches_held: Vec::new(),
             agents: Vec::new(),
@@ -142,7 +145,10 @@ impl Ctx<'_> {
         if !m.spec.cwd.is_empty() {
             stubs.push(Stub::Dir(m.spec.cwd.clone()));
         }
-        let ov = Overlay::mount(&dir.join("rootfs"), lowers, &stubs)?;
+        let ov = self
+            .backend
+            .snapshots
+            .mount(&dir.join("rootfs"), lowers, &stubs)?;
         m.spec.ids = hush_sandbox::user::resolve(&ov.merged(), &step.state.user)
             .map_err(|e| Error::step(e.to_string(), loc))?;
         let mut tail = Tail::default();
@@ -153,9 +159,12 @@ impl Ctx<'_> {
             tail.push(line);
         };
         let started = std::time::SystemTime::now();
-        let code = container::run(&dir.join("bundle"), &ov.merged(), &m.spec, &mut |chunk| {
-            lines.push(chunk, &mut emit)
-        })?;
+        let code = self.backend.executor.run(
+            &dir.join("bundle"),
+            &ov.merged(),
+            &m.spec,
+            &mut |chunk| lines.push(chunk, &mut emit),
+        )?;
         lines.flush(&mut emit);
         if m.secret {
             for (target, cache) in &m.caches {
@@ -424,7 +433,7 @@ impl Ctx<'_> {
             ));
         }
         let (source, readonly) = if src.is_dir() {
-            let ov = Overlay::mount(scratch, &[src], &[])?;
+            let ov = self.backend.snapshots.mount(scratch, &[src], &[])?;
             let p = ov.merged();
             m.overlays.push(ov);
             (p, mount.readonly)
@@ -455,7 +464,10 @@ impl Ctx<'_> {
             Some(i) => self.stage(i, step)?.clone(),
             None => self.image(from, step)?,
         };
-        let ov = Overlay::mount(scratch, &self.lowers(&built), &[])?;
+        let ov = self
+            .backend
+            .snapshots
+            .mount(scratch, &self.lowers(&built), &[])?;
         let p = hush_sandbox::rootfs::scoped_join(&ov.merged(), path, true)?;
         m.overlays.push(ov);
         Ok(p)

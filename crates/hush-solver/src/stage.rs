@@ -16,8 +16,6 @@ use hush_oci::layer::KnownTree;
 use hush_oci::store::Store;
 use hush_oci::Digest;
 
-use hush_sandbox::overlay::Overlay;
-
 use crate::cache::{CachedLayer, KeyBuilder, Record};
 use crate::copy::{self, CopyReq};
 use crate::guard::{Committed, StageRef};
@@ -41,6 +39,8 @@ pub(crate) struct Ctx<'a> {
     pub store: &'a Store,
     pub opts: &'a BuildOptions,
     pub reporter: &'a dyn Reporter,
+    /// Where snapshots mount and RUNs execute.
+    pub backend: crate::Backend<'a>,
     pub ignore: Dockerignore,
     pub stages: std::sync::Mutex<Vec<Option<Built>>>,
     /// The images the plan resolved for `COPY --from` and `--mount from=`.
@@ -420,7 +420,7 @@ impl Ctx<'_> {
         let lowers = self.lowers(built);
         match &step.kind {
             StepKind::Mkdir { path } => {
-                let ov = Overlay::mount(dir, &lowers, &[])?;
+                let ov = self.backend.snapshots.mount(dir, &lowers, &[])?;
                 let ids =
                     hush_sandbox::user::resolve(&ov.merged(), &step.state.user).unwrap_or_default();
                 let mut cur = String::new();
@@ -462,16 +462,27 @@ impl Ctx<'_> {
                     CopySource::Context => self.opts.context.clone(),
                     CopySource::Stage(i) => {
                         let b = self.stage(*i, step)?.clone();
-                        src_mount = Overlay::mount(&dir.join("src"), &self.lowers(&b), &[])?;
+                        src_mount = self.backend.snapshots.mount(
+                            &dir.join("src"),
+                            &self.lowers(&b),
+                            &[],
+                        )?;
                         src_mount.merged()
                     }
                     CopySource::Image(name) => {
                         let b = self.image(name, step)?;
-                        src_mount = Overlay::mount(&dir.join("src"), &self.lowers(&b), &[])?;
+                        src_mount = self.backend.snapshots.mount(
+                            &dir.join("src"),
+                            &self.lowers(&b),
+                            &[],
+                        )?;
                         src_mount.merged()
                     }
                 };
-                let ov = Overlay::mount(&dir.join("dst"), &lowers, &[])?;
+                let ov = self
+                    .backend
+                    .snapshots
+                    .mount(&dir.join("dst"), &lowers, &[])?;
                 let owner = match chown {
                     Some(c) => {
                         let ids = hush_sandbox::user::resolve_owner(&ov.merged(), c)

@@ -323,7 +323,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         });
     }
     let reporter = crate::progress::reporter(progress, a.quiet);
-    let img = hush_solver::build(store, &opts, &*reporter);
+    let img = hush_solver::build(store, &opts, &*reporter, hush_solver::Backend::sandbox());
     drop(reporter);
     let img = img.map_err(|err| dockerfile.error(err))?;
     for o in outputs {
