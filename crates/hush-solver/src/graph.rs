@@ -13,7 +13,7 @@ use hush_dockerfile::instructions::platform::{stage_platform, Platform};
 use hush_dockerfile::instructions::step::{
     CopySource, Dispatched, DispatchedStage, Step, StepKind,
 };
-use hush_dockerfile::instructions::{parse_stages, Stages};
+use hush_dockerfile::instructions::{parse_stages, MountFrom, Stages};
 use hush_oci::store::{Image, Store};
 
 use crate::guard::StageRef;
@@ -398,12 +398,12 @@ fn plan(
                 ..
             } => image(name, s.location)?,
             StepKind::Run { mounts, .. } => {
-                for from in mounts.iter().filter_map(|m| m.from.as_deref()) {
-                    match from.strip_prefix("stage:").map(str::parse::<usize>) {
-                        Some(Ok(j)) => {
-                            deps.insert(j);
+                for from in mounts.iter().filter_map(|m| m.from.as_ref()) {
+                    match from {
+                        MountFrom::Stage(j) => {
+                            deps.insert(*j);
                         }
-                        _ => image(from, s.location)?,
+                        MountFrom::Image(name) => image(name, s.location)?,
                     }
                 }
             }

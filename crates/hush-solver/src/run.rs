@@ -6,7 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use hush_dockerfile::instructions::step::{Step, StepKind};
-use hush_dockerfile::instructions::{Mount, MountKind, NetworkMode, SecurityMode, Sharing};
+use hush_dockerfile::instructions::{
+    Mount, MountFrom, MountKind, NetworkMode, SecurityMode, Sharing,
+};
 use hush_dockerfile::Location;
 use hush_oci::Digest;
 use hush_sandbox::container::{self, BindMount, RunSpec, SecretDir};
@@ -482,21 +484,18 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// A read-only view of `path` inside a stage (`stage:N`) or an image.
+    /// A read-only view of `path` inside a stage or an image.
     fn view(
         &self,
         m: &mut Mounts,
-        from: &str,
+        from: &MountFrom,
         path: &str,
         step: &Step,
         scratch: &Path,
     ) -> Result<PathBuf> {
-        let built = match from
-            .strip_prefix("stage:")
-            .and_then(|i| i.parse::<usize>().ok())
-        {
-            Some(i) => self.stage(i, step)?.clone(),
-            None => self.image(from, step)?,
+        let built = match from {
+            MountFrom::Stage(i) => self.stage(*i, step)?,
+            MountFrom::Image(name) => self.image(name, step)?,
         };
         let ov = Overlay::mount(scratch, &self.lowers(&built), &[])?;
         let p = hush_sandbox::rootfs::scoped_join(&ov.merged(), path, true)?;

@@ -18,7 +18,7 @@ pub mod step;
 use crate::error::{did_you_mean, Location, ParseError, ParseErrorKind};
 use crate::parser::{chomp_heredoc_content, Dockerfile, Heredoc, Node};
 use flags::{Bool, Flags, Str, Strings};
-pub use mounts::{Mount, MountKind, Sharing};
+pub use mounts::{Mount, MountFrom, MountKind, Sharing};
 pub use network::NetworkMode;
 pub use security::SecurityMode;
 pub use stage_mount::MountDirective;

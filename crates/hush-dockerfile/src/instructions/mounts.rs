@@ -29,6 +29,36 @@ pub enum Sharing {
     Locked,
 }
 
+/// Where a bind or cache mount's `from=` points, resolved when the RUN is dispatched: a stage
+/// name or index defined above the current stage, else an image reference (BuildKit's rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountFrom {
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image reference.
+    Image(String),
+}
+
+impl std::fmt::Display for MountFrom {
+    /// How errors name it: `stage 1`, or the image reference.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MountFrom::Stage(i) => write!(f, "stage {i}"),
+            MountFrom::Image(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A `--mount` as parsed: the mount, and its `from=` as written, which only dispatch can
+/// resolve (it needs the stage names above the RUN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedMount {
+    /// The mount, its [`Mount::from`] still unset.
+    pub mount: Mount,
+    /// `from=` as written.
+    pub from: Option<String>,
+}
+
 /// One `--mount`, fully defaulted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -40,8 +70,9 @@ pub struct Mount {
     pub target: Option<String>,
     /// `source=`/`src=`: path in `from`, or the secret/ssh id alias.
     pub source: Option<String>,
-    /// `from=`: a stage or image.
-    pub from: Option<String>,
+    /// `from=`: an earlier stage or an image, resolved at dispatch (a bind mount without one
+    /// reads the build context; a cache mount without one starts empty).
+    pub from: Option<MountFrom>,
     /// `id=`.
     pub id: Option<String>,
     /// Read-only.
@@ -85,7 +116,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Parse one `--mount` value (already expanded).
-pub fn parse_mount(spec: &str) -> Result<Mount, String> {
+pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
     let fields = split_csv(spec)?;
     let mut m = Mount {
         kind: MountKind::Bind,
@@ -102,6 +133,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
         size: None,
         env: None,
     };
+    let mut from = None;
     let mut rw_set = None;
     // type= first, so that the defaults of the kind apply whatever the order.
     for f in &fields {
@@ -139,7 +171,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
             "required" => m.required = flag(&value)?,
             "target" | "dst" | "destination" => m.target = Some(need(value)?),
             "source" | "src" => m.source = Some(need(value)?),
-            "from" => m.from = Some(need(value)?),
+            "from" => from = Some(need(value)?),
             "id" => m.id = Some(need(value)?),
             "env" => m.env = Some(need(value)?),
             "mode" => {
@@ -194,7 +226,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
     }
     match m.kind {
         MountKind::Secret => {
-            if m.from.is_some() {
+            if from.is_some() {
                 return Err("secret mount should not have a from".into());
             }
             if sharing_set {
@@ -222,7 +254,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
             m.readonly = true;
         }
         MountKind::Ssh => {
-            if m.from.is_some() {
+            if from.is_some() {
                 return Err("ssh mount should not have a from".into());
             }
             if sharing_set {
@@ -237,7 +269,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
         }
         MountKind::Cache => {}
         MountKind::Bind | MountKind::Tmpfs => {
-            if m.kind == MountKind::Tmpfs && m.from.is_some() {
+            if m.kind == MountKind::Tmpfs && from.is_some() {
                 return Err("tmpfs mount should not have a from".into());
             }
             // Only secret, ssh and cache mounts make a file or directory of their own.
@@ -263,7 +295,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
     if m.kind != MountKind::Cache && sharing_set {
         return Err("sharing is only supported by cache mounts".into());
     }
-    Ok(m)
+    Ok(ParsedMount { mount: m, from })
 }
 
 /// What BuildKit checks of a `--mount` before expansion: `from=` may not hold a variable (the
@@ -343,19 +375,21 @@ mod tests {
 
     #[test]
     fn secret_defaults() {
-        let m = parse_mount("type=secret,id=tok").unwrap();
+        let m = parse_mount("type=secret,id=tok").unwrap().mount;
         assert_eq!(m.target.as_deref(), Some("/run/secrets/tok"));
         assert_eq!(m.mode, Some(0o400));
-        let m = parse_mount("type=secret,target=/keys/signing.pem").unwrap();
+        let m = parse_mount("type=secret,target=/keys/signing.pem")
+            .unwrap()
+            .mount;
         assert_eq!(m.id.as_deref(), Some("signing.pem"));
-        let m = parse_mount("type=secret,source=gh").unwrap();
+        let m = parse_mount("type=secret,source=gh").unwrap().mount;
         assert_eq!(
             (m.id.as_deref(), m.target.as_deref()),
             (Some("gh"), Some("/run/secrets/gh"))
         );
-        let m = parse_mount("type=secret,id=t,env=TOKEN").unwrap();
+        let m = parse_mount("type=secret,id=t,env=TOKEN").unwrap().mount;
         assert_eq!(m.target, None);
-        let m = parse_mount("required,type=secret,id=t").unwrap();
+        let m = parse_mount("required,type=secret,id=t").unwrap().mount;
         assert!(m.required);
     }
 
@@ -415,7 +449,7 @@ mod tests {
     #[test]
     fn bind_cache_and_tmpfs_need_no_target() {
         for spec in ["from=stage,src=/x", "type=cache", "type=tmpfs"] {
-            assert_eq!(parse_mount(spec).unwrap().target, None, "{spec}");
+            assert_eq!(parse_mount(spec).unwrap().mount.target, None, "{spec}");
         }
     }
 
@@ -436,12 +470,25 @@ mod tests {
 
     #[test]
     fn kinds_default_readonly() {
-        assert!(parse_mount("type=bind,target=/x").unwrap().readonly);
-        assert!(!parse_mount("type=bind,target=/x,rw").unwrap().readonly);
-        assert!(!parse_mount("type=cache,target=/x").unwrap().readonly);
-        assert!(parse_mount("type=cache,target=/x,ro").unwrap().readonly);
+        assert!(parse_mount("type=bind,target=/x").unwrap().mount.readonly);
+        assert!(
+            !parse_mount("type=bind,target=/x,rw")
+                .unwrap()
+                .mount
+                .readonly
+        );
+        assert!(!parse_mount("type=cache,target=/x").unwrap().mount.readonly);
+        assert!(
+            parse_mount("type=cache,target=/x,ro")
+                .unwrap()
+                .mount
+                .readonly
+        );
         assert_eq!(
-            parse_mount("type=tmpfs,target=/t,size=64m").unwrap().size,
+            parse_mount("type=tmpfs,target=/t,size=64m")
+                .unwrap()
+                .mount
+                .size,
             Some(64 << 20)
         );
     }
