@@ -800,6 +800,28 @@ mod tests {
         mounts.clone()
     }
 
+    /// `from=` names an earlier stage (by name, case-insensitively, or index) or else an image,
+    /// as COPY --from does: typed once at dispatch.
+    #[test]
+    fn mount_from_is_a_stage_or_an_image() {
+        let d = run(
+            "FROM x AS Build\nFROM x\nRUN --mount=from=build,target=/a --mount=from=0,target=/b --mount=from=alpine:3,target=/c --mount=type=cache,from=build,target=/d --mount=target=/e true\n",
+            &[],
+        )
+        .unwrap();
+        let from: Vec<Option<MountFrom>> = run_mounts(&d).into_iter().map(|m| m.from).collect();
+        assert_eq!(
+            from,
+            [
+                Some(MountFrom::Stage(0)),
+                Some(MountFrom::Stage(0)),
+                Some(MountFrom::Image("alpine:3".into())),
+                Some(MountFrom::Stage(0)),
+                None,
+            ]
+        );
+    }
+
     #[test]
     fn mounts_without_target_are_at_the_workdir() {
         let d = run(
