@@ -442,7 +442,7 @@ impl Ctx<'_> {
         let _ = fs::remove_dir_all(dir);
         let err = Error::CacheLeak {
             secret: first.form.secret_id.clone(),
-            form: first.form.form.clone(),
+            form: first.form.form.to_string(),
             path: self.guard.mask_str(&first.path),
             location: step.location,
         };
