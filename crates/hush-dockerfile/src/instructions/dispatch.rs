@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::PROXY_ARGS;
 use super::limits::{check_nul, check_scope};
-use super::mounts::{parse_mount, MountFrom, MountKind, ParsedMount};
+use super::mounts::{parse_mount, MountError, MountFrom, MountKind, ParsedMount};
 use super::stage_mount::received;
 use super::step::{
     CopySource, Dispatched, DispatchedStage, HealthState, ImageState, Step, StepKind,
@@ -328,7 +328,7 @@ pub fn dispatch_stage(
                         let target = clean_abs(&abs(t, &state));
                         if at_workdir && target == "/" {
                             return Err(ParseError::new(
-                                ParseErrorKind::Mount(format!("invalid mount target {target:?}")),
+                                ParseErrorKind::Mount(MountError::Target { target }),
                                 loc,
                             )
                             .with_hint("give the mount a target=, or set a WORKDIR other than /"));

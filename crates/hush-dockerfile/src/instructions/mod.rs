@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod expose;
 mod flags;
 pub mod limits;
+mod mount_error;
 pub mod mounts;
 pub mod network;
 pub mod platform;

@@ -1,6 +1,7 @@
 //! `RUN --mount=…` options with BuildKit's keys, defaults and errors
 //! (BuildKit's `instructions/commands_runmount.go`).
 
+pub use super::mount_error::MountError;
 use crate::error::did_you_mean;
 
 /// What a mount is.
@@ -16,6 +17,25 @@ pub enum MountKind {
     Secret,
     /// An ssh-agent socket.
     Ssh,
+}
+
+impl MountKind {
+    /// The kind as `type=` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountKind::Bind => "bind",
+            MountKind::Cache => "cache",
+            MountKind::Tmpfs => "tmpfs",
+            MountKind::Secret => "secret",
+            MountKind::Ssh => "ssh",
+        }
+    }
+}
+
+impl std::fmt::Display for MountKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Cache sharing mode.
@@ -116,7 +136,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Parse one `--mount` value (already expanded).
-pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
+pub fn parse_mount(spec: &str) -> Result<ParsedMount, MountError> {
     let fields = split_csv(spec)?;
     let mut m = Mount {
         kind: MountKind::Bind,
@@ -144,7 +164,7 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
                 "tmpfs" => MountKind::Tmpfs,
                 "secret" => MountKind::Secret,
                 "ssh" => MountKind::Ssh,
-                _ => return Err(format!("unsupported mount type {t:?}")),
+                _ => return Err(MountError::UnsupportedType { kind: t.into() }),
             };
         }
     }
@@ -154,15 +174,18 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
             None => (f.to_ascii_lowercase(), None),
         };
-        let flag = |v: &Option<String>| -> Result<bool, String> {
+        let flag = |v: &Option<String>| -> Result<bool, MountError> {
             match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
                 None | Some("true") | Some("1") => Ok(true),
                 Some("false") | Some("0") => Ok(false),
-                Some(x) => Err(format!("invalid value for {key}: {x}")),
+                Some(x) => Err(MountError::Flag {
+                    key: key.clone(),
+                    value: x.into(),
+                }),
             }
         };
-        let need = |v: Option<String>| -> Result<String, String> {
-            v.ok_or_else(|| format!("invalid field '{f}' must be a key=value pair"))
+        let need = |v: Option<String>| -> Result<String, MountError> {
+            v.ok_or_else(|| MountError::NotKeyValue { field: f.clone() })
         };
         match key.as_str() {
             "type" => {}
@@ -178,19 +201,20 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
                 let v = need(value)?;
                 m.mode = Some(
                     u32::from_str_radix(&v, 8)
-                        .map_err(|_| format!("invalid mode {v:?}: must be octal"))?,
+                        .map_err(|_| MountError::Mode { value: v.clone() })?,
                 );
             }
             "uid" | "gid" => {
                 let v = need(value)?;
-                let n = v
-                    .parse::<u32>()
-                    .map_err(|_| format!("invalid {key} {v:?}: must be a number"))?;
-                if key == "uid" {
-                    m.uid = Some(n)
+                let (key, field) = if key == "uid" {
+                    ("uid", &mut m.uid)
                 } else {
-                    m.gid = Some(n)
-                }
+                    ("gid", &mut m.gid)
+                };
+                *field = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| MountError::Owner { key, value: v })?,
+                );
             }
             "sharing" => {
                 let v = need(value)?;
@@ -199,19 +223,19 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
                     "shared" => Sharing::Shared,
                     "private" => Sharing::Private,
                     "locked" => Sharing::Locked,
-                    _ => return Err(format!("unsupported sharing value {v:?}")),
+                    _ => return Err(MountError::Sharing { value: v }),
                 };
             }
             "size" => {
                 let v = need(value)?;
-                m.size = Some(parse_size(&v).ok_or_else(|| format!("invalid size {v:?}"))?);
+                m.size = Some(parse_size(&v).ok_or(MountError::Size { value: v })?);
             }
             _ => {
-                let mut msg = format!("unexpected key '{key}' in '{f}'");
-                if let Some(s) = did_you_mean(&key, KEYS) {
-                    msg.push_str(&format!(" (did you mean {s}?)"));
-                }
-                return Err(msg);
+                return Err(MountError::UnknownKey {
+                    suggestion: did_you_mean(&key, KEYS),
+                    key,
+                    field: f.clone(),
+                });
             }
         }
     }
@@ -227,15 +251,15 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
     match m.kind {
         MountKind::Secret => {
             if from.is_some() {
-                return Err("secret mount should not have a from".into());
+                return Err(MountError::From { kind: m.kind });
             }
             if sharing_set {
-                return Err("secret mount should not define sharing".into());
+                return Err(MountError::SharingOn { kind: m.kind });
             }
             if m.source.as_deref().is_some_and(|s| !s.is_empty())
                 && m.id.as_deref().is_some_and(|s| !s.is_empty())
             {
-                return Err("both source and id can't be set".into());
+                return Err(MountError::SourceAndId);
             }
             if m.id.is_none() {
                 m.id = m.source.clone();
@@ -244,7 +268,7 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
                 m.id = m.target.as_deref().map(|t| basename(t).to_string());
             }
             if m.id.as_deref().is_none_or(str::is_empty) && m.env.is_none() {
-                return Err("invalid secret mount: one of id, source or target is required".into());
+                return Err(MountError::SecretWithoutId);
             }
             if m.target.is_none() && m.env.is_none() {
                 let id = m.id.clone().unwrap_or_default();
@@ -255,13 +279,13 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
         }
         MountKind::Ssh => {
             if from.is_some() {
-                return Err("ssh mount should not have a from".into());
+                return Err(MountError::From { kind: m.kind });
             }
             if sharing_set {
-                return Err("ssh mount should not define sharing".into());
+                return Err(MountError::SharingOn { kind: m.kind });
             }
             if m.source.is_some() {
-                return Err("ssh does not support source".into());
+                return Err(MountError::SshSource);
             }
             m.id.get_or_insert_with(|| "default".into());
             m.mode.get_or_insert(0o600);
@@ -270,53 +294,49 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, String> {
         MountKind::Cache => {}
         MountKind::Bind | MountKind::Tmpfs => {
             if m.kind == MountKind::Tmpfs && from.is_some() {
-                return Err("tmpfs mount should not have a from".into());
+                return Err(MountError::From { kind: m.kind });
             }
             // Only secret, ssh and cache mounts make a file or directory of their own.
-            let kind = if m.kind == MountKind::Bind {
-                "bind"
-            } else {
-                "tmpfs"
-            };
-            for (key, set) in [
+            for (option, set) in [
                 ("mode", m.mode.is_some()),
                 ("uid", m.uid.is_some()),
                 ("gid", m.gid.is_some()),
             ] {
                 if set {
-                    return Err(format!("{key} not allowed for {kind:?} type mounts"));
+                    return Err(MountError::OwnerOn {
+                        option,
+                        kind: m.kind,
+                    });
                 }
             }
         }
     }
     if m.kind != MountKind::Secret && m.env.is_some() {
-        return Err("env is only supported by secret mounts".into());
+        return Err(MountError::EnvNotSecret);
     }
     if m.kind != MountKind::Cache && sharing_set {
-        return Err("sharing is only supported by cache mounts".into());
+        return Err(MountError::SharingNotCache);
     }
     Ok(ParsedMount { mount: m, from })
 }
 
 /// What BuildKit checks of a `--mount` before expansion: `from=` may not hold a variable (the
 /// stage it names must be known before any stage is built), except a trailing `$`.
-pub(crate) fn check_unexpanded(spec: &str) -> Result<(), String> {
+pub(crate) fn check_unexpanded(spec: &str) -> Result<(), MountError> {
     for f in split_csv(spec)? {
         let Some((key, value)) = f.split_once('=') else {
             continue;
         };
         if key.eq_ignore_ascii_case("from") && value.find('$').is_some_and(|i| i + 1 != value.len())
         {
-            return Err(
-                "'from' doesn't support variable expansion, define alias stage instead".into(),
-            );
+            return Err(MountError::FromVariable);
         }
     }
     Ok(())
 }
 
 /// Split a CSV record (`a=b,"c=d,e",f`), as Go's `encoding/csv` does for one line.
-pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, MountError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();
@@ -343,7 +363,7 @@ pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
         field_started = true;
     }
     if in_quotes {
-        return Err(format!("invalid mount {s:?}: unterminated quote"));
+        return Err(MountError::UnterminatedQuote { spec: s.into() });
     }
     out.push(cur);
     Ok(out.into_iter().filter(|f| !f.is_empty()).collect())
@@ -426,15 +446,44 @@ mod tests {
             "type=tmpfs,target=/x,gid=1",
             "gid not allowed for \"tmpfs\" type mounts",
         ),
+        ("type=ssh,from=x", "ssh mount should not have a from"),
+        ("type=tmpfs,from=x", "tmpfs mount should not have a from"),
+        (
+            "type=secret,id=a,sharing=locked",
+            "secret mount should not define sharing",
+        ),
+        ("type=ssh,sharing=locked", "ssh mount should not define sharing"),
+        (
+            "type=bind,sharing=locked",
+            "sharing is only supported by cache mounts",
+        ),
+        ("type=cache,env=X", "env is only supported by secret mounts"),
+        (
+            "type=secret",
+            "invalid secret mount: one of id, source or target is required",
+        ),
+        ("type=cache,ro=maybe", "invalid value for ro: maybe"),
+        ("type=cache,uid=me", "invalid uid \"me\": must be a number"),
+        ("type=cache,mode=9", "invalid mode \"9\": must be octal"),
+        ("type=tmpfs,size=big", "invalid size \"big\""),
+        (
+            "type=secret,id=\"a",
+            "invalid mount \"type=secret,id=\\\"a\": unterminated quote",
+        ),
+        (
+            "type=cache,taget=/x",
+            "unexpected key 'taget' in 'taget=/x' (did you mean target?)",
+        ),
     ];
 
     #[test]
     fn errors_match_buildkit() {
         for (spec, want) in ERRORS {
-            assert_eq!(parse_mount(spec).unwrap_err(), *want, "{spec}");
+            assert_eq!(parse_mount(spec).unwrap_err().to_string(), *want, "{spec}");
         }
         assert!(parse_mount("type=secret,id=tok,colour=blue")
             .unwrap_err()
+            .to_string()
             .starts_with("unexpected key 'colour'"));
         // Secret, ssh and cache mounts take a mode and owner.
         for ok in [
@@ -457,7 +506,7 @@ mod tests {
     fn from_may_not_hold_a_variable_before_expansion() {
         let e = "'from' doesn't support variable expansion, define alias stage instead";
         for spec in ["from=$SRC,target=/x", "type=bind,FROM=${SRC}", "from=a$b"] {
-            assert_eq!(check_unexpanded(spec).unwrap_err(), e, "{spec}");
+            assert_eq!(check_unexpanded(spec).unwrap_err().to_string(), e, "{spec}");
         }
         for spec in [
             "from=stage$,target=/x",

@@ -10,7 +10,7 @@
 //! the RUN. The directive belongs to the stage's text: it reaches no ONBUILD trigger of the base
 //! image (someone else's RUN), no other stage, and no stage built `FROM` this one.
 
-use super::mounts::{parse_mount, split_csv};
+use super::mounts::{parse_mount, split_csv, MountError};
 use super::{Mount, MountKind, Stage};
 use crate::error::{Location, ParseError};
 use crate::parser::{MountDirectiveError, MountDirectiveLine};
@@ -34,7 +34,7 @@ impl MountDirective {
     /// is checked as expanded for each RUN).
     pub(crate) fn new(line: &MountDirectiveLine, from_command: usize) -> Result<Self, ParseError> {
         let at = |e: MountDirectiveError| e.at(line.location);
-        let spec_error = |error: String| {
+        let spec_error = |error: MountError| {
             at(MountDirectiveError::Spec {
                 error,
                 run_line: None,

@@ -55,7 +55,7 @@ pub enum MountDirectiveError {
     #[error("invalid # hush:mount{}: {error}", for_run(*run_line))]
     Spec {
         /// `RUN --mount`'s error.
-        error: String,
+        error: crate::instructions::mounts::MountError,
         /// The RUN it was expanded for, when the error appeared only after expansion.
         run_line: Option<usize>,
     },
