@@ -25,11 +25,13 @@ pub enum MountError {
         field: String,
     },
     /// A key no mount takes.
-    #[error("unexpected key '{key}' in '{field}'{}", suggest(suggestion))]
+    #[error(
+        "unexpected key '{}' in '{field}'{}",
+        key_of(field),
+        suggest(suggestion)
+    )]
     UnknownKey {
-        /// The key, lower-cased.
-        key: String,
-        /// The field it is in.
+        /// The field, as written.
         field: String,
         /// The nearest known key.
         suggestion: Option<&'static str>,
@@ -37,7 +39,7 @@ pub enum MountError {
     /// A flag (`ro`, `required`…) set to something other than true or false.
     #[error("invalid value for {key}: {value}")]
     Flag {
-        /// The flag.
+        /// The flag, lower-cased.
         key: String,
         /// Its value, lower-cased.
         value: String,
@@ -112,6 +114,15 @@ pub enum MountError {
         /// The target, made absolute.
         target: String,
     },
+}
+
+/// The key of a field, lower-cased as parsing reads it.
+fn key_of(field: &str) -> String {
+    field
+        .split('=')
+        .next()
+        .unwrap_or(field)
+        .to_ascii_lowercase()
 }
 
 fn suggest(s: &Option<&'static str>) -> String {

@@ -233,7 +233,6 @@ pub fn parse_mount(spec: &str) -> Result<ParsedMount, MountError> {
             _ => {
                 return Err(MountError::UnknownKey {
                     suggestion: did_you_mean(&key, KEYS),
-                    key,
                     field: f.clone(),
                 });
             }
@@ -452,7 +451,10 @@ mod tests {
             "type=secret,id=a,sharing=locked",
             "secret mount should not define sharing",
         ),
-        ("type=ssh,sharing=locked", "ssh mount should not define sharing"),
+        (
+            "type=ssh,sharing=locked",
+            "ssh mount should not define sharing",
+        ),
         (
             "type=bind,sharing=locked",
             "sharing is only supported by cache mounts",

@@ -36,7 +36,7 @@ impl MountDirective {
         let at = |e: MountDirectiveError| e.at(line.location);
         let spec_error = |error: MountError| {
             at(MountDirectiveError::Spec {
-                error,
+                error: Box::new(error),
                 run_line: None,
             })
         };
@@ -70,7 +70,7 @@ impl MountDirective {
         // Secret and ssh mounts take no `from=`: the parsed mount is whole.
         parse_mount(expanded).map(|p| p.mount).map_err(|error| {
             MountDirectiveError::Spec {
-                error,
+                error: Box::new(error),
                 run_line: Some(run_line),
             }
             .at(self.location)
