@@ -108,7 +108,7 @@ pub enum ParseErrorKind {
     Stage(String),
     /// An invalid `RUN --mount`.
     #[error("{0}")]
-    Mount(String),
+    Mount(crate::instructions::mounts::MountError),
     /// A `# hush:mount=` line hush cannot apply.
     #[error("{0}")]
     MountDirective(crate::parser::MountDirectiveError),

@@ -5,6 +5,69 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::{Form, TooShort};
 
+/// How a needle's bytes relate to the secret: which part of it, how encoded, how wrapped.
+/// Shown as `raw`, `base64`, `field "password", hex`, `base64, wrapped at 76 columns`….
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormKind {
+    /// A field of a structured secret (JSON key, `KEY=VALUE` name, `.netrc` word, `PEM line`),
+    /// or none for the whole value.
+    pub field: Option<String>,
+    /// The encoding of those bytes.
+    pub encoding: Encoding,
+    /// Found wrapped across lines of this many columns (base64 or hex).
+    pub wrapped_at: Option<usize>,
+}
+
+/// An encoding the guard looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The bytes as they are.
+    Raw,
+    /// A multi-line value with its line ends switched (LF and CRLF).
+    OtherLineEnds,
+    /// Standard base64, at any alignment, padded or not.
+    Base64,
+    /// URL-safe base64.
+    Base64Url,
+    /// Lower-case hex.
+    Hex,
+    /// Upper-case hex.
+    HexUpper,
+    /// Percent-encoding.
+    UrlEncoded,
+    /// Escaped as inside a JSON string.
+    JsonEscaped,
+}
+
+impl Encoding {
+    fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Raw => "raw",
+            Encoding::OtherLineEnds => "raw, other line ends",
+            Encoding::Base64 => "base64",
+            Encoding::Base64Url => "base64url",
+            Encoding::Hex => "hex",
+            Encoding::HexUpper => "HEX",
+            Encoding::UrlEncoded => "url-encoded",
+            Encoding::JsonEscaped => "json-escaped",
+        }
+    }
+}
+
+impl std::fmt::Display for FormKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.field, self.encoding) {
+            (None, e) => f.write_str(e.as_str())?,
+            (Some(field), Encoding::Raw) => write!(f, "field {field:?}")?,
+            (Some(field), e) => write!(f, "field {field:?}, {}", e.as_str())?,
+        }
+        if let Some(w) = self.wrapped_at {
+            write!(f, ", wrapped at {w} columns")?;
+        }
+        Ok(())
+    }
+}
+
 /// Needles for one secret, and what was too short to guard.
 pub(crate) fn needles_for(
     id: &str,
@@ -21,12 +84,16 @@ pub(crate) fn needles_for(
             len: trimmed.len(),
         });
     } else {
-        encodings(id, "", trimmed, &mut out);
+        encodings(id, None, trimmed, &mut out);
         if let Some(other) = other_line_ends(trimmed) {
             out.push((
                 Form {
                     secret_id: id.into(),
-                    form: "raw, other line ends".into(),
+                    form: FormKind {
+                        field: None,
+                        encoding: Encoding::OtherLineEnds,
+                        wrapped_at: None,
+                    },
                 },
                 other,
             ));
@@ -45,7 +112,7 @@ pub(crate) fn needles_for(
         if v.as_slice() == trimmed {
             continue;
         }
-        encodings(id, &format!("field {field:?}"), &v, &mut out);
+        encodings(id, Some(&field), &v, &mut out);
     }
     (out, short)
 }
@@ -91,22 +158,23 @@ fn trim_ascii(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
-fn encodings(id: &str, label: &str, v: &[u8], out: &mut Vec<(Form, Vec<u8>)>) {
-    let form = |f: &str| Form {
+fn encodings(id: &str, field: Option<&str>, v: &[u8], out: &mut Vec<(Form, Vec<u8>)>) {
+    let form = |encoding| Form {
         secret_id: id.into(),
-        form: if label.is_empty() {
-            f.to_string()
-        } else if f == "raw" {
-            label.to_string()
-        } else {
-            format!("{label}, {f}")
+        form: FormKind {
+            field: field.map(str::to_string),
+            encoding,
+            wrapped_at: None,
         },
     };
-    out.push((form("raw"), v.to_vec()));
+    out.push((form(Encoding::Raw), v.to_vec()));
     for (name, engine) in [
-        ("base64", &base64::engine::general_purpose::STANDARD_NO_PAD),
         (
-            "base64url",
+            Encoding::Base64,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+        ),
+        (
+            Encoding::Base64Url,
             &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         ),
     ] {
@@ -123,11 +191,11 @@ fn encodings(id: &str, label: &str, v: &[u8], out: &mut Vec<(Form, Vec<u8>)>) {
             }
         }
     }
-    out.push((form("hex"), hex::encode(v).into_bytes()));
-    out.push((form("HEX"), hex::encode_upper(v).into_bytes()));
+    out.push((form(Encoding::Hex), hex::encode(v).into_bytes()));
+    out.push((form(Encoding::HexUpper), hex::encode_upper(v).into_bytes()));
     let mut url = url_encode(v);
     if url != v {
-        out.push((form("url-encoded"), url));
+        out.push((form(Encoding::UrlEncoded), url));
     } else {
         url.zeroize();
     }
@@ -137,7 +205,7 @@ fn encodings(id: &str, label: &str, v: &[u8], out: &mut Vec<(Form, Vec<u8>)>) {
         if serde_json::to_writer(&mut *json, s).is_ok() {
             let mut inner = json[1..json.len() - 1].to_vec();
             if inner != v {
-                out.push((form("json-escaped"), inner));
+                out.push((form(Encoding::JsonEscaped), inner));
             } else {
                 inner.zeroize();
             }
@@ -229,5 +297,46 @@ fn zeroize_json(v: &mut serde_json::Value) {
         serde_json::Value::Array(a) => a.iter_mut().for_each(zeroize_json),
         serde_json::Value::Object(o) => o.values_mut().for_each(zeroize_json),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How findings name a form (in warnings, errors, audit rules): one string per shape.
+    #[test]
+    fn forms_read_as_before() {
+        let kind = |field: Option<&str>, encoding, wrapped_at| FormKind {
+            field: field.map(str::to_string),
+            encoding,
+            wrapped_at,
+        };
+        for (form, want) in [
+            (kind(None, Encoding::Raw, None), "raw"),
+            (
+                kind(None, Encoding::OtherLineEnds, None),
+                "raw, other line ends",
+            ),
+            (kind(None, Encoding::HexUpper, None), "HEX"),
+            (
+                kind(Some("password"), Encoding::Raw, None),
+                "field \"password\"",
+            ),
+            (
+                kind(Some("auth password"), Encoding::JsonEscaped, None),
+                "field \"auth password\", json-escaped",
+            ),
+            (
+                kind(None, Encoding::Base64, Some(76)),
+                "base64, wrapped at 76 columns",
+            ),
+            (
+                kind(Some("PEM line"), Encoding::Hex, Some(60)),
+                "field \"PEM line\", hex, wrapped at 60 columns",
+            ),
+        ] {
+            assert_eq!(form.to_string(), want);
+        }
     }
 }

@@ -27,6 +27,7 @@ mod tarscan;
 mod unpack;
 mod wrap;
 
+pub use forms::{Encoding, FormKind};
 pub use mask::Masker;
 pub use tarscan::{ScanWriter, TarScan};
 pub use unpack::{
@@ -47,7 +48,7 @@ pub struct Form {
     /// The secret's id.
     pub secret_id: String,
     /// How the bytes relate to the secret: `raw`, `base64`, `hex`, `field "password"`, ….
-    pub form: String,
+    pub form: FormKind,
 }
 
 /// A value that could not be guarded because it is too short.
@@ -276,7 +277,10 @@ impl Scan<'_> {
             self.hits.push(Hit {
                 form: Form {
                     secret_id: form.secret_id.clone(),
-                    form: format!("{}, wrapped at {} columns", form.form, w.width),
+                    form: FormKind {
+                        wrapped_at: Some(w.width),
+                        ..form.form.clone()
+                    },
                 },
                 path: self.path.clone(),
                 offset: w.span.start,
@@ -309,7 +313,7 @@ mod tests {
         let g = Guard::new([("tok", S)], DEFAULT_MIN_LEN);
         g.scan_bytes("f", hay)
             .into_iter()
-            .map(|h| h.form.form)
+            .map(|h| h.form.form.to_string())
             .collect()
     }
 
@@ -362,8 +366,8 @@ mod tests {
                         .collect();
                     let hits = g.scan_bytes("b64", file.as_bytes());
                     assert!(
-                        hits.iter()
-                            .any(|h| h.form.form == format!("base64, wrapped at {width} columns")),
+                        hits.iter().any(|h| h.form.form.to_string()
+                            == format!("base64, wrapped at {width} columns")),
                         "width {width}, prefix {prefix}: {hits:?}"
                     );
                     let mut s = g.scan();
@@ -389,7 +393,7 @@ mod tests {
         let hits = g.scan_bytes("hex", hex.as_bytes());
         assert!(
             hits.iter()
-                .any(|h| h.form.form == "hex, wrapped at 60 columns" && h.offset == 0),
+                .any(|h| h.form.form.to_string() == "hex, wrapped at 60 columns" && h.offset == 0),
             "{hits:?}"
         );
         // A base64 file that does not hold it, and text with lines of those lengths, find nothing.
@@ -408,14 +412,16 @@ mod tests {
         let g = Guard::new([("s", &secret[..])], DEFAULT_MIN_LEN);
         let hits = g.scan_bytes("f", b"x\r\nfirst line of it\r\nsecond line of it\r\n");
         assert!(
-            hits.iter().any(|h| h.form.form == "raw, other line ends"),
+            hits.iter()
+                .any(|h| h.form.form.encoding == Encoding::OtherLineEnds),
             "{hits:?}"
         );
         let crlf = b"first line of it\r\nsecond line of it";
         let g = Guard::new([("s", &crlf[..])], DEFAULT_MIN_LEN);
         let hits = g.scan_bytes("f", b"first line of it\nsecond line of it");
         assert!(
-            hits.iter().any(|h| h.form.form == "raw, other line ends"),
+            hits.iter()
+                .any(|h| h.form.form.encoding == Encoding::OtherLineEnds),
             "{hits:?}"
         );
     }
@@ -445,7 +451,7 @@ mod tests {
         let g = Guard::new([("mysecret", &secret[..])], DEFAULT_MIN_LEN);
         let hits = g.scan_bytes("app/out", b"token=mypassword123\n");
         assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].form.form, "field \"password\"");
+        assert_eq!(hits[0].form.form.to_string(), "field \"password\"");
         assert!(g
             .too_short()
             .iter()

@@ -334,8 +334,10 @@ mod tests {
             t.feed(c);
         }
         let (hits, unscanned) = t.finish();
-        let mut v: Vec<(String, String)> =
-            hits.into_iter().map(|h| (h.path, h.form.form)).collect();
+        let mut v: Vec<(String, String)> = hits
+            .into_iter()
+            .map(|h| (h.path, h.form.form.to_string()))
+            .collect();
         v.sort();
         (v, unscanned)
     }

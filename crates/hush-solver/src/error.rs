@@ -56,7 +56,8 @@ pub enum Error {
     CacheLeak {
         /// The secret's id.
         secret: String,
-        /// Which form matched.
+        /// Which form matched, as findings name it ([`hush_scan::FormKind`]'s text: the
+        /// type would make every `Result` of this crate larger).
         form: String,
         /// Where: the mount's target and the file under it.
         path: String,
@@ -198,7 +199,7 @@ pub struct Leak {
     /// The secret's id.
     pub secret: String,
     /// Which form matched.
-    pub form: String,
+    pub form: hush_scan::FormKind,
     /// Path in the layer, or config field.
     pub path: String,
     /// Byte offset in that file.

@@ -187,7 +187,7 @@ impl Ctx<'_> {
         step: &Step,
     ) -> Result<()> {
         let mut hits = hits;
-        hits.sort_by_key(|h| (h.path.clone(), h.offset, h.form.form.starts_with("field")));
+        hits.sort_by_key(|h| (h.path.clone(), h.offset, h.form.form.field.is_some()));
         let Some(first) = hits.first() else {
             return Ok(());
         };

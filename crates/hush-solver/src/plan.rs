@@ -16,7 +16,7 @@ use hush_dockerfile::instructions::platform::Platform;
 use hush_dockerfile::instructions::step::{
     CopySource, Dispatched, DispatchedStage, Step, StepKind,
 };
-use hush_dockerfile::instructions::Stages;
+use hush_dockerfile::instructions::{MountFrom, Stages};
 use hush_dockerfile::Location;
 
 use crate::platform;
@@ -245,13 +245,11 @@ fn reads(step: &Step) -> Vec<Read<'_>> {
         } => vec![Read::Image(name)],
         StepKind::Run { mounts, .. } => mounts
             .iter()
-            .filter_map(|m| m.from.as_deref())
-            .map(
-                |from| match from.strip_prefix("stage:").map(str::parse::<usize>) {
-                    Some(Ok(j)) => Read::Stage(j),
-                    _ => Read::Image(from),
-                },
-            )
+            .filter_map(|m| m.from.as_ref())
+            .map(|from| match from {
+                MountFrom::Stage(j) => Read::Stage(*j),
+                MountFrom::Image(name) => Read::Image(name),
+            })
             .collect(),
         _ => Vec::new(),
     }

@@ -5,7 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use hush_dockerfile::instructions::step::{Step, StepKind};
-use hush_dockerfile::instructions::{Mount, MountKind, NetworkMode, SecurityMode, Sharing};
+use hush_dockerfile::instructions::{
+    Mount, MountFrom, MountKind, NetworkMode, SecurityMode, Sharing,
+};
 use hush_dockerfile::Location;
 use hush_sandbox::container::{self, BindMount, RunSpec, SecretDir};
 use hush_sandbox::mounts;
@@ -406,7 +408,7 @@ impl Ctx<'_> {
         let _ = fs::remove_dir_all(dir);
         let err = Error::CacheLeak {
             secret: first.form.secret_id.clone(),
-            form: first.form.form.clone(),
+            form: first.form.form.to_string(),
             path: self.guard.mask_str(&first.path),
             location: step.location,
         };
@@ -448,21 +450,18 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// A read-only view of `path` inside a stage (`stage:N`) or an image.
+    /// A read-only view of `path` inside a stage or an image.
     fn view(
         &self,
         m: &mut Mounts,
-        from: &str,
+        from: &MountFrom,
         path: &str,
         step: &Step,
         scratch: &Path,
     ) -> Result<PathBuf> {
-        let built = match from
-            .strip_prefix("stage:")
-            .and_then(|i| i.parse::<usize>().ok())
-        {
-            Some(i) => self.stage(i, step)?.clone(),
-            None => self.image(from, step)?,
+        let built = match from {
+            MountFrom::Stage(i) => self.stage(*i, step)?,
+            MountFrom::Image(name) => self.image(name, step)?,
         };
         let ov = self
             .backend

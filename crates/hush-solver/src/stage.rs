@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hush_dockerfile::dockerignore::Dockerignore;
+use hush_dockerfile::instructions::is_remote_source;
 use hush_dockerfile::instructions::platform::Platform;
 use hush_dockerfile::instructions::step::{
     CopySource, Dispatched, HealthState, ImageState, Step, StepKind,
 };
-use hush_dockerfile::instructions::{is_remote_source, MountKind};
 use hush_oci::image::{History, ImageConfig, LayerDesc};
 use hush_oci::layer::KnownTree;
 use hush_oci::store::Store;
@@ -208,93 +208,13 @@ impl Ctx<'_> {
         Ok(built)
     }
 
-    /// The cache key of `step` on `built`: its parent's key, then each input in order. With
-    /// debug logs on, each input is logged by name with a short hash of it (never its value),
-    /// so that two builds' logs show which input changed when a step misses the cache.
+    /// The cache key of `step` on `built` ([`crate::cache::step_key`]). With debug logs on, each
+    /// input is logged by name with a short hash of it (never its value), so that two builds'
+    /// logs show which input changed when a step misses the cache.
     fn step_key(&self, built: &Built, step: &Step) -> Result<Digest> {
-        let mut parts: Vec<(&'static str, String)> = vec![("instruction", step.created_by.clone())];
-        if let Some(epoch) = self.opts.source_date_epoch {
-            // Layers made under SOURCE_DATE_EPOCH have their file times clamped to it.
-            parts.push(("source-date-epoch", format!("source-date-epoch={epoch}")));
-        }
-        parts.push(("step", format!("{:?}", step.kind)));
-        parts.push((
-            "env-user-workdir",
-            format!(
-                "{:?}|{}|{}",
-                step.state.env, step.state.user, step.state.workdir
-            ),
-        ));
-        match &step.kind {
-            StepKind::Copy {
-                source: CopySource::Context,
-                sources,
-                ..
-            } => {
-                parts.push((
-                    "context files",
-                    self.digests.get(
-                        &self.opts.context,
-                        sources,
-                        Some(&self.ignore),
-                        step.location,
-                    )?,
-                ));
-            }
-            StepKind::Copy {
-                source: CopySource::Stage(i),
-                ..
-            } => {
-                parts.push(("source stage", self.stage(*i, step)?.key.to_string()));
-            }
-            StepKind::Run {
-                mounts, network, ..
-            } => {
-                for m in mounts {
-                    if let Some(from) = &m.from {
-                        if let Some(i) = from
-                            .strip_prefix("stage:")
-                            .and_then(|i| i.parse::<usize>().ok())
-                        {
-                            parts.push(("mounted stage", self.stage(i, step)?.key.to_string()));
-                        }
-                    } else if m.kind == MountKind::Bind {
-                        let src = m.source.clone().unwrap_or_default();
-                        parts.push((
-                            "bind-mounted context files",
-                            self.digests
-                                .get(&self.opts.context, &[src], None, step.location)?,
-                        ));
-                    } else if m.kind == MountKind::Secret {
-                        let id = m.id.clone().unwrap_or_default();
-                        if let (true, Some(s)) = (
-                            self.opts.secrets.cache_by_content(&id),
-                            self.opts.secrets.get(&id),
-                        ) {
-                            // An HMAC under the store's key, not the value (cache=content).
-                            parts.push((
-                                "secret (cache=content)",
-                                crate::cache::secret_fingerprint(self.store, &id, s)?,
-                            ));
-                        }
-                    }
-                }
-                parts.push((
-                    "network",
-                    crate::network::effective(self.opts.network, *network)
-                        .as_str()
-                        .to_string(),
-                ));
-            }
-            _ => {}
-        }
-        let mut k = KeyBuilder::new(&built.key);
-        for (_, part) in &parts {
-            k.add(part);
-        }
-        let key = k.finish();
+        let crate::cache::StepKey { key, inputs } = crate::cache::step_key(&built.key, step, self)?;
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let inputs: Vec<String> = parts
+            let inputs: Vec<String> = inputs
                 .iter()
                 .map(|(name, part)| format!("{name}={}", Digest::of(part.as_bytes()).short()))
                 .collect();

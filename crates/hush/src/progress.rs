@@ -12,18 +12,36 @@ use hush_dockerfile::Location;
 use hush_solver::Reporter;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// `--progress`, as buildx takes it.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProgressMode {
+    /// `tty` on a terminal, else `plain`.
+    Auto,
+    /// BuildKit's plain format.
+    Plain,
+    /// The live view.
+    Tty,
+    /// JSON lines.
+    Rawjson,
+    /// Nothing but errors.
+    Quiet,
+}
+
 /// The reporter for `--progress MODE` (`quiet` also for `-q`).
-pub(crate) fn reporter(mode: &str, quiet: bool) -> Box<dyn Reporter> {
+pub(crate) fn reporter(mode: ProgressMode, quiet: bool) -> Box<dyn Reporter> {
     match mode {
-        _ if quiet || mode == "quiet" => Box::new(Plain::new(true)),
-        "rawjson" => Box::new(Json::default()),
-        "tty" | "auto" if std::io::stderr().is_terminal() => Box::new(Tty::new()),
-        "tty" => {
+        _ if quiet => Box::new(Plain::new(true)),
+        ProgressMode::Quiet => Box::new(Plain::new(true)),
+        ProgressMode::Rawjson => Box::new(Json::default()),
+        ProgressMode::Tty | ProgressMode::Auto if std::io::stderr().is_terminal() => {
+            Box::new(Tty::new())
+        }
+        ProgressMode::Tty => {
             // indicatif draws nothing where there is no terminal: say so, and print plain.
             errln!("note: --progress=tty: stderr is not a terminal, printing plain progress");
             Box::new(Plain::new(false))
         }
-        _ => Box::new(Plain::new(false)),
+        ProgressMode::Auto | ProgressMode::Plain => Box::new(Plain::new(false)),
     }
 }
 

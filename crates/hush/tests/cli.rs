@@ -271,6 +271,29 @@ fn debug_logs_cache_decisions_and_never_a_secret() {
     }
 }
 
+/// Options with a closed set of values refuse any other before anything runs (a usage error,
+/// exit 2), naming the values they take; no root needed.
+#[test]
+fn closed_set_options_refuse_other_values() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, valid) in [
+        (vec!["build", "--progress=fancy", "."], "rawjson"),
+        (vec!["build", "--allow=network.hots", "."], "network.host"),
+        (
+            vec!["build", "--leak-check=maybe", "."],
+            "error, warn or off",
+        ),
+        (vec!["history", "--format=yaml", "x"], "json"),
+        (vec!["audit", "--format=xml", "x"], "sarif"),
+        (vec!["audit", "--preview=all", "x"], "prefix"),
+        (vec!["lint", "--format=html"], "sarif"),
+    ] {
+        let o = run_in(&dir.path().join("root"), &args, dir.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", log(&o));
+        assert!(log(&o).contains(valid), "{args:?}: {}", log(&o));
+    }
+}
+
 /// A test that cannot meet a precondition says SKIP, and fails under CI (`CI=true`): this test
 /// runs itself with a precondition that is never met, outside CI and in it.
 #[test]

@@ -220,6 +220,44 @@ fn rebuild_is_cached_and_keeps_the_image_id() {
     assert_ne!(String::from_utf8_lossy(&changed.stdout).trim(), id1);
 }
 
+/// A step that reads an image by name (`COPY --from=`, a bind mount's `from=`) is keyed by what
+/// the name points to: once the tag is rebuilt, the step reads the new image, not the cache.
+#[test]
+fn a_retagged_image_is_read_again_not_taken_from_the_cache() {
+    if !can_run() {
+        return;
+    }
+    let src = ctx("FROM busybox:local\nCOPY f /f\n", &[("f", "one")]);
+    let build_src = || {
+        let o = run(&["build", "-q", "-t", "e2e-retagged:1", "."], src.path());
+        assert!(o.status.success(), "{}", log(&o));
+    };
+    build_src();
+    let c = ctx(
+        "FROM busybox:local\nCOPY --from=e2e-retagged:1 /f /copied\nRUN --mount=type=bind,from=e2e-retagged:1,source=/f,target=/m cat /m > /bound\n",
+        &[],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    let build = || {
+        let o = run(&["build", "--progress=plain", "-o", &dest, "."], c.path());
+        assert!(o.status.success(), "{}", log(&o));
+        log(&o)
+    };
+    build();
+    assert!(
+        build().matches("CACHED").count() == 2,
+        "a rebuild is cached"
+    );
+    std::fs::write(src.path().join("f"), "two").unwrap();
+    build_src();
+    let l = build();
+    assert!(!l.contains("CACHED"), "{l}");
+    for f in ["copied", "bound"] {
+        assert_eq!(std::fs::read_to_string(out.path().join(f)).unwrap(), "two");
+    }
+}
+
 #[test]
 fn failing_run_reports_exit_code_and_leaves_no_trace() {
     if !can_run() {

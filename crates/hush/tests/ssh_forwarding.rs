@@ -338,16 +338,23 @@ fn passphrase_protected_key_files_are_refused() {
         dir.path(),
     );
     std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
-    let o = Command::new(hush())
-        .env("HUSH_ROOT", dir.path().join("root"))
-        .current_dir(dir.path())
-        .args(["build", "--ssh", "default=locked", "."])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", log(&o));
-    assert!(
-        log(&o).contains("key locked is protected by a passphrase"),
-        "{}",
-        log(&o)
-    );
+    let build = |ssh: &str| {
+        Command::new(hush())
+            .env("HUSH_ROOT", dir.path().join("root"))
+            .env_remove("SSH_AUTH_SOCK")
+            .current_dir(dir.path())
+            .args(["build", "--ssh", ssh, "."])
+            .output()
+            .unwrap()
+    };
+    // A key or an agent hush cannot use is a build error (exit 1, as a secret it cannot read),
+    // not a usage error (2).
+    for (ssh, why) in [
+        ("default=locked", "key locked is protected by a passphrase"),
+        ("default", "SSH_AUTH_SOCK is not set"),
+    ] {
+        let o = build(ssh);
+        assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+        assert!(log(&o).contains(why), "{}", log(&o));
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::args::PROXY_ARGS;
 use super::limits::{check_nul, check_scope};
-use super::mounts::{parse_mount, MountKind};
+use super::mounts::{parse_mount, MountError, MountFrom, MountKind, ParsedMount};
 use super::stage_mount::received;
 use super::step::{
     CopySource, Dispatched, DispatchedStage, HealthState, ImageState, Step, StepKind,
@@ -318,7 +318,7 @@ pub fn dispatch_stage(
                 let mut mounts = Vec::new();
                 for spec in &run.mounts {
                     let spec = expand(spec, &state, &args)?;
-                    let mut m = parse_mount(&spec)
+                    let ParsedMount { mount: mut m, from } = parse_mount(&spec)
                         .map_err(|e| ParseError::new(ParseErrorKind::Mount(e), loc))?;
                     let at_workdir = matches!(
                         m.kind,
@@ -328,21 +328,16 @@ pub fn dispatch_stage(
                         let target = clean_abs(&abs(t, &state));
                         if at_workdir && target == "/" {
                             return Err(ParseError::new(
-                                ParseErrorKind::Mount(format!("invalid mount target {target:?}")),
+                                ParseErrorKind::Mount(MountError::Target { target }),
                                 loc,
                             )
                             .with_hint("give the mount a target=, or set a WORKDIR other than /"));
                         }
                         m.target = Some(target);
                     }
-                    if let Some(from) = &m.from {
-                        m.from = Some(resolve_from_name(
-                            from,
-                            stage.index,
-                            input.stage_names,
-                            loc,
-                        )?);
-                    }
+                    m.from = from
+                        .map(|f| resolve_from_name(&f, stage.index, input.stage_names, loc))
+                        .transpose()?;
                     mounts.push(m);
                 }
                 if let Some(index) = i.checked_sub(triggers) {
@@ -454,10 +449,8 @@ pub fn dispatch_stage(
                             return Err(ParseError::new(ParseErrorKind::Stage("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround".into()), loc));
                         }
                         match resolve_from_name(f, stage.index, input.stage_names, loc)? {
-                            s if s.starts_with("stage:") => {
-                                CopySource::Stage(s[6..].parse().unwrap_or(0))
-                            }
-                            img => CopySource::Image(img),
+                            MountFrom::Stage(i) => CopySource::Stage(i),
+                            MountFrom::Image(img) => CopySource::Image(img),
                         }
                     }
                 };
@@ -523,20 +516,20 @@ pub fn dispatch_stage(
     })
 }
 
-/// `stage:N` for a stage name or index defined before `current`; otherwise the image reference.
+/// The stage a name or index defined before `current` names; otherwise the image reference.
 fn resolve_from_name(
     name: &str,
     current: usize,
     names: &[Option<String>],
     loc: Location,
-) -> Result<String, ParseError> {
+) -> Result<MountFrom, ParseError> {
     let lower = name.to_ascii_lowercase();
     let found = names
         .iter()
         .position(|n| n.as_deref() == Some(lower.as_str()))
         .or_else(|| name.parse::<usize>().ok().filter(|i| *i < names.len()));
     match found {
-        Some(i) if i < current => Ok(format!("stage:{i}")),
+        Some(i) if i < current => Ok(MountFrom::Stage(i)),
         Some(i) if i == current => Err(ParseError::new(
             ParseErrorKind::Stage(format!("circular dependency detected on stage: {name}")),
             loc,
@@ -548,7 +541,7 @@ fn resolve_from_name(
             loc,
         )
         .with_hint("move the referenced stage above this one")),
-        None => Ok(name.to_string()),
+        None => Ok(MountFrom::Image(name.to_string())),
     }
 }
 
@@ -805,6 +798,28 @@ mod tests {
             panic!("not a RUN")
         };
         mounts.clone()
+    }
+
+    /// `from=` names an earlier stage (by name, case-insensitively, or index) or else an image,
+    /// as COPY --from does: typed once at dispatch.
+    #[test]
+    fn mount_from_is_a_stage_or_an_image() {
+        let d = run(
+            "FROM x AS Build\nFROM x\nRUN --mount=from=build,target=/a --mount=from=0,target=/b --mount=from=alpine:3,target=/c --mount=type=cache,from=build,target=/d --mount=target=/e true\n",
+            &[],
+        )
+        .unwrap();
+        let from: Vec<Option<MountFrom>> = run_mounts(&d).into_iter().map(|m| m.from).collect();
+        assert_eq!(
+            from,
+            [
+                Some(MountFrom::Stage(0)),
+                Some(MountFrom::Stage(0)),
+                Some(MountFrom::Image("alpine:3".into())),
+                Some(MountFrom::Stage(0)),
+                None,
+            ]
+        );
     }
 
     #[test]

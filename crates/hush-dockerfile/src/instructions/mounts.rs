@@ -1,6 +1,7 @@
 //! `RUN --mount=…` options with BuildKit's keys, defaults and errors
 //! (BuildKit's `instructions/commands_runmount.go`).
 
+pub use super::mount_error::MountError;
 use crate::error::did_you_mean;
 
 /// What a mount is.
@@ -18,6 +19,25 @@ pub enum MountKind {
     Ssh,
 }
 
+impl MountKind {
+    /// The kind as `type=` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountKind::Bind => "bind",
+            MountKind::Cache => "cache",
+            MountKind::Tmpfs => "tmpfs",
+            MountKind::Secret => "secret",
+            MountKind::Ssh => "ssh",
+        }
+    }
+}
+
+impl std::fmt::Display for MountKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Cache sharing mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sharing {
@@ -27,6 +47,36 @@ pub enum Sharing {
     Private,
     /// Writers wait for each other.
     Locked,
+}
+
+/// Where a bind or cache mount's `from=` points, resolved when the RUN is dispatched: a stage
+/// name or index defined above the current stage, else an image reference (BuildKit's rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountFrom {
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image reference.
+    Image(String),
+}
+
+impl std::fmt::Display for MountFrom {
+    /// How errors name it: `stage 1`, or the image reference.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MountFrom::Stage(i) => write!(f, "stage {i}"),
+            MountFrom::Image(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A `--mount` as parsed: the mount, and its `from=` as written, which only dispatch can
+/// resolve (it needs the stage names above the RUN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedMount {
+    /// The mount, its [`Mount::from`] still unset.
+    pub mount: Mount,
+    /// `from=` as written.
+    pub from: Option<String>,
 }
 
 /// One `--mount`, fully defaulted.
@@ -40,8 +90,9 @@ pub struct Mount {
     pub target: Option<String>,
     /// `source=`/`src=`: path in `from`, or the secret/ssh id alias.
     pub source: Option<String>,
-    /// `from=`: a stage or image.
-    pub from: Option<String>,
+    /// `from=`: an earlier stage or an image, resolved at dispatch (a bind mount without one
+    /// reads the build context; a cache mount without one starts empty).
+    pub from: Option<MountFrom>,
     /// `id=`.
     pub id: Option<String>,
     /// Read-only.
@@ -85,7 +136,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Parse one `--mount` value (already expanded).
-pub fn parse_mount(spec: &str) -> Result<Mount, String> {
+pub fn parse_mount(spec: &str) -> Result<ParsedMount, MountError> {
     let fields = split_csv(spec)?;
     let mut m = Mount {
         kind: MountKind::Bind,
@@ -102,6 +153,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
         size: None,
         env: None,
     };
+    let mut from = None;
     let mut rw_set = None;
     // type= first, so that the defaults of the kind apply whatever the order.
     for f in &fields {
@@ -112,7 +164,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
                 "tmpfs" => MountKind::Tmpfs,
                 "secret" => MountKind::Secret,
                 "ssh" => MountKind::Ssh,
-                _ => return Err(format!("unsupported mount type {t:?}")),
+                _ => return Err(MountError::UnsupportedType { kind: t.into() }),
             };
         }
     }
@@ -122,15 +174,18 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
             None => (f.to_ascii_lowercase(), None),
         };
-        let flag = |v: &Option<String>| -> Result<bool, String> {
+        let flag = |v: &Option<String>| -> Result<bool, MountError> {
             match v.as_deref().map(str::to_ascii_lowercase).as_deref() {
                 None | Some("true") | Some("1") => Ok(true),
                 Some("false") | Some("0") => Ok(false),
-                Some(x) => Err(format!("invalid value for {key}: {x}")),
+                Some(x) => Err(MountError::Flag {
+                    key: key.clone(),
+                    value: x.into(),
+                }),
             }
         };
-        let need = |v: Option<String>| -> Result<String, String> {
-            v.ok_or_else(|| format!("invalid field '{f}' must be a key=value pair"))
+        let need = |v: Option<String>| -> Result<String, MountError> {
+            v.ok_or_else(|| MountError::NotKeyValue { field: f.clone() })
         };
         match key.as_str() {
             "type" => {}
@@ -139,26 +194,27 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
             "required" => m.required = flag(&value)?,
             "target" | "dst" | "destination" => m.target = Some(need(value)?),
             "source" | "src" => m.source = Some(need(value)?),
-            "from" => m.from = Some(need(value)?),
+            "from" => from = Some(need(value)?),
             "id" => m.id = Some(need(value)?),
             "env" => m.env = Some(need(value)?),
             "mode" => {
                 let v = need(value)?;
                 m.mode = Some(
                     u32::from_str_radix(&v, 8)
-                        .map_err(|_| format!("invalid mode {v:?}: must be octal"))?,
+                        .map_err(|_| MountError::Mode { value: v.clone() })?,
                 );
             }
             "uid" | "gid" => {
                 let v = need(value)?;
-                let n = v
-                    .parse::<u32>()
-                    .map_err(|_| format!("invalid {key} {v:?}: must be a number"))?;
-                if key == "uid" {
-                    m.uid = Some(n)
+                let (key, field) = if key == "uid" {
+                    ("uid", &mut m.uid)
                 } else {
-                    m.gid = Some(n)
-                }
+                    ("gid", &mut m.gid)
+                };
+                *field = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| MountError::Owner { key, value: v })?,
+                );
             }
             "sharing" => {
                 let v = need(value)?;
@@ -167,19 +223,18 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
                     "shared" => Sharing::Shared,
                     "private" => Sharing::Private,
                     "locked" => Sharing::Locked,
-                    _ => return Err(format!("unsupported sharing value {v:?}")),
+                    _ => return Err(MountError::Sharing { value: v }),
                 };
             }
             "size" => {
                 let v = need(value)?;
-                m.size = Some(parse_size(&v).ok_or_else(|| format!("invalid size {v:?}"))?);
+                m.size = Some(parse_size(&v).ok_or(MountError::Size { value: v })?);
             }
             _ => {
-                let mut msg = format!("unexpected key '{key}' in '{f}'");
-                if let Some(s) = did_you_mean(&key, KEYS) {
-                    msg.push_str(&format!(" (did you mean {s}?)"));
-                }
-                return Err(msg);
+                return Err(MountError::UnknownKey {
+                    suggestion: did_you_mean(&key, KEYS),
+                    field: f.clone(),
+                });
             }
         }
     }
@@ -194,16 +249,16 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
     }
     match m.kind {
         MountKind::Secret => {
-            if m.from.is_some() {
-                return Err("secret mount should not have a from".into());
+            if from.is_some() {
+                return Err(MountError::From { kind: m.kind });
             }
             if sharing_set {
-                return Err("secret mount should not define sharing".into());
+                return Err(MountError::SharingOn { kind: m.kind });
             }
             if m.source.as_deref().is_some_and(|s| !s.is_empty())
                 && m.id.as_deref().is_some_and(|s| !s.is_empty())
             {
-                return Err("both source and id can't be set".into());
+                return Err(MountError::SourceAndId);
             }
             if m.id.is_none() {
                 m.id = m.source.clone();
@@ -212,7 +267,7 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
                 m.id = m.target.as_deref().map(|t| basename(t).to_string());
             }
             if m.id.as_deref().is_none_or(str::is_empty) && m.env.is_none() {
-                return Err("invalid secret mount: one of id, source or target is required".into());
+                return Err(MountError::SecretWithoutId);
             }
             if m.target.is_none() && m.env.is_none() {
                 let id = m.id.clone().unwrap_or_default();
@@ -222,14 +277,14 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
             m.readonly = true;
         }
         MountKind::Ssh => {
-            if m.from.is_some() {
-                return Err("ssh mount should not have a from".into());
+            if from.is_some() {
+                return Err(MountError::From { kind: m.kind });
             }
             if sharing_set {
-                return Err("ssh mount should not define sharing".into());
+                return Err(MountError::SharingOn { kind: m.kind });
             }
             if m.source.is_some() {
-                return Err("ssh does not support source".into());
+                return Err(MountError::SshSource);
             }
             m.id.get_or_insert_with(|| "default".into());
             m.mode.get_or_insert(0o600);
@@ -237,54 +292,50 @@ pub fn parse_mount(spec: &str) -> Result<Mount, String> {
         }
         MountKind::Cache => {}
         MountKind::Bind | MountKind::Tmpfs => {
-            if m.kind == MountKind::Tmpfs && m.from.is_some() {
-                return Err("tmpfs mount should not have a from".into());
+            if m.kind == MountKind::Tmpfs && from.is_some() {
+                return Err(MountError::From { kind: m.kind });
             }
             // Only secret, ssh and cache mounts make a file or directory of their own.
-            let kind = if m.kind == MountKind::Bind {
-                "bind"
-            } else {
-                "tmpfs"
-            };
-            for (key, set) in [
+            for (option, set) in [
                 ("mode", m.mode.is_some()),
                 ("uid", m.uid.is_some()),
                 ("gid", m.gid.is_some()),
             ] {
                 if set {
-                    return Err(format!("{key} not allowed for {kind:?} type mounts"));
+                    return Err(MountError::OwnerOn {
+                        option,
+                        kind: m.kind,
+                    });
                 }
             }
         }
     }
     if m.kind != MountKind::Secret && m.env.is_some() {
-        return Err("env is only supported by secret mounts".into());
+        return Err(MountError::EnvNotSecret);
     }
     if m.kind != MountKind::Cache && sharing_set {
-        return Err("sharing is only supported by cache mounts".into());
+        return Err(MountError::SharingNotCache);
     }
-    Ok(m)
+    Ok(ParsedMount { mount: m, from })
 }
 
 /// What BuildKit checks of a `--mount` before expansion: `from=` may not hold a variable (the
 /// stage it names must be known before any stage is built), except a trailing `$`.
-pub(crate) fn check_unexpanded(spec: &str) -> Result<(), String> {
+pub(crate) fn check_unexpanded(spec: &str) -> Result<(), MountError> {
     for f in split_csv(spec)? {
         let Some((key, value)) = f.split_once('=') else {
             continue;
         };
         if key.eq_ignore_ascii_case("from") && value.find('$').is_some_and(|i| i + 1 != value.len())
         {
-            return Err(
-                "'from' doesn't support variable expansion, define alias stage instead".into(),
-            );
+            return Err(MountError::FromVariable);
         }
     }
     Ok(())
 }
 
 /// Split a CSV record (`a=b,"c=d,e",f`), as Go's `encoding/csv` does for one line.
-pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
+pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, MountError> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();
@@ -311,7 +362,7 @@ pub(crate) fn split_csv(s: &str) -> Result<Vec<String>, String> {
         field_started = true;
     }
     if in_quotes {
-        return Err(format!("invalid mount {s:?}: unterminated quote"));
+        return Err(MountError::UnterminatedQuote { spec: s.into() });
     }
     out.push(cur);
     Ok(out.into_iter().filter(|f| !f.is_empty()).collect())
@@ -343,19 +394,21 @@ mod tests {
 
     #[test]
     fn secret_defaults() {
-        let m = parse_mount("type=secret,id=tok").unwrap();
+        let m = parse_mount("type=secret,id=tok").unwrap().mount;
         assert_eq!(m.target.as_deref(), Some("/run/secrets/tok"));
         assert_eq!(m.mode, Some(0o400));
-        let m = parse_mount("type=secret,target=/keys/signing.pem").unwrap();
+        let m = parse_mount("type=secret,target=/keys/signing.pem")
+            .unwrap()
+            .mount;
         assert_eq!(m.id.as_deref(), Some("signing.pem"));
-        let m = parse_mount("type=secret,source=gh").unwrap();
+        let m = parse_mount("type=secret,source=gh").unwrap().mount;
         assert_eq!(
             (m.id.as_deref(), m.target.as_deref()),
             (Some("gh"), Some("/run/secrets/gh"))
         );
-        let m = parse_mount("type=secret,id=t,env=TOKEN").unwrap();
+        let m = parse_mount("type=secret,id=t,env=TOKEN").unwrap().mount;
         assert_eq!(m.target, None);
-        let m = parse_mount("required,type=secret,id=t").unwrap();
+        let m = parse_mount("required,type=secret,id=t").unwrap().mount;
         assert!(m.required);
     }
 
@@ -392,15 +445,47 @@ mod tests {
             "type=tmpfs,target=/x,gid=1",
             "gid not allowed for \"tmpfs\" type mounts",
         ),
+        ("type=ssh,from=x", "ssh mount should not have a from"),
+        ("type=tmpfs,from=x", "tmpfs mount should not have a from"),
+        (
+            "type=secret,id=a,sharing=locked",
+            "secret mount should not define sharing",
+        ),
+        (
+            "type=ssh,sharing=locked",
+            "ssh mount should not define sharing",
+        ),
+        (
+            "type=bind,sharing=locked",
+            "sharing is only supported by cache mounts",
+        ),
+        ("type=cache,env=X", "env is only supported by secret mounts"),
+        (
+            "type=secret",
+            "invalid secret mount: one of id, source or target is required",
+        ),
+        ("type=cache,ro=maybe", "invalid value for ro: maybe"),
+        ("type=cache,uid=me", "invalid uid \"me\": must be a number"),
+        ("type=cache,mode=9", "invalid mode \"9\": must be octal"),
+        ("type=tmpfs,size=big", "invalid size \"big\""),
+        (
+            "type=secret,id=\"a",
+            "invalid mount \"type=secret,id=\\\"a\": unterminated quote",
+        ),
+        (
+            "type=cache,taget=/x",
+            "unexpected key 'taget' in 'taget=/x' (did you mean target?)",
+        ),
     ];
 
     #[test]
     fn errors_match_buildkit() {
         for (spec, want) in ERRORS {
-            assert_eq!(parse_mount(spec).unwrap_err(), *want, "{spec}");
+            assert_eq!(parse_mount(spec).unwrap_err().to_string(), *want, "{spec}");
         }
         assert!(parse_mount("type=secret,id=tok,colour=blue")
             .unwrap_err()
+            .to_string()
             .starts_with("unexpected key 'colour'"));
         // Secret, ssh and cache mounts take a mode and owner.
         for ok in [
@@ -415,7 +500,7 @@ mod tests {
     #[test]
     fn bind_cache_and_tmpfs_need_no_target() {
         for spec in ["from=stage,src=/x", "type=cache", "type=tmpfs"] {
-            assert_eq!(parse_mount(spec).unwrap().target, None, "{spec}");
+            assert_eq!(parse_mount(spec).unwrap().mount.target, None, "{spec}");
         }
     }
 
@@ -423,7 +508,7 @@ mod tests {
     fn from_may_not_hold_a_variable_before_expansion() {
         let e = "'from' doesn't support variable expansion, define alias stage instead";
         for spec in ["from=$SRC,target=/x", "type=bind,FROM=${SRC}", "from=a$b"] {
-            assert_eq!(check_unexpanded(spec).unwrap_err(), e, "{spec}");
+            assert_eq!(check_unexpanded(spec).unwrap_err().to_string(), e, "{spec}");
         }
         for spec in [
             "from=stage$,target=/x",
@@ -436,12 +521,25 @@ mod tests {
 
     #[test]
     fn kinds_default_readonly() {
-        assert!(parse_mount("type=bind,target=/x").unwrap().readonly);
-        assert!(!parse_mount("type=bind,target=/x,rw").unwrap().readonly);
-        assert!(!parse_mount("type=cache,target=/x").unwrap().readonly);
-        assert!(parse_mount("type=cache,target=/x,ro").unwrap().readonly);
+        assert!(parse_mount("type=bind,target=/x").unwrap().mount.readonly);
+        assert!(
+            !parse_mount("type=bind,target=/x,rw")
+                .unwrap()
+                .mount
+                .readonly
+        );
+        assert!(!parse_mount("type=cache,target=/x").unwrap().mount.readonly);
+        assert!(
+            parse_mount("type=cache,target=/x,ro")
+                .unwrap()
+                .mount
+                .readonly
+        );
         assert_eq!(
-            parse_mount("type=tmpfs,target=/t,size=64m").unwrap().size,
+            parse_mount("type=tmpfs,target=/t,size=64m")
+                .unwrap()
+                .mount
+                .size,
             Some(64 << 20)
         );
     }

@@ -10,7 +10,7 @@
 //! the RUN. The directive belongs to the stage's text: it reaches no ONBUILD trigger of the base
 //! image (someone else's RUN), no other stage, and no stage built `FROM` this one.
 
-use super::mounts::{parse_mount, split_csv};
+use super::mounts::{parse_mount, split_csv, MountError};
 use super::{Mount, MountKind, Stage};
 use crate::error::{Location, ParseError};
 use crate::parser::{MountDirectiveError, MountDirectiveLine};
@@ -34,9 +34,9 @@ impl MountDirective {
     /// is checked as expanded for each RUN).
     pub(crate) fn new(line: &MountDirectiveLine, from_command: usize) -> Result<Self, ParseError> {
         let at = |e: MountDirectiveError| e.at(line.location);
-        let spec_error = |error: String| {
+        let spec_error = |error: MountError| {
             at(MountDirectiveError::Spec {
-                error,
+                error: Box::new(error),
                 run_line: None,
             })
         };
@@ -67,9 +67,10 @@ impl MountDirective {
 
     /// The mount, from the spec as expanded for the RUN on `run_line`.
     pub(crate) fn mount(&self, expanded: &str, run_line: usize) -> Result<Mount, ParseError> {
-        parse_mount(expanded).map_err(|error| {
+        // Secret and ssh mounts take no `from=`: the parsed mount is whole.
+        parse_mount(expanded).map(|p| p.mount).map_err(|error| {
             MountDirectiveError::Spec {
-                error,
+                error: Box::new(error),
                 run_line: Some(run_line),
             }
             .at(self.location)
@@ -123,7 +124,7 @@ pub(crate) fn received_unexpanded(
             continue;
         }
         match parse_mount(&d.spec) {
-            Ok(m) => directed.push((i, m)),
+            Ok(p) => directed.push((i, p.mount)),
             Err(_) => unparsed.push((i, None)),
         }
     }
@@ -147,7 +148,7 @@ pub(crate) fn receivers(stage: &Stage) -> Vec<Vec<usize>> {
         let own: Vec<Mount> = run
             .mounts
             .iter()
-            .filter_map(|s| parse_mount(s).ok())
+            .filter_map(|s| parse_mount(s).ok().map(|p| p.mount))
             .collect();
         for (i, _) in received_unexpanded(stage, index, &own) {
             out[i].push(index);
@@ -237,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_later_directive_replaces_an_earlier_one_for_the_same_place() {
-        let m = |s: &str| parse_mount(s).unwrap();
+        let m = |s: &str| parse_mount(s).unwrap().mount;
         let got = received(
             &[],
             vec![

@@ -173,7 +173,11 @@ pub fn lint(stages: &Stages, given: Option<&[String]>) -> Vec<Finding> {
 /// The mounts a RUN (the stage's command `index`, with its own `--mount` specs) gets, as far as
 /// the unexpanded text tells: its own, then those its stage's `# hush:mount=` lines give it.
 fn run_mounts(stage: &Stage, index: usize, specs: &[String]) -> Vec<Mount> {
-    let own: Vec<Mount> = specs.iter().filter_map(|s| parse_mount(s).ok()).collect();
+    // Only where each mount lands and what it names matter here, not what `from=` reads.
+    let own: Vec<Mount> = specs
+        .iter()
+        .filter_map(|s| parse_mount(s).ok().map(|p| p.mount))
+        .collect();
     let directed = received_unexpanded(stage, index, &own);
     own.into_iter()
         .chain(directed.into_iter().filter_map(|(_, m)| m))

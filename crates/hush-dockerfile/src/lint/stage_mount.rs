@@ -3,7 +3,7 @@
 //! `--secret` flags do not give.
 
 use super::{Finding, Severity};
-use crate::instructions::mounts::parse_mount;
+use crate::instructions::mounts::{parse_mount, ParsedMount};
 use crate::instructions::stage_mount::receivers;
 use crate::instructions::{MountKind, Stage, Stages};
 
@@ -37,7 +37,7 @@ pub(super) fn findings(stages: &Stages, given: Option<&[String]>) -> Vec<Finding
                 ),
             });
             let Some(given) = given else { continue };
-            let Ok(m) = parse_mount(&d.spec) else {
+            let Ok(ParsedMount { mount: m, .. }) = parse_mount(&d.spec) else {
                 continue;
             };
             let id = m.id.unwrap_or_default();

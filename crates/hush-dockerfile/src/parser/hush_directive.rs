@@ -54,8 +54,8 @@ pub enum MountDirectiveError {
     /// the RUN on `run_line`.
     #[error("invalid # hush:mount{}: {error}", for_run(*run_line))]
     Spec {
-        /// `RUN --mount`'s error.
-        error: String,
+        /// `RUN --mount`'s error (boxed: it would make every `ParseError` larger).
+        error: Box<crate::instructions::mounts::MountError>,
         /// The RUN it was expanded for, when the error appeared only after expansion.
         run_line: Option<usize>,
     },

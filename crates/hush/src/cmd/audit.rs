@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use hush_oci::bounded::Bounded;
 use hush_oci::image::ImageConfig;
 use hush_oci::store::Store;
@@ -24,15 +24,30 @@ pub(crate) struct AuditArgs {
     #[arg(long = "secret")]
     secrets: Vec<String>,
     /// `table`, `json` or `sarif` (SARIF 2.1.0, for GitHub code scanning).
-    #[arg(long, default_value = "table", value_parser = ["table", "json", "sarif"])]
-    format: String,
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    format: AuditFormat,
     /// Known values shorter than this are not looked for (and are reported).
     #[arg(long, default_value_t = hush_scan::DEFAULT_MIN_LEN)]
     min_len: usize,
     /// `prefix`: a finding of a rule whose values start with a public prefix shows that prefix and
     /// the last 2 characters (`ghp_…A5`), other findings nothing; `none`: no preview at all.
-    #[arg(long, default_value = "prefix", value_parser = ["prefix", "none"])]
-    preview: String,
+    #[arg(long, value_enum, default_value_t = Preview::Prefix)]
+    preview: Preview,
+}
+
+/// `hush audit --format`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuditFormat {
+    Table,
+    Json,
+    Sarif,
+}
+
+/// `hush audit --preview`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Preview {
+    Prefix,
+    None,
 }
 
 /// Uncompressed size limit of an archive and of each layer audited.
@@ -65,24 +80,22 @@ pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     let mut findings = result?.findings;
-    if a.preview == "none" {
+    if a.preview == Preview::None {
         for f in &mut findings {
             f.preview = None;
         }
     }
-    if a.format == "sarif" {
-        outln!(
+    match a.format {
+        AuditFormat::Sarif => outln!(
             "{}",
             serde_json::to_string_pretty(&super::sarif::log(&sarif_results(&findings)))
                 .expect("json")
-        )?;
-    } else if a.format == "json" {
-        outln!(
+        )?,
+        AuditFormat::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&findings).expect("findings serialize")
-        )?;
-    } else {
-        print_table(&findings)?;
+        )?,
+        AuditFormat::Table => print_table(&findings)?,
     }
     Ok(if findings.is_empty() {
         ExitCode::SUCCESS

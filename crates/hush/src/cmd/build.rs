@@ -5,12 +5,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use hush_oci::archive::Compression;
 use hush_oci::store::Store;
 
 use super::{CliError, CliResult};
 use crate::output::{errln, outln};
+use crate::progress::ProgressMode;
 
 #[derive(Args)]
 pub(crate) struct BuildArgs {
@@ -35,18 +36,17 @@ pub(crate) struct BuildArgs {
     /// `type=local,dest=DIR`, `type=image` (store only, the default).
     #[arg(short = 'o', long = "output")]
     output: Vec<String>,
-    /// `auto` (`tty` on a terminal, else `plain`), `plain`, `tty`, `rawjson` (JSON lines) or
-    /// `quiet`.
-    #[arg(long, default_value = "auto")]
-    progress: String,
+    /// How the build's progress is shown.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
     /// Network for RUN steps: `default` (a private network with outbound access through pasta,
     /// no way to the host's own services), `none` or `host`.
     #[arg(long, default_value = "default", value_parser = parse_network)]
     network: hush_dockerfile::instructions::NetworkMode,
     /// Entitlements: `network.host` lets RUN steps ask for `--network=host`, `security.insecure`
     /// for `--security=insecure` (a privileged RUN); repeatable.
-    #[arg(long = "allow", value_parser = ["network.host", "security.insecure"])]
-    allow: Vec<String>,
+    #[arg(long = "allow", value_enum)]
+    allow: Vec<Entitlement>,
     /// Image label `KEY=VALUE`; repeatable.
     #[arg(long = "label")]
     labels: Vec<String>,
@@ -64,8 +64,8 @@ pub(crate) struct BuildArgs {
     ssh: Vec<String>,
     /// On a secret found in a layer or the config: `error` fails the build (exit code 3), `warn`
     /// reports it, `off` does not look (and says so loudly).
-    #[arg(long, default_value = "error", value_parser = ["error", "warn", "off"])]
-    leak_check: String,
+    #[arg(long, default_value = "error", value_parser = parse_leak_check)]
+    leak_check: hush_solver::LeakCheck,
     /// Secret values (and fields) shorter than this are reported as too short to guard.
     #[arg(long, default_value_t = hush_scan_min_len())]
     leak_min_len: usize,
@@ -158,6 +158,24 @@ fn parse_history_build_args(s: &str) -> Result<hush_solver::HistoryBuildArgs, St
     }
 }
 
+/// `--allow`: buildx's entitlements.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Entitlement {
+    #[value(name = "network.host")]
+    NetworkHost,
+    #[value(name = "security.insecure")]
+    SecurityInsecure,
+}
+
+fn parse_leak_check(s: &str) -> Result<hush_solver::LeakCheck, String> {
+    match s {
+        "error" => Ok(hush_solver::LeakCheck::Error),
+        "warn" => Ok(hush_solver::LeakCheck::Warn),
+        "off" => Ok(hush_solver::LeakCheck::Off),
+        _ => Err(format!("invalid value {s:?} (error, warn or off)")),
+    }
+}
+
 fn parse_lint_mode(s: &str) -> Result<hush_solver::LintMode, String> {
     match s {
         "error" => Ok(hush_solver::LintMode::Error),
@@ -232,12 +250,6 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             )));
         }
     }
-    let progress = a.progress.as_str();
-    if !["auto", "plain", "tty", "rawjson", "quiet"].contains(&progress) {
-        return Err(CliError::Usage(format!(
-            "invalid --progress {progress:?} (auto, plain, tty, rawjson, quiet)"
-        )));
-    }
     let outputs = a
         .output
         .iter()
@@ -275,23 +287,18 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         build_args,
         no_cache: a.no_cache,
         network: a.network,
-        allow_network_host: a.allow.iter().any(|e| e == "network.host"),
-        allow_security_insecure: a.allow.iter().any(|e| e == "security.insecure"),
+        allow_network_host: a.allow.contains(&Entitlement::NetworkHost),
+        allow_security_insecure: a.allow.contains(&Entitlement::SecurityInsecure),
         secrets,
         ssh: hush_sandbox::signals::exit_on_signal(|| {
             hush_secrets::ssh::Agents::load(&a.ssh, std::env::var("SSH_AUTH_SOCK").ok().as_deref())
-        })
-        .map_err(|e| CliError::Usage(e.to_string()))?,
+        })?,
         tags: a.tags.clone(),
         labels,
         source_date_epoch,
         history_build_args: a.history_build_args,
         lint: a.lint,
-        leak_check: match a.leak_check.as_str() {
-            "warn" => hush_solver::LeakCheck::Warn,
-            "off" => hush_solver::LeakCheck::Off,
-            _ => hush_solver::LeakCheck::Error,
-        },
+        leak_check: a.leak_check,
         leak_min_len: a.leak_min_len,
         limits: hush_sandbox::container::Limits {
             pids: a.pids_limit,
@@ -304,7 +311,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         let ignore = hush_solver::read_dockerignore(&opts);
         let findings =
             hush_solver::lint::lint(&opts, &ignore, None).map_err(|e| dockerfile.error(e))?;
-        super::lint::print(&findings, &dockerfile.name, "text")?;
+        super::lint::print(&findings, &dockerfile.name, super::lint::LintFormat::Text)?;
         // buildx's summary line; any finding fails the check, as `buildx build --check` does.
         // Notes (where a `# hush:mount=` goes) are shown, and are not findings.
         let found = findings
@@ -322,7 +329,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             ExitCode::from(1)
         });
     }
-    let reporter = crate::progress::reporter(progress, a.quiet);
+    let reporter = crate::progress::reporter(a.progress, a.quiet);
     let img = hush_solver::build(store, &opts, &*reporter, hush_solver::Backend::sandbox());
     drop(reporter);
     let img = img.map_err(|err| dockerfile.error(err))?;
@@ -347,12 +354,12 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         .collect();
     if a.quiet {
         outln!("{}", img.config_digest)?;
-    } else if progress == "rawjson" {
+    } else if a.progress == ProgressMode::Rawjson {
         errln!(
             "{}",
             serde_json::json!({"event": "image", "id": img.config_digest.to_string(), "names": names})
         );
-    } else if progress != "quiet" {
+    } else if a.progress != ProgressMode::Quiet {
         errln!("writing image {} done", img.config_digest);
         for n in &names {
             errln!("naming to {n} done");

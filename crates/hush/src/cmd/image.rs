@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use hush_oci::archive::Compression;
 use hush_oci::store::{Image, Store};
 
@@ -36,14 +36,21 @@ pub(crate) struct HistoryArgs {
     #[arg(long)]
     no_trunc: bool,
     /// `table` or `json`.
-    #[arg(long, default_value = "table")]
-    format: String,
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
+    format: HistoryFormat,
     /// Mark the steps whose layers (or history entries) hold secrets, as `hush audit` finds them.
     #[arg(long)]
     secrets: bool,
     /// With --secrets: known values to look for too (`id=ID,src=PATH|env=VAR`).
     #[arg(long = "secret", requires = "secrets")]
     secret_specs: Vec<String>,
+}
+
+/// `hush history --format`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HistoryFormat {
+    Table,
+    Json,
 }
 
 #[derive(Args)]
@@ -210,7 +217,7 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
         rows.push((h, size, found));
     }
     rows.reverse();
-    if a.format == "json" {
+    if a.format == HistoryFormat::Json {
         for (i, (h, size, found)) in rows.iter().enumerate() {
             let id = if i == 0 {
                 img.config_digest.to_string()
@@ -379,8 +386,7 @@ pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(),
         .map(|d| store.snapshot_dir(d))
         .collect();
     let r = (|| -> Result<(), CliError> {
-        let ov = hush_sandbox::overlay::Overlay::mount(&tmp, &lowers, &[])
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let ov = hush_sandbox::overlay::Overlay::mount(&tmp, &lowers, &[])?;
         std::fs::create_dir_all(dest).map_err(|e| CliError::Io {
             what: format!("create {}", dest.display()),
             source: e,
@@ -394,7 +400,7 @@ pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(),
                 what: "run cp".into(),
                 source: e,
             })?;
-        ov.finish().map_err(|e| CliError::Usage(e.to_string()))?;
+        ov.finish()?;
         if !status.success() {
             return Err(CliError::Usage(format!(
                 "copying the filesystem to {} failed",

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use hush_dockerfile::lint::{Finding, Severity};
 
 use super::{CliError, CliResult};
@@ -27,8 +27,16 @@ pub(crate) struct LintArgs {
     #[arg(long = "build-arg")]
     build_args: Vec<String>,
     /// `text`, `json` or `sarif` (SARIF 2.1.0, for GitHub code scanning).
-    #[arg(long, default_value = "text", value_parser = ["text", "json", "sarif"])]
-    format: String,
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    format: LintFormat,
+}
+
+/// `hush lint --format`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LintFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 pub(crate) fn run(a: LintArgs) -> CliResult {
@@ -72,7 +80,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
     let ignore = hush_solver::read_dockerignore(&opts);
     let findings =
         hush_solver::lint::lint(&opts, &ignore, None).map_err(|e| dockerfile.error(e))?;
-    print(&findings, &name, &a.format)?;
+    print(&findings, &name, a.format)?;
     Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
         ExitCode::from(1)
     } else {
@@ -81,9 +89,9 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
 }
 
 /// Print findings as `text` (compiler-style, with a count on stderr), `json` or `sarif`.
-pub(crate) fn print(findings: &[Finding], name: &str, format: &str) -> CliResult<()> {
+pub(crate) fn print(findings: &[Finding], name: &str, format: LintFormat) -> CliResult<()> {
     let name = name.to_string();
-    if format == "sarif" {
+    if format == LintFormat::Sarif {
         let results: Vec<super::sarif::SarifResult> = findings
             .iter()
             .map(|f| super::sarif::SarifResult {
@@ -98,7 +106,7 @@ pub(crate) fn print(findings: &[Finding], name: &str, format: &str) -> CliResult
             "{}",
             serde_json::to_string_pretty(&super::sarif::log(&results)).expect("json")
         )?;
-    } else if format == "json" {
+    } else if format == LintFormat::Json {
         let rows: Vec<serde_json::Value> = findings
             .iter()
             .map(|f| {

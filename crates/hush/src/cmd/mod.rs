@@ -71,6 +71,10 @@ pub(crate) enum CliError {
     },
     Store(hush_oci::Error),
     Secrets(hush_secrets::Error),
+    /// `--ssh`: a spec, an agent or a key that cannot be used.
+    Ssh(hush_secrets::ssh::SshError),
+    /// Mounting or unmounting an overlay outside a build (`-o type=local`).
+    Sandbox(hush_sandbox::Error),
     Io {
         what: String,
         source: std::io::Error,
@@ -100,6 +104,8 @@ impl std::fmt::Display for CliError {
             },
             CliError::Store(e) => write!(f, "{e}"),
             CliError::Secrets(e) => write!(f, "{e}"),
+            CliError::Ssh(e) => write!(f, "{e}"),
+            CliError::Sandbox(e) => write!(f, "{e}"),
             CliError::Io { what, .. } => write!(f, "failed to {what}"),
             CliError::Audit(e) => write!(f, "{e}"),
             CliError::StdoutClosed => write!(f, "standard output is closed"),
@@ -116,12 +122,17 @@ impl std::error::Error for CliError {
             },
             CliError::Store(e) => std::error::Error::source(e),
             CliError::Secrets(e) => std::error::Error::source(e),
+            CliError::Ssh(e) => std::error::Error::source(e),
+            CliError::Sandbox(e) => std::error::Error::source(e),
             CliError::Io { source, .. } => Some(source),
             CliError::Audit(e) => std::error::Error::source(&**e),
             CliError::Usage(_) | CliError::StdoutClosed => None,
         }
     }
 }
+
+/// The hint for a mount refused with EPERM.
+const NEEDS_ROOT: &str = "hush needs root to mount overlays and start containers (rootless builds are not supported yet): run it as root or with sudo";
 
 impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
@@ -185,10 +196,15 @@ impl CliError {
                 hush_solver::Error::Sandbox(hush_sandbox::Error::Mount { source: nix_errno, .. })
                     if *nix_errno == hush_sandbox::Errno::EPERM =>
                 {
-                    Some("hush needs root to mount overlays and start containers (rootless builds are not supported yet): run it as root or with sudo".into())
+                    Some(NEEDS_ROOT.into())
                 }
                 _ => None,
             },
+            CliError::Sandbox(hush_sandbox::Error::Mount { source: nix_errno, .. })
+                if *nix_errno == hush_sandbox::Errno::EPERM =>
+            {
+                Some(NEEDS_ROOT.into())
+            }
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
             CliError::Store(hush_oci::Error::ForeignStore { path, user, .. }) => Some(format!(
                 "if the store is yours, `chown -R {user} {}`; otherwise use a directory of your own with --root or HUSH_ROOT",
@@ -227,6 +243,18 @@ impl CliError {
 impl From<hush_oci::Error> for CliError {
     fn from(e: hush_oci::Error) -> Self {
         CliError::Store(e)
+    }
+}
+
+impl From<hush_secrets::ssh::SshError> for CliError {
+    fn from(e: hush_secrets::ssh::SshError) -> Self {
+        CliError::Ssh(e)
+    }
+}
+
+impl From<hush_sandbox::Error> for CliError {
+    fn from(e: hush_sandbox::Error) -> Self {
+        CliError::Sandbox(e)
     }
 }
 

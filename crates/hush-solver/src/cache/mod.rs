@@ -2,8 +2,15 @@
 //!
 //! A key is the sha256 of the parent's key and everything that determines the step's result:
 //! the instruction as expanded, its environment, user and workdir, mount ids and options, and
-//! the digests of what it reads. A secret's value never enters a key (BuildKit's rule): its id
-//! and mount options do.
+//! the digests of what it reads ([`key`] writes them out field by field). A secret's value never
+//! enters a key (BuildKit's rule): its id and mount options do.
+
+mod ctx_inputs;
+mod key;
+#[cfg(test)]
+mod key_tests;
+
+pub(crate) use key::{step_key, KeyInputs, StepKey};
 
 use hush_oci::image::LayerDesc;
 use hush_oci::Digest;
@@ -14,9 +21,11 @@ use sha2::{Digest as _, Sha256};
 pub(crate) struct KeyBuilder(Sha256);
 
 impl KeyBuilder {
+    /// A key on `parent`. The version changes whenever what a key is made of changes, so that no
+    /// record made under other rules is ever hit (v2: keys written field by field, no `Debug`).
     pub(crate) fn new(parent: &Digest) -> Self {
         let mut h = Sha256::new();
-        h.update(b"hush-cache-v1\0");
+        h.update(b"hush-cache-v2\0");
         h.update(parent.to_string().as_bytes());
         KeyBuilder(h)
     }

@@ -1,0 +1,57 @@
+//! The build answers what a cache key needs ([`KeyInputs`]) from its context, its store and the
+//! stages it built.
+
+use hush_dockerfile::instructions::NetworkMode;
+use hush_dockerfile::Location;
+use hush_oci::Digest;
+use hush_secrets::{Secret, Secrets};
+
+use super::KeyInputs;
+use crate::stage::Ctx;
+use crate::{Error, Result};
+
+impl KeyInputs for Ctx<'_> {
+    fn source_date_epoch(&self) -> Option<i64> {
+        self.opts.source_date_epoch
+    }
+
+    fn build_network(&self) -> NetworkMode {
+        self.opts.network
+    }
+
+    fn secrets(&self) -> &Secrets {
+        &self.opts.secrets
+    }
+
+    fn context_digest(
+        &self,
+        sources: &[String],
+        dockerignore: bool,
+        location: Location,
+    ) -> Result<String> {
+        let ignore = dockerignore.then_some(&self.ignore);
+        self.digests
+            .get(&self.opts.context, sources, ignore, location)
+    }
+
+    fn stage_key(&self, index: usize, location: Location) -> Result<Digest> {
+        self.stages
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(index)
+            .and_then(|b| b.as_ref().map(|b| b.key.clone()))
+            .ok_or_else(|| Error::step(format!("stage {index} was not built"), location))
+    }
+
+    fn image_key(&self, name: &str, location: Location) -> Result<Digest> {
+        // The plan found every image already; this one was removed since.
+        self.store
+            .resolve(name)
+            .map(|img| img.config_digest)
+            .map_err(|_| Error::missing_image(name, location, &[]))
+    }
+
+    fn secret_fingerprint(&self, id: &str, secret: &Secret) -> Result<String> {
+        super::secret_fingerprint(self.store, id, secret)
+    }
+}
