@@ -9,6 +9,8 @@
 #![deny(missing_docs)]
 
 mod backend;
+#[cfg(test)]
+mod build_tests;
 mod cache;
 mod copy;
 mod error;

@@ -147,6 +147,19 @@ impl SecretDir {
         })
     }
 
+    /// A 0700 directory without a tmpfs, for where none can be mounted (the solver's test
+    /// double of the executor; a build without `CAP_SYS_ADMIN`): its files are on the disk until
+    /// it is dropped, then overwritten with zeros and removed.
+    pub fn unmounted(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).ctx("create", dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).ctx("chmod", dir)?;
+        Ok(SecretDir {
+            dir: dir.to_path_buf(),
+            mounted: false,
+            count: 0,
+        })
+    }
+
     /// Write one secret file; returns its host path.
     pub fn add(
         &mut self,
@@ -181,6 +194,16 @@ impl Drop for SecretDir {
         if self.mounted {
             let _ = umount2(&self.dir, MntFlags::MNT_DETACH);
             self.mounted = false;
+        } else {
+            for n in 1..=self.count {
+                let p = self.dir.join(format!("s{n}"));
+                if let Ok(m) = fs::symlink_metadata(&p) {
+                    if m.is_file() {
+                        let _ = fs::write(&p, vec![0u8; m.len() as usize]);
+                    }
+                }
+                let _ = fs::remove_file(&p);
+            }
         }
         let _ = fs::remove_dir(&self.dir);
     }
