@@ -50,7 +50,7 @@ pub struct Reference {
 #[non_exhaustive]
 pub enum ReferenceError {
     /// Nothing was given.
-    #[error("invalid reference format: an image reference cannot be empty")]
+    #[error("invalid reference \"\": an image reference cannot be empty")]
     Empty,
     /// The repository path has an uppercase letter.
     #[error("invalid reference {input:?}: repository name {path:?} must be lowercase")]
@@ -61,7 +61,9 @@ pub enum ReferenceError {
         path: String,
     },
     /// 64 hex digits: an image id, which cannot be a name.
-    #[error("invalid repository name {input:?}: 64 hexadecimal digits are an image id, not a name")]
+    #[error(
+        "invalid repository name {input:?}: 64 hexadecimal digits are an image id, not a name"
+    )]
     Identifier {
         /// The reference as given.
         input: String,
@@ -75,7 +77,7 @@ pub enum ReferenceError {
         len: usize,
     },
     /// A part does not follow the grammar.
-    #[error("invalid reference format {input:?}: {problem}")]
+    #[error("invalid reference {input:?}: {problem}")]
     Format {
         /// The reference as given.
         input: String,

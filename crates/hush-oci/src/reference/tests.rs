@@ -98,7 +98,9 @@ fn a_tag_to_give_has_a_tag_and_no_digest() {
         "docker.io/library/demo:latest"
     );
     assert_eq!(
-        Reference::parse_tag("localhost:5000/a/b").unwrap().to_string(),
+        Reference::parse_tag("localhost:5000/a/b")
+            .unwrap()
+            .to_string(),
         "localhost:5000/a/b:latest"
     );
     let digest = "demo@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";

@@ -339,13 +339,9 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         match o {
             Output::Image => {}
             Output::Docker(dest) => super::image::write_archive(store, &img, &tags, &dest)?,
-            Output::Oci(dest, comp) => super::image::write_oci(
-                store,
-                &img,
-                tags.first().map(String::as_str),
-                &dest,
-                comp,
-            )?,
+            Output::Oci(dest, comp) => {
+                super::image::write_oci(store, &img, tags.first().map(String::as_str), &dest, comp)?
+            }
             Output::Local(dest) => super::image::write_local(store, &img, &dest)?,
         }
     }

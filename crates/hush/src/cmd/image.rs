@@ -386,7 +386,11 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> CliResult {
     // Saved by name, the archive names it (as `docker save` does); by id or digest, it does not.
     let named = hush_oci::store::normalize_name(&a.image).ok();
     let tags: Vec<String> = named
-        .filter(|n| store.list().is_ok_and(|l| l.get(n) == Some(&img.manifest_digest)))
+        .filter(|n| {
+            store
+                .list()
+                .is_ok_and(|l| l.get(n) == Some(&img.manifest_digest))
+        })
         .into_iter()
         .collect();
     write_archive(store, &img, &tags, &a.output)?;

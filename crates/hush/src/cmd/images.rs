@@ -134,7 +134,10 @@ fn created_at(created: Option<&str>) -> String {
     match created.and_then(hush_oci::image::parse_rfc3339) {
         Some(t) => {
             let s = hush_oci::image::rfc3339(t);
-            format!("{} +0000 UTC", s.trim_end_matches('Z').replacen('T', " ", 1))
+            format!(
+                "{} +0000 UTC",
+                s.trim_end_matches('Z').replacen('T', " ", 1)
+            )
         }
         None => "N/A".into(),
     }

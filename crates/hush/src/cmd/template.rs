@@ -74,8 +74,8 @@ impl Template {
                 [f] if f.starts_with('.') && f.len() > 1 => Part::Field(field(&f[1..])?),
                 _ => {
                     return Err(bad(format!(
-                        "{{{{{action}}}}} is not {{{{.Field}}}}, {{{{json .Field}}}} or {{{{json .}}}}"
-                    )))
+                    "{{{{{action}}}}} is not {{{{.Field}}}}, {{{{json .Field}}}} or {{{{json .}}}}"
+                )))
                 }
             });
             rest = &rest[open + close + 2..];

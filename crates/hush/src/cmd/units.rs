@@ -134,7 +134,11 @@ mod tests {
         ] {
             assert_eq!(human_size(b), want, "{b}");
         }
-        for (b, want) in [(77_860_000, "77.86MB"), (999_999, "1000kB"), (1_234, "1.234kB")] {
+        for (b, want) in [
+            (77_860_000, "77.86MB"),
+            (999_999, "1000kB"),
+            (1_234, "1.234kB"),
+        ] {
             assert_eq!(human_size_precision(b, 4), want, "{b}");
         }
     }

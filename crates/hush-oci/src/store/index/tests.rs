@@ -29,7 +29,11 @@ fn every_spelling_of_a_name_finds_the_image() {
         assert_eq!(s.resolve(n).unwrap().config_digest, py.config_digest, "{n}");
     }
     for n in ["localhost:5000/team/app", "localhost:5000/team/app:latest"] {
-        assert_eq!(s.resolve(n).unwrap().config_digest, reg.config_digest, "{n}");
+        assert_eq!(
+            s.resolve(n).unwrap().config_digest,
+            reg.config_digest,
+            "{n}"
+        );
     }
     assert_eq!(
         s.list().unwrap().keys().collect::<Vec<_>>(),
@@ -40,10 +44,7 @@ fn every_spelling_of_a_name_finds_the_image() {
     );
     // Other tags and repositories are other images.
     for n in ["python", "python:3.12", "other/python:3.12-slim"] {
-        assert!(
-            matches!(s.resolve(n), Err(Error::ImageNotFound(_))),
-            "{n}"
-        );
+        assert!(matches!(s.resolve(n), Err(Error::ImageNotFound(_))), "{n}");
     }
 }
 
@@ -58,14 +59,22 @@ fn a_digest_reference_finds_the_image_with_that_manifest() {
         format!("docker.io/library/app:2@{d}"),
         format!("localhost:5000/mirror/app@{d}"),
     ] {
-        assert_eq!(s.resolve(&n).unwrap().config_digest, img.config_digest, "{n}");
+        assert_eq!(
+            s.resolve(&n).unwrap().config_digest,
+            img.config_digest,
+            "{n}"
+        );
     }
     let absent = format!("app@sha256:{}", "f".repeat(64));
     assert!(matches!(s.resolve(&absent), Err(Error::ImageNotFound(_))));
     // Ids and id prefixes as before, the config's or the manifest's.
     let id = other.config_digest.to_string();
     for n in [&id, &id[7..], &id[7..19], &other.manifest_digest.hex()[..8]] {
-        assert_eq!(s.resolve(n).unwrap().config_digest, other.config_digest, "{n}");
+        assert_eq!(
+            s.resolve(n).unwrap().config_digest,
+            other.config_digest,
+            "{n}"
+        );
     }
 }
 
@@ -90,7 +99,10 @@ fn tag_names_an_image_and_moves_a_name() {
     let (_t, s) = store();
     let a = image(&s, "2024-01-01T00:00:00Z", &["a"]);
     let untagged = image(&s, "2024-01-02T00:00:00Z", &[]);
-    assert_eq!(s.dangling().unwrap(), [untagged.manifest_digest.clone()]);
+    assert_eq!(
+        s.dangling().unwrap(),
+        std::slice::from_ref(&untagged.manifest_digest)
+    );
     s.tag(&untagged.config_digest.hex()[..12], "localhost:5000/b")
         .unwrap();
     assert!(s.dangling().unwrap().is_empty(), "tagged, no longer <none>");
@@ -100,12 +112,17 @@ fn tag_names_an_image_and_moves_a_name() {
     );
     // The name `a` moves to the other image.
     s.tag("localhost:5000/b", "docker.io/library/a").unwrap();
-    assert_eq!(s.resolve("a").unwrap().config_digest, untagged.config_digest);
+    assert_eq!(
+        s.resolve("a").unwrap().config_digest,
+        untagged.config_digest
+    );
     assert_ne!(a.config_digest, untagged.config_digest);
     let digest = format!("x@{}", a.manifest_digest);
     assert!(matches!(
         s.tag("a", &digest),
-        Err(Error::Reference(crate::reference::ReferenceError::DigestTag { .. }))
+        Err(Error::Reference(
+            crate::reference::ReferenceError::DigestTag { .. }
+        ))
     ));
     assert!(matches!(s.tag("nope", "x"), Err(Error::ImageNotFound(_))));
     // rmi by any spelling, and the key removed is the canonical one.
@@ -137,7 +154,11 @@ fn a_store_of_an_older_hush_is_read_with_canonical_names() {
         ("localhost:5000/a/b", &old),
         ("MyApp:latest", &odd),
     ] {
-        assert_eq!(s.resolve(n).unwrap().config_digest, img.config_digest, "{n}");
+        assert_eq!(
+            s.resolve(n).unwrap().config_digest,
+            img.config_digest,
+            "{n}"
+        );
     }
     assert_eq!(
         s.list().unwrap().keys().collect::<Vec<_>>(),
