@@ -314,6 +314,7 @@ fn invalid_names_are_usage_errors_that_say_why() {
             vec!["tag", "busybox:local", name],
             vec!["tag", name, "ok"],
             vec!["audit", name],
+            vec!["import", "no-such.tar", name],
         ] {
             let o = hush(dir, &args);
             let err = String::from_utf8_lossy(&o.stderr);

@@ -78,6 +78,8 @@ pub(crate) struct PruneArgs {
 }
 
 pub(crate) fn import(store: &Store, a: ImportArgs) -> CliResult {
+    // A bad name is refused before the tarball is read.
+    Reference::parse_tag(&a.name).map_err(CliError::Reference)?;
     let img = hush_oci::archive::import_rootfs(store, &a.tarball, &a.name, now(), UNPACK_LIMIT)?;
     outln!("{}", img.config_digest)?;
     Ok(ExitCode::SUCCESS)
