@@ -386,13 +386,10 @@ pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(),
 pub(crate) fn save(store: &Store, a: SaveArgs) -> CliResult {
     let img = store.resolve(&a.image)?;
     // Saved by name, the archive names it (as `docker save` does); by id or digest, it does not.
-    let named = hush_oci::store::normalize_name(&a.image).ok();
-    let tags: Vec<String> = named
-        .filter(|n| {
-            store
-                .list()
-                .is_ok_and(|l| l.get(n) == Some(&img.manifest_digest))
-        })
+    let names = store.list()?;
+    let tags: Vec<String> = hush_oci::store::normalize_name(&a.image)
+        .ok()
+        .filter(|n| names.get(n) == Some(&img.manifest_digest))
         .into_iter()
         .collect();
     write_archive(store, &img, &tags, &a.output)?;
