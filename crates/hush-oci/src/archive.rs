@@ -145,8 +145,11 @@ pub fn write_docker_archive(
     Ok(())
 }
 
+/// A tag as `docker save` writes it: familiar (`busybox:latest`, `localhost:5000/app:1`).
 fn docker_tag(t: &str) -> String {
-    crate::store::normalize_name(t).unwrap_or_else(|_| t.to_string())
+    crate::reference::Reference::parse(t)
+        .map(|r| r.with_default_tag().familiar())
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn append_bytes<W: Write>(

@@ -43,8 +43,8 @@ pub enum Error {
     #[error("image {0:?} not found")]
     ImageNotFound(String),
     /// An image name that is not a valid reference.
-    #[error("invalid image name {0:?}")]
-    InvalidName(String),
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
     /// A tar entry that would land outside its root.
     #[error("unsafe path {path:?} in layer: {reason}")]
     UnsafePath {

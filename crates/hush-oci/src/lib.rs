@@ -16,6 +16,7 @@ pub mod digest;
 mod error;
 pub mod image;
 pub mod layer;
+pub mod reference;
 pub mod store;
 pub mod tarindex;
 

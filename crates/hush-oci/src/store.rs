@@ -344,12 +344,21 @@ mod tests {
 
     #[test]
     fn names_normalize() {
-        assert_eq!(normalize_name("demo").unwrap(), "demo:latest");
+        assert_eq!(
+            normalize_name("demo").unwrap(),
+            "docker.io/library/demo:latest"
+        );
         assert_eq!(
             normalize_name("localhost:5000/a/b").unwrap(),
             "localhost:5000/a/b:latest"
         );
-        assert_eq!(normalize_name("busybox:local").unwrap(), "busybox:local");
-        assert!(normalize_name("bad name").is_err());
+        assert_eq!(
+            normalize_name("busybox:local").unwrap(),
+            "docker.io/library/busybox:local"
+        );
+        assert!(matches!(
+            normalize_name("bad name"),
+            Err(Error::Reference(_))
+        ));
     }
 }

@@ -80,6 +80,16 @@ pub enum Error {
         /// The stage whose name is nearest, when one is close (a typo of it).
         nearest_stage: Option<String>,
     },
+    /// A `FROM`, `COPY --from` or `--mount from=` that names neither a stage nor a valid image
+    /// reference.
+    #[error("{source}")]
+    InvalidImageName {
+        /// Why it is not one.
+        #[source]
+        source: hush_oci::reference::ReferenceError,
+        /// Where.
+        location: Location,
+    },
     /// A filesystem problem.
     #[error("failed to {action} {path}")]
     Io {
@@ -125,7 +135,8 @@ impl Error {
             Error::Dockerfile(e) => Some(e.location),
             Error::Step { location, .. }
             | Error::RunFailed { location, .. }
-            | Error::MissingImage { location, .. } => Some(*location),
+            | Error::MissingImage { location, .. }
+            | Error::InvalidImageName { location, .. } => Some(*location),
             Error::Leak(l) => Some(l.location),
             Error::CacheLeak { location, .. } => Some(*location),
             Error::Masked { location, .. } => *location,

@@ -39,6 +39,21 @@ impl Images for hush_oci::store::Store {
     }
 }
 
+/// The error for an image `name` that `images` lacks, read at `location`: not a valid reference
+/// (`FROM MyApp`: said as docker says it), or not there (with the stage meant, for a typo of a
+/// stage's name among `stages`).
+fn missing(name: &str, location: Location, stages: &[Option<String>]) -> Error {
+    let is_id = name.len() >= 12
+        && name
+            .trim_start_matches("sha256:")
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit());
+    match hush_oci::reference::Reference::parse(name) {
+        Err(source) if !is_id => Error::InvalidImageName { source, location },
+        _ => Error::missing_image(name, location, stages),
+    }
+}
+
 /// What a stage starts from.
 #[derive(Clone)]
 pub(crate) enum Base {
@@ -174,7 +189,7 @@ impl Planner<'_> {
             let built = self
                 .images
                 .image(&base_ref)?
-                .ok_or_else(|| Error::missing_image(&base_ref, stage.location, &names[..i]))?;
+                .ok_or_else(|| missing(&base_ref, stage.location, &names[..i]))?;
             let own = platform::of_image(&built.config);
             platform::check_image(stage, &base_ref, &own, self.asked[i].as_ref())?;
             let state = state_of(&built.config);
@@ -220,7 +235,7 @@ impl Planner<'_> {
         let built = self
             .images
             .image(name)?
-            .ok_or_else(|| Error::missing_image(name, location, &self.input.stage_names[..i]))?;
+            .ok_or_else(|| missing(name, location, &self.input.stage_names[..i]))?;
         self.plan.images.insert(name.to_string(), built);
         Ok(())
     }
@@ -404,6 +419,24 @@ mod tests {
             plan_of("FROM nothere\n", &[]),
             Err(Error::MissingImage { .. })
         ));
+    }
+
+    #[test]
+    fn a_name_that_is_no_reference_is_said_so_at_its_line() {
+        for (text, line) in [
+            ("FROM MyApp:Latest\n", 1),
+            ("FROM img\nCOPY --from=foo:bar:baz /a /a\n", 2),
+            ("FROM img\nRUN --mount=from=Bad/Name,target=/m true\n", 2),
+        ] {
+            match plan_of(text, &[]) {
+                Err(Error::InvalidImageName { location, source }) => {
+                    assert_eq!(location.start_line, line, "{text}");
+                    assert!(source.to_string().contains("invalid reference"), "{source}");
+                }
+                Err(other) => panic!("{text}: {other}"),
+                Ok(_) => panic!("{text}: planned"),
+            }
+        }
     }
 
     #[test]

@@ -835,7 +835,7 @@ fn an_untagged_build_is_an_image_by_its_id_until_tagged_or_pruned() {
     assert!(
         images
             .lines()
-            .any(|l| l.starts_with("<none>:<none>") && l.contains(short)),
+            .any(|l| l.split_whitespace().take(3).eq(["<none>", "<none>", short])),
         "{images}"
     );
     for target in [id.as_str(), short] {

@@ -9,6 +9,7 @@ use oci_spec::image::ImageManifest;
 
 use super::Store;
 use crate::image::{desc_digest, parse_manifest, ImageConfig, LayerDesc};
+use crate::reference::Reference;
 use crate::{Digest, Error, Result};
 
 /// An image in the store.
@@ -54,22 +55,46 @@ impl IndexLock {
     }
 }
 
-/// Normalize a user-given name: a missing tag is `latest`.
+/// The index key of an image name: its canonical reference, with the tag `latest` if it has
+/// neither tag nor digest (`ubuntu` → `docker.io/library/ubuntu:latest`, see
+/// [`crate::reference`]).
 pub fn normalize_name(name: &str) -> Result<String> {
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
-        && !name.starts_with(['.', '-', '/', ':']);
-    if !valid {
-        return Err(Error::InvalidName(name.into()));
+    Ok(Reference::parse(name)?.with_default_tag().to_string())
+}
+
+/// An index key as read from `images.json`: a name written by an older hush, which stored
+/// names as given (`busybox:local`, `demo:latest`), is read as its canonical form, so that
+/// every spelling finds it; the next write of the index stores that form. A name that is no
+/// valid reference (older hush took `MyApp`) is kept as written, found by that spelling only.
+fn read_key(key: String) -> String {
+    if is_untagged_id(&key) {
+        return key;
     }
-    let last = name.rsplit('/').next().unwrap_or(name);
-    Ok(if last.contains(':') || last.contains('@') {
-        name.to_string()
-    } else {
-        format!("{name}:latest")
-    })
+    normalize_name(&key).unwrap_or(key)
+}
+
+/// The index key `name` finds: itself (an untagged image's `sha256:<id>`, or a name kept as an
+/// older hush wrote it), or its canonical form.
+fn find_key(idx: &BTreeMap<String, Digest>, name: &str) -> Option<String> {
+    if idx.contains_key(name) {
+        return Some(name.into());
+    }
+    normalize_name(name).ok().filter(|k| idx.contains_key(k))
+}
+
+/// An image id, or a prefix of at least 4 hex digits of one (`sha256:` optional).
+fn id_prefix(name: &str) -> Option<&str> {
+    let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+    (prefix.len() >= 4 && prefix.chars().all(|c| c.is_ascii_hexdigit())).then_some(prefix)
+}
+
+/// What a name that finds nothing is: not a reference at all (an error that says why), or an
+/// image the store does not have.
+fn not_found(name: &str) -> Error {
+    match Reference::parse(name) {
+        Err(e) if id_prefix(name).is_none() => e.into(),
+        _ => Error::ImageNotFound(name.into()),
+    }
 }
 
 impl Store {
@@ -125,16 +150,25 @@ impl Store {
         })
     }
 
-    /// Find an image by name (`busybox:local`, `demo` = `demo:latest`) or id prefix (`sha256:ab12…`, `ab12…`).
+    /// Find an image by any spelling of its name (`python:3.12-slim`,
+    /// `library/python:3.12-slim`, `docker.io/library/python:3.12-slim`; `demo` is
+    /// `demo:latest`), by `NAME@sha256:…` (the image whose manifest has that digest: the name and
+    /// tag are not looked at, as docker ignores a tag beside a digest), or by id or an id prefix
+    /// of at least 4 hex digits (`sha256:ab12…`, `ab12…`; a manifest digest prefix too). Names
+    /// first, then ids, as docker's image lookup does. An invalid reference is
+    /// [`Error::Reference`], saying why.
     pub fn resolve(&self, name: &str) -> Result<Image> {
         let idx = self.read_index()?;
-        if let Ok(n) = normalize_name(name) {
-            if let Some(d) = idx.get(&n) {
-                return self.image_by_manifest(d);
-            }
+        if let Some(k) = find_key(&idx, name) {
+            return self.image_by_manifest(&idx[&k]);
         }
-        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
-        if prefix.len() >= 4 && prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        let pinned = Reference::parse(name)
+            .ok()
+            .and_then(|r| r.digest()?.parse::<Digest>().ok());
+        if let Some(d) = pinned.and_then(|p| idx.values().find(|d| **d == p)) {
+            return self.image_by_manifest(d);
+        }
+        if let Some(prefix) = id_prefix(name) {
             for d in idx.values().collect::<BTreeSet<_>>() {
                 let img = self.image_by_manifest(d)?;
                 if img.config_digest.hex().starts_with(prefix) || d.hex().starts_with(prefix) {
@@ -142,7 +176,21 @@ impl Store {
                 }
             }
         }
-        Err(Error::ImageNotFound(name.into()))
+        Err(not_found(name))
+    }
+
+    /// Name the image `src` finds (as [`Store::resolve`] finds it) `dst`, as `docker tag` does:
+    /// `dst` is a name to give ([`Reference::parse_tag`]: no digest, `latest` if untagged); an
+    /// image that had that name loses it. Returns the image.
+    pub fn tag(&self, src: &str, dst: &str) -> Result<Image> {
+        let key = Reference::parse_tag(dst)?.to_string();
+        let _lock = IndexLock::take(&self.root)?;
+        let img = self.resolve(src)?;
+        let mut idx = self.read_index()?;
+        idx.remove(&img.config_digest.to_string());
+        idx.insert(key, img.manifest_digest.clone());
+        self.write_index(&idx)?;
+        Ok(img)
     }
 
     /// All names with their manifest digests.
@@ -162,24 +210,28 @@ impl Store {
             .collect())
     }
 
-    /// Remove a name, or an untagged image by id (or an unambiguous id prefix of at least 4
-    /// hex digits). Returns the index key removed: the normalised name or `sha256:<id>`.
+    /// Remove a name (any spelling, as [`Store::resolve`] takes it), or an untagged image by id
+    /// (or an unambiguous id prefix of at least 4 hex digits). Returns the index key removed:
+    /// the canonical name or `sha256:<id>`; none if nothing has that name. An invalid reference
+    /// is [`Error::Reference`].
     pub fn untag(&self, name: &str) -> Result<Option<String>> {
         let _lock = IndexLock::take(&self.root)?;
         let mut idx = self.read_index()?;
-        let key = match normalize_name(name) {
-            Ok(n) if idx.contains_key(&n) => Some(n),
-            _ => {
-                let prefix = format!("sha256:{}", name.strip_prefix("sha256:").unwrap_or(name));
-                let mut ids = idx
-                    .keys()
-                    .filter(|k| is_untagged_id(k) && k.starts_with(&prefix));
-                match (ids.next(), ids.next()) {
-                    (Some(k), None) if prefix.len() >= 11 => Some(k.clone()),
-                    _ => None,
-                }
+        let key = find_key(&idx, name).or_else(|| {
+            let prefix = format!("sha256:{}", id_prefix(name)?);
+            let mut ids = idx
+                .keys()
+                .filter(|k| is_untagged_id(k) && k.starts_with(&prefix));
+            match (ids.next(), ids.next()) {
+                (Some(k), None) => Some(k.clone()),
+                _ => None,
             }
-        };
+        });
+        if key.is_none() {
+            if let Error::Reference(e) = not_found(name) {
+                return Err(e.into());
+            }
+        }
         if let Some(k) = &key {
             idx.remove(k);
             self.write_index(&idx)?;
@@ -191,10 +243,12 @@ impl Store {
     pub(super) fn read_index(&self) -> Result<BTreeMap<String, Digest>> {
         let p = self.root.join("images.json");
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| Error::Json {
-                what: p.display().to_string(),
-                source,
-            }),
+            Ok(b) => serde_json::from_slice::<BTreeMap<String, Digest>>(&b)
+                .map(|idx| idx.into_iter().map(|(k, d)| (read_key(k), d)).collect())
+                .map_err(|source| Error::Json {
+                    what: p.display().to_string(),
+                    source,
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(Error::Io {
                 action: "read",
@@ -216,3 +270,6 @@ impl Store {
 pub fn is_untagged_id(k: &str) -> bool {
     k.starts_with("sha256:")
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use hush_oci::archive::Compression;
+use hush_oci::reference::Reference;
 use hush_oci::store::Store;
 
 use super::{CliError, CliResult};
@@ -238,6 +239,14 @@ fn parse_output(s: &str) -> Result<Output, CliError> {
 }
 
 pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
+    // Each -t parsed as docker's reference grammar, canonical (`docker.io/library/app:latest`):
+    // a bad one is a usage error before anything runs, as buildx refuses it.
+    let tags = a
+        .tags
+        .iter()
+        .map(|t| Reference::parse_tag(t).map(|r| r.to_string()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError::Reference)?;
     // Before any thread starts: the overlays and tmpfs mounts of this build live in a mount
     // namespace of its own, which the kernel tears down when the build's last process ends.
     hush_sandbox::isolate_mounts();
@@ -293,7 +302,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         ssh: hush_sandbox::signals::exit_on_signal(|| {
             hush_secrets::ssh::Agents::load(&a.ssh, std::env::var("SSH_AUTH_SOCK").ok().as_deref())
         })?,
-        tags: a.tags.clone(),
+        tags: tags.clone(),
         labels,
         source_date_epoch,
         history_build_args: a.history_build_args,
@@ -336,32 +345,23 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     for o in outputs {
         match o {
             Output::Image => {}
-            Output::Docker(dest) => super::image::write_archive(store, &img, &a.tags, &dest)?,
-            Output::Oci(dest, comp) => super::image::write_oci(
-                store,
-                &img,
-                a.tags.first().map(String::as_str),
-                &dest,
-                comp,
-            )?,
+            Output::Docker(dest) => super::image::write_archive(store, &img, &tags, &dest)?,
+            Output::Oci(dest, comp) => {
+                super::image::write_oci(store, &img, tags.first().map(String::as_str), &dest, comp)?
+            }
             Output::Local(dest) => super::image::write_local(store, &img, &dest)?,
         }
     }
-    let names: Vec<String> = a
-        .tags
-        .iter()
-        .map(|t| hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone()))
-        .collect();
     if a.quiet {
         outln!("{}", img.config_digest)?;
     } else if a.progress == ProgressMode::Rawjson {
         errln!(
             "{}",
-            serde_json::json!({"event": "image", "id": img.config_digest.to_string(), "names": names})
+            serde_json::json!({"event": "image", "id": img.config_digest.to_string(), "names": tags})
         );
     } else if a.progress != ProgressMode::Quiet {
         errln!("writing image {} done", img.config_digest);
-        for n in &names {
+        for n in &tags {
             errln!("naming to {n} done");
         }
     }

@@ -1,10 +1,11 @@
-//! Image subcommands: import, images, inspect, history, save, load, rmi, prune; and outputs.
+//! Image subcommands: import, inspect, history, save, load, rmi, prune; and outputs.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use hush_oci::archive::Compression;
+use hush_oci::reference::Reference;
 use hush_oci::store::{Image, Store};
 
 use super::units::{ago, human_size, now};
@@ -84,19 +85,21 @@ pub(crate) struct PruneArgs {
 }
 
 pub(crate) fn import(store: &Store, a: ImportArgs) -> CliResult {
+    // A bad name is refused before the tarball is read.
+    Reference::parse_tag(&a.name).map_err(CliError::Reference)?;
     let img = hush_oci::archive::import_rootfs(store, &a.tarball, &a.name, now(), UNPACK_LIMIT)?;
     outln!("{}", img.config_digest)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Layer content sizes (see [`Store::layer_content_size`]), each layer walked once per command.
-struct Sizes<'s> {
+pub(crate) struct Sizes<'s> {
     store: &'s Store,
     known: std::collections::HashMap<hush_oci::Digest, u64>,
 }
 
 impl<'s> Sizes<'s> {
-    fn new(store: &'s Store) -> Self {
+    pub(crate) fn new(store: &'s Store) -> Self {
         Sizes {
             store,
             known: Default::default(),
@@ -113,7 +116,7 @@ impl<'s> Sizes<'s> {
     }
 
     /// An image's size as docker gives it: what its layers hold.
-    fn image(&mut self, img: &Image) -> CliResult<u64> {
+    pub(crate) fn image(&mut self, img: &Image) -> CliResult<u64> {
         img.config
             .rootfs
             .diff_ids
@@ -123,44 +126,17 @@ impl<'s> Sizes<'s> {
     }
 }
 
-pub(crate) fn images(store: &Store) -> CliResult {
-    outln!(
-        "{:<40} {:<15} {:<22} {:>10}",
-        "REPOSITORY:TAG",
-        "IMAGE ID",
-        "CREATED",
-        "SIZE"
-    )?;
-    let mut sizes = Sizes::new(store);
-    let named = store.list()?.into_iter();
-    let untagged = store
-        .dangling()?
-        .into_iter()
-        .map(|d| ("<none>:<none>".into(), d));
-    for (name, d) in named.chain(untagged) {
-        let img = store.image_by_manifest(&d)?;
-        outln!(
-            // 22: "Less than a second ago", the longest age.
-            "{:<40} {:<15} {:<22} {:>10}",
-            name,
-            img.config_digest.short(),
-            ago(img.config.created.as_deref()),
-            human_size(sizes.image(&img)?)
-        )?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
     let names = store.list()?;
     let mut sizes = Sizes::new(store);
     let mut out = Vec::new();
     for n in &a.images {
         let img = store.resolve(n)?;
-        let tags: Vec<&String> = names
+        // Familiar, as docker shows them: `ubuntu:22.04`.
+        let tags: Vec<String> = names
             .iter()
             .filter(|(_, d)| **d == img.manifest_digest)
-            .map(|(k, _)| k)
+            .map(|(k, _)| familiar(k))
             .collect();
         out.push(serde_json::json!({
             "Id": img.config_digest.to_string(),
@@ -415,11 +391,13 @@ pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(),
 
 pub(crate) fn save(store: &Store, a: SaveArgs) -> CliResult {
     let img = store.resolve(&a.image)?;
-    let tags = if a.image.starts_with("sha256:") {
-        Vec::new()
-    } else {
-        vec![a.image.clone()]
-    };
+    // Saved by name, the archive names it (as `docker save` does); by id or digest, it does not.
+    let names = store.list()?;
+    let tags: Vec<String> = hush_oci::store::normalize_name(&a.image)
+        .ok()
+        .filter(|n| names.get(n) == Some(&img.manifest_digest))
+        .into_iter()
+        .collect();
     write_archive(store, &img, &tags, &a.output)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -430,10 +408,16 @@ pub(crate) fn load(store: &Store, a: LoadArgs) -> CliResult {
             outln!("Loaded image ID: {}", img.config_digest)?;
         }
         for t in tags {
-            outln!("Loaded image: {t}")?;
+            outln!("Loaded image: {}", familiar(&t))?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An index key as docker shows a name: `ubuntu:22.04` for `docker.io/library/ubuntu:22.04`
+/// (a key that is no reference, kept from an older hush, as it is).
+fn familiar(key: &str) -> String {
+    Reference::parse(key).map_or_else(|_| key.to_string(), |r| r.familiar())
 }
 
 pub(crate) fn rmi(store: &Store, a: RmiArgs) -> CliResult {
@@ -443,7 +427,7 @@ pub(crate) fn rmi(store: &Store, a: RmiArgs) -> CliResult {
             if hush_oci::store::is_untagged_id(&key) {
                 outln!("Deleted: {key}")?;
             } else {
-                outln!("Untagged: {key}")?;
+                outln!("Untagged: {}", familiar(&key))?;
             }
         } else {
             errln!("error: No such image: {n}");

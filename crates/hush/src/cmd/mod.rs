@@ -4,8 +4,11 @@ mod audit;
 mod build;
 mod features;
 mod image;
+mod images;
 mod lint;
 mod sarif;
+mod tag;
+mod template;
 mod units;
 
 use std::path::PathBuf;
@@ -43,7 +46,9 @@ enum Command {
     /// Import a rootfs tarball as a one-layer image (offline base images).
     Import(image::ImportArgs),
     /// List images.
-    Images,
+    Images(images::ImagesArgs),
+    /// Give an image another name.
+    Tag(tag::TagArgs),
     /// Show an image's configuration as `docker image inspect` does.
     Inspect(image::NameArgs),
     /// Show an image's history as `docker history` does.
@@ -64,6 +69,8 @@ enum Command {
 #[derive(Debug)]
 pub(crate) enum CliError {
     Usage(String),
+    /// An image reference given on the command line that does not parse (a usage error).
+    Reference(hush_oci::reference::ReferenceError),
     Build {
         err: Box<hush_solver::Error>,
         file: String,
@@ -89,6 +96,7 @@ impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CliError::Usage(m) => write!(f, "{m}"),
+            CliError::Reference(e) => write!(f, "{e}"),
             CliError::Build { err, .. } => match &**err {
                 hush_solver::Error::Dockerfile(e) if e.location.start_line == 0 => {
                     write!(f, "dockerfile parse error: {e}")
@@ -126,7 +134,7 @@ impl std::error::Error for CliError {
             CliError::Sandbox(e) => std::error::Error::source(e),
             CliError::Io { source, .. } => Some(source),
             CliError::Audit(e) => std::error::Error::source(&**e),
-            CliError::Usage(_) | CliError::StdoutClosed => None,
+            CliError::Usage(_) | CliError::Reference(_) | CliError::StdoutClosed => None,
         }
     }
 }
@@ -137,7 +145,7 @@ const NEEDS_ROOT: &str = "hush needs root to mount overlays and start containers
 impl CliError {
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::Audit(_) => 2,
+            CliError::Usage(_) | CliError::Reference(_) | CliError::Audit(_) => 2,
             CliError::StdoutClosed => crate::output::EXIT_STDOUT_CLOSED,
             CliError::Build { err, .. } if matches!(**err, hush_solver::Error::Interrupted) => 130,
             CliError::Build { err, .. }
@@ -205,6 +213,9 @@ impl CliError {
             {
                 Some(NEEDS_ROOT.into())
             }
+            CliError::Reference(_) => Some(
+                "an image reference is [HOST[:PORT]/]PATH[:TAG][@DIGEST] with a lowercase PATH, as docker reads it: `ubuntu`, `python:3.12-slim`, `localhost:5000/team/app:1.0`".into(),
+            ),
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
             CliError::Store(hush_oci::Error::ForeignStore { path, user, .. }) => Some(format!(
                 "if the store is yours, `chown -R {user} {}`; otherwise use a directory of your own with --root or HUSH_ROOT",
@@ -325,15 +336,25 @@ fn with_store(store: &Store, command: Command) -> CliResult {
             e => CliError::Audit(Box::new(e)),
         }),
         Command::Import(a) => image::import(store, a),
-        Command::Images => image::images(store),
-        Command::Inspect(a) => image::inspect(store, a),
-        Command::History(a) => image::history(store, a),
-        Command::Save(a) => image::save(store, a),
+        Command::Images(a) => images::run(store, a),
+        Command::Tag(a) => names_given(tag::run(store, a)),
+        Command::Inspect(a) => names_given(image::inspect(store, a)),
+        Command::History(a) => names_given(image::history(store, a)),
+        Command::Save(a) => names_given(image::save(store, a)),
         Command::Load(a) => image::load(store, a),
-        Command::Rmi(a) => image::rmi(store, a),
+        Command::Rmi(a) => names_given(image::rmi(store, a)),
         Command::Prune(a) => image::prune(store, a),
         Command::Features(_) | Command::Lint(_) => unreachable!("handled above"),
     }
+}
+
+/// For a command whose arguments name images: a name that is no image reference is a usage
+/// error (exit 2), as docker's CLI refuses it before asking the daemon.
+fn names_given(r: CliResult) -> CliResult {
+    r.map_err(|e| match e {
+        CliError::Store(hush_oci::Error::Reference(e)) => CliError::Reference(e),
+        e => e,
+    })
 }
 
 /// Say what the sweep of `tmp/` removed, and warn about what it could not.

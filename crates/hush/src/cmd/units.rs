@@ -12,6 +12,12 @@ pub(crate) fn now() -> i64 {
 /// `bytes` in decimal units with three significant digits, as Go's `%.3g`: `4.53MB`, `12.3kB`,
 /// `512B`, and `1e+03kB` just under a megabyte (docker prints that too).
 pub(crate) fn human_size(bytes: u64) -> String {
+    human_size_precision(bytes, 3)
+}
+
+/// `bytes` in decimal units with `digits` significant digits (go-units'
+/// `HumanSizeWithPrecision`; `units.HumanSize` is 4 digits).
+pub(crate) fn human_size_precision(bytes: u64, digits: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut unit = 0;
@@ -19,17 +25,17 @@ pub(crate) fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", go_g3(size), UNITS[unit])
+    format!("{}{}", go_g(size, digits), UNITS[unit])
 }
 
-/// Go's `%.3g` of a non-negative number: three significant digits, trailing zeros dropped,
-/// exponent form (`1e+03`) when the rounded exponent is 3 or more.
-fn go_g3(v: f64) -> String {
+/// Go's `%.{digits}g` of a non-negative number: `digits` significant digits, trailing zeros
+/// dropped, exponent form (`1e+03`) when the rounded exponent is `digits` or more.
+fn go_g(v: f64, digits: usize) -> String {
     if v == 0.0 {
         return "0".into();
     }
-    // Rust's `{:.2e}` rounds to three significant digits: "4.53e6", "1.00e3".
-    let sci = format!("{v:.2e}");
+    // Rust's `{:.2e}` rounds to three significant digits ("4.53e6", "1.00e3"), `{:.3e}` to four.
+    let sci = format!("{v:.*e}", digits - 1);
     let (mantissa, exp) = sci.split_once('e').expect("an exponent");
     let exp: i32 = exp.parse().expect("a number");
     let trim = |s: &str| {
@@ -39,11 +45,12 @@ fn go_g3(v: f64) -> String {
             s.to_string()
         }
     };
-    if !(-4..3).contains(&exp) {
+    let digits = digits as i32;
+    if !(-4..digits).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
         return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
     }
-    let decimals = (2 - exp).max(0) as usize;
+    let decimals = (digits - 1 - exp).max(0) as usize;
     trim(&format!("{v:.decimals$}"))
 }
 
@@ -126,6 +133,13 @@ mod tests {
             (1_000_000_000, "1GB"),
         ] {
             assert_eq!(human_size(b), want, "{b}");
+        }
+        for (b, want) in [
+            (77_860_000, "77.86MB"),
+            (999_999, "1000kB"),
+            (1_234, "1.234kB"),
+        ] {
+            assert_eq!(human_size_precision(b, 4), want, "{b}");
         }
     }
 }
