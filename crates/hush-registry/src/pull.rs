@@ -427,11 +427,12 @@ fn try_fetch_layer(
     };
     let staged = match staged {
         Ok(s) => s,
-        // The body's own failure says more than what the unpacker made of it.
+        // Bytes that are not what the digest names say more than what the unpacker made of
+        // them: read the rest of the body (at most its declared size) to know.
         Err(e) => {
-            return Err(match v.failure().cloned() {
-                Some(f) => failure(f),
-                None => fatal(e.into()),
+            return Err(match v.finish() {
+                Err(f) => failure(f),
+                Ok(()) => fatal(e.into()),
             })
         }
     };

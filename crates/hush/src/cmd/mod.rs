@@ -5,6 +5,7 @@ mod build;
 mod features;
 mod image;
 mod lint;
+mod registry;
 mod sarif;
 mod units;
 
@@ -58,6 +59,14 @@ enum Command {
     Prune(image::PruneArgs),
     /// Which conformance features this hush supports.
     Features(features::FeaturesArgs),
+    /// Pull an image from a registry into the store.
+    Pull(registry::PullArgs),
+    /// Push an image of the store to a registry.
+    Push(registry::PushArgs),
+    /// Log in to a registry (kept in docker's config.json, or its credential helper).
+    Login(registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(registry::LogoutArgs),
 }
 
 /// An error with what the renderer needs.
@@ -71,6 +80,7 @@ pub(crate) enum CliError {
     },
     Store(hush_oci::Error),
     Secrets(hush_secrets::Error),
+    Registry(Box<hush_registry::Error>),
     Io {
         what: String,
         source: std::io::Error,
@@ -100,6 +110,7 @@ impl std::fmt::Display for CliError {
             },
             CliError::Store(e) => write!(f, "{e}"),
             CliError::Secrets(e) => write!(f, "{e}"),
+            CliError::Registry(e) => write!(f, "{e}"),
             CliError::Io { what, .. } => write!(f, "failed to {what}"),
             CliError::Audit(e) => write!(f, "{e}"),
             CliError::StdoutClosed => write!(f, "standard output is closed"),
@@ -116,6 +127,7 @@ impl std::error::Error for CliError {
             },
             CliError::Store(e) => std::error::Error::source(e),
             CliError::Secrets(e) => std::error::Error::source(e),
+            CliError::Registry(e) => std::error::Error::source(&**e),
             CliError::Io { source, .. } => Some(source),
             CliError::Audit(e) => std::error::Error::source(&**e),
             CliError::Usage(_) | CliError::StdoutClosed => None,
@@ -189,6 +201,7 @@ impl CliError {
                 }
                 _ => None,
             },
+            CliError::Registry(e) => registry::hint(e),
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
             CliError::Store(hush_oci::Error::ForeignStore { path, user, .. }) => Some(format!(
                 "if the store is yours, `chown -R {user} {}`; otherwise use a directory of your own with --root or HUSH_ROOT",
@@ -230,6 +243,15 @@ impl From<hush_oci::Error> for CliError {
     }
 }
 
+impl From<hush_registry::Error> for CliError {
+    fn from(e: hush_registry::Error) -> Self {
+        match e {
+            hush_registry::Error::Store(e) => CliError::Store(e),
+            e => CliError::Registry(Box::new(e)),
+        }
+    }
+}
+
 impl From<hush_secrets::Error> for CliError {
     fn from(e: hush_secrets::Error) -> Self {
         CliError::Secrets(e)
@@ -260,11 +282,15 @@ pub(crate) fn run(cli: Cli) -> CliResult {
     if let Command::Features(a) = &cli.command {
         return features::run(a);
     }
-    if let Command::Lint(a) = cli.command {
-        return lint::run(a);
-    }
+    let command = match cli.command {
+        Command::Lint(a) => return lint::run(a),
+        // Docker's config, not the store.
+        Command::Login(a) => return registry::login(a),
+        Command::Logout(a) => return registry::logout(a),
+        c => c,
+    };
     let store = Store::open(cli.root.clone().unwrap_or_else(default_root))?;
-    let result = with_store(&store, cli.command);
+    let result = with_store(&store, command);
     if let Err(e) = store.end_session() {
         warn_chain("failed to clean up this command's work directory", &e);
     }
@@ -304,7 +330,11 @@ fn with_store(store: &Store, command: Command) -> CliResult {
         Command::Load(a) => image::load(store, a),
         Command::Rmi(a) => image::rmi(store, a),
         Command::Prune(a) => image::prune(store, a),
-        Command::Features(_) | Command::Lint(_) => unreachable!("handled above"),
+        Command::Pull(a) => registry::pull(store, a),
+        Command::Push(a) => registry::push(store, a),
+        Command::Features(_) | Command::Lint(_) | Command::Login(_) | Command::Logout(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 
