@@ -353,7 +353,11 @@ mod tests {
             layer.digest
         );
         let img = s
-            .put_image_raw(cfg.as_bytes(), &[layer.clone()], &["raw:1".into()])
+            .put_image_raw(
+                cfg.as_bytes(),
+                std::slice::from_ref(&layer),
+                &["raw:1".into()],
+            )
             .unwrap();
         assert_eq!(img.config_digest, Digest::of(cfg.as_bytes()));
         assert_eq!(s.read_blob(&img.config_digest).unwrap(), cfg.as_bytes());

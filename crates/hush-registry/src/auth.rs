@@ -41,7 +41,9 @@ impl Challenge {
                         .find(|(n, _)| n.eq_ignore_ascii_case(k))
                         .map(|(_, v)| v.clone())
                 };
-                let realm = get("realm").filter(|r| r.starts_with("http")).ok_or_else(bad)?;
+                let realm = get("realm")
+                    .filter(|r| r.starts_with("http"))
+                    .ok_or_else(bad)?;
                 Ok(Challenge::Bearer {
                     realm,
                     service: get("service"),
@@ -118,7 +120,7 @@ pub(crate) fn fetch_token(
         registry: registry.into(),
         method,
         url: realm.into(),
-        source,
+        source: Box::new(source),
     };
     let reply = match creds {
         Some(c) if c.is_identity_token() => {
@@ -237,7 +239,11 @@ mod tests {
                 service: None
             }
         );
-        for bad in ["Negotiate abc", "Bearer service=x", r#"Bearer realm="file:///etc""#] {
+        for bad in [
+            "Negotiate abc",
+            "Bearer service=x",
+            r#"Bearer realm="file:///etc""#,
+        ] {
             assert!(Challenge::parse("r", bad).is_err(), "{bad}");
         }
     }

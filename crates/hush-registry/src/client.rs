@@ -96,6 +96,7 @@ impl<'a> Client<'a> {
         };
         match client.ping() {
             Err(Error::Transport { source, .. }) if plain_ok && !is_certificate_error(&source) => {
+                tracing::debug!("{host}: HTTPS failed ({source:?}), trying plain HTTP");
                 client.base = format!("http://{host}");
                 client.ping()?;
             }
@@ -107,9 +108,7 @@ impl<'a> Client<'a> {
     /// `GET /v2/`: 200 (no auth) or 401 with the challenge to answer.
     fn ping(&self) -> Result<()> {
         let url = format!("{}/v2/", self.base);
-        let resp = self.with_retries("GET", &url, || {
-            self.agent.get(&url).call()
-        })?;
+        let resp = self.with_retries("GET", &url, || self.agent.get(&url).call())?;
         let status = resp.status().as_u16();
         if status == 401 {
             let challenge = self.challenge_of(&resp)?;
@@ -255,7 +254,7 @@ impl<'a> Client<'a> {
                             registry: self.registry.clone(),
                             method,
                             url: url.into(),
-                            source,
+                            source: Box::new(source),
                         }),
                     }
                 }
@@ -285,7 +284,12 @@ impl<'a> Client<'a> {
     }
 
     /// An error for an unexpected answer, with the registry's error codes and messages.
-    pub(crate) fn status_error(&self, method: &'static str, path: &str, resp: Response<Body>) -> Error {
+    pub(crate) fn status_error(
+        &self,
+        method: &'static str,
+        path: &str,
+        resp: Response<Body>,
+    ) -> Error {
         Error::Status {
             registry: self.registry.clone(),
             method,
@@ -309,7 +313,9 @@ impl<'a> Client<'a> {
         let mut auth = self.auth.lock().expect("auth lock");
         match auth.challenge.clone() {
             None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.creds.as_ref().map(|c| format!("Basic {}", c.basic()))),
+            Some(Challenge::Basic) => {
+                Ok(self.creds.as_ref().map(|c| format!("Basic {}", c.basic())))
+            }
             Some(Challenge::Bearer { realm, service }) => {
                 if auth.token.is_none() {
                     auth.token = Some(fetch_token(
@@ -397,7 +403,15 @@ fn is_loopback(host: &str) -> bool {
 /// TLS, and what it shows is not trusted).
 fn is_certificate_error(e: &ureq::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(x) = cur {
+    while let Some(mut x) = cur {
+        // An io::Error's `source` skips the error it wraps: look at that one itself.
+        let io = match x.downcast_ref::<ureq::Error>() {
+            Some(ureq::Error::Io(io)) => Some(io),
+            _ => x.downcast_ref::<std::io::Error>(),
+        };
+        if let Some(inner) = io.and_then(|io| io.get_ref()) {
+            x = inner;
+        }
         if let Some(r) = x.downcast_ref::<rustls::Error>() {
             return matches!(
                 r,
@@ -422,7 +436,12 @@ fn is_transient(e: &ureq::Error) -> bool {
         ureq::Error::Timeout(_) => true,
         ureq::Error::Io(io) => matches!(
             io.kind(),
-            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | TimedOut | Interrupted
+            ConnectionReset
+                | ConnectionAborted
+                | BrokenPipe
+                | UnexpectedEof
+                | TimedOut
+                | Interrupted
         ),
         _ => false,
     }
@@ -521,7 +540,10 @@ mod tests {
 
     #[test]
     fn paths_of_urls_drop_host_and_query() {
-        assert_eq!(path_of("https://r:1/v2/a/blobs/uploads/x?_state=abc"), "/v2/a/blobs/uploads/x");
+        assert_eq!(
+            path_of("https://r:1/v2/a/blobs/uploads/x?_state=abc"),
+            "/v2/a/blobs/uploads/x"
+        );
         assert_eq!(path_of("/v2/a/manifests/t"), "/v2/a/manifests/t");
     }
 

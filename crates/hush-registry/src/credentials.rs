@@ -93,14 +93,13 @@ impl Helper {
             }
             return Err(self.failed("get", server, &out));
         }
-        let got: HelperGet =
-            serde_json::from_slice(&out.stdout).map_err(|_| Error::Helper {
-                program: self.program.clone(),
-                action: "get",
-                server: server.into(),
-                // Not the parse error: serde's message can quote the input, the secret.
-                message: "it printed something that is not the expected JSON".into(),
-            })?;
+        let got: HelperGet = serde_json::from_slice(&out.stdout).map_err(|_| Error::Helper {
+            program: self.program.clone(),
+            action: "get",
+            server: server.into(),
+            // Not the parse error: serde's message can quote the input, the secret.
+            message: "it printed something that is not the expected JSON".into(),
+        })?;
         if got.secret.is_empty() {
             return Ok(None);
         }
@@ -162,7 +161,13 @@ impl Helper {
             .map(|b| String::from_utf8_lossy(b).trim().to_string())
             .find(|s| !s.is_empty())
             .unwrap_or_default();
-        let first: String = text.lines().next().unwrap_or("").chars().take(200).collect();
+        let first: String = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
         Error::Helper {
             program: self.program.clone(),
             action,

@@ -295,13 +295,22 @@ mod tests {
         c.login("127.0.0.1:5000", &creds).unwrap();
         let again = DockerConfig::load(Some(t.path())).unwrap();
         assert_eq!(
-            again.credentials("127.0.0.1:5000").unwrap().unwrap().username(),
+            again
+                .credentials("127.0.0.1:5000")
+                .unwrap()
+                .unwrap()
+                .username(),
             "bob"
         );
         let text = fs::read_to_string(t.path().join("config.json")).unwrap();
-        assert!(text.contains("keep me") && text.contains("127.0.0.1:5000"), "{text}");
+        assert!(
+            text.contains("keep me") && text.contains("127.0.0.1:5000"),
+            "{text}"
+        );
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &fs::metadata(t.path().join("config.json")).unwrap().permissions(),
+            &fs::metadata(t.path().join("config.json"))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
         let mut again = again;
@@ -314,8 +323,14 @@ mod tests {
     #[test]
     fn a_bad_auth_entry_is_named_without_its_value() {
         let t = tempfile::tempdir().unwrap();
-        let c = config(t.path(), r#"{"auths": {"r:1": {"auth": "c2VjcmV0LW5vLWNvbG9u"}}}"#);
+        let c = config(
+            t.path(),
+            r#"{"auths": {"r:1": {"auth": "c2VjcmV0LW5vLWNvbG9u"}}}"#,
+        );
         let e = c.credentials("r:1").unwrap_err().to_string();
-        assert!(e.contains("r:1") && !e.contains("secret-no-colon") && !e.contains("c2Vj"), "{e}");
+        assert!(
+            e.contains("r:1") && !e.contains("secret-no-colon") && !e.contains("c2Vj"),
+            "{e}"
+        );
     }
 }

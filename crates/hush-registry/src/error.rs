@@ -36,7 +36,7 @@ pub enum Error {
         url: String,
         /// Why.
         #[source]
-        source: ureq::Error,
+        source: Box<ureq::Error>,
     },
     /// The registry answered with an error status.
     #[error("{registry} answered HTTP {status} to {method} {path}{detail}")]
@@ -89,7 +89,9 @@ pub enum Error {
         challenge: String,
     },
     /// Bytes that do not hash to the digest that names them.
-    #[error("{what} from {registry} does not match its digest {expected}: the bytes hash to {actual}")]
+    #[error(
+        "{what} from {registry} does not match its digest {expected}: the bytes hash to {actual}"
+    )]
     DigestMismatch {
         /// The registry.
         registry: String,
@@ -183,7 +185,9 @@ pub enum Error {
         actual: Digest,
     },
     /// A platform that is not `os/arch[/variant]`.
-    #[error("invalid platform {0:?}: expected os/arch[/variant], like linux/amd64 or linux/arm/v7")]
+    #[error(
+        "invalid platform {0:?}: expected os/arch[/variant], like linux/amd64 or linux/arm/v7"
+    )]
     Platform(String),
     /// A `--registry-ca` file that cannot be read or holds no certificate.
     #[error("failed to read a CA certificate from {path}")]
@@ -232,7 +236,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A credential helper that failed.
-    #[error("the credential helper {program} failed to {action} the credentials of {server}: {message}")]
+    #[error(
+        "the credential helper {program} failed to {action} the credentials of {server}: {message}"
+    )]
     Helper {
         /// `docker-credential-<name>`.
         program: String,

@@ -25,9 +25,9 @@ pub(crate) const MAX_CONFIG: u64 = 16 << 20;
 /// A fetched manifest document.
 pub(crate) enum Document {
     /// An index or manifest list.
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
     /// An image manifest.
-    Manifest(ImageManifest),
+    Manifest(Box<ImageManifest>),
 }
 
 /// Parse a manifest document by its media type: the `Content-Type` the registry gave, else the
@@ -64,12 +64,12 @@ pub(crate) fn parse(
             }
         });
     match kind.as_str() {
-        OCI_INDEX | DOCKER_LIST => Ok(Document::Index(
+        OCI_INDEX | DOCKER_LIST => Ok(Document::Index(Box::new(
             serde_json::from_slice(bytes).map_err(|e| json("the index", e))?,
-        )),
-        OCI_MANIFEST | DOCKER_MANIFEST => Ok(Document::Manifest(
+        ))),
+        OCI_MANIFEST | DOCKER_MANIFEST => Ok(Document::Manifest(Box::new(
             serde_json::from_slice(bytes).map_err(|e| json("the manifest", e))?,
-        )),
+        ))),
         other => Err(Error::MediaType {
             reference: reference.into(),
             what: "the manifest".into(),
@@ -182,19 +182,42 @@ mod tests {
             panic!("not an index")
         };
         let opts = Options::default().platform(Platform::parse("linux/amd64").unwrap());
-        assert!(pick(&idx, "r", &opts).unwrap().digest().to_string().contains("2222"));
+        assert!(pick(&idx, "r", &opts)
+            .unwrap()
+            .digest()
+            .to_string()
+            .contains("2222"));
         let opts = Options::default().platform(Platform::parse("linux/arm/v7").unwrap());
-        assert!(pick(&idx, "r", &opts).unwrap().digest().to_string().contains("1111"));
+        assert!(pick(&idx, "r", &opts)
+            .unwrap()
+            .digest()
+            .to_string()
+            .contains("1111"));
         let opts = Options::default().platform(Platform::parse("linux/s390x").unwrap());
         let e = pick(&idx, "r", &opts).unwrap_err().to_string();
-        assert!(e.contains("linux/s390x") && e.contains("linux/arm/v7, linux/amd64"), "{e}");
+        assert!(
+            e.contains("linux/s390x") && e.contains("linux/arm/v7, linux/amd64"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_kinds_are_refused() {
-        let e = parse("r", "reg", Some("application/vnd.docker.distribution.manifest.v1+prettyjws"), br#"{"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#);
+        let e = parse(
+            "r",
+            "reg",
+            Some("application/vnd.docker.distribution.manifest.v1+prettyjws"),
+            br#"{"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#,
+        );
         assert!(matches!(e, Err(Error::MediaType { .. })));
-        assert!(layer_compression("r", "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip").is_err());
-        assert_eq!(layer_compression("r", "application/vnd.oci.image.layer.v1.tar+zstd").unwrap(), Compression::Zstd);
+        assert!(layer_compression(
+            "r",
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+        )
+        .is_err());
+        assert_eq!(
+            layer_compression("r", "application/vnd.oci.image.layer.v1.tar+zstd").unwrap(),
+            Compression::Zstd
+        );
     }
 }

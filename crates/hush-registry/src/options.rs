@@ -115,7 +115,8 @@ impl Platform {
     /// Parse `os/arch[/variant]`.
     pub fn parse(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let ok =
+            |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         match parts[..] {
             [os, arch] if ok(os) && ok(arch) => Ok(Platform {
                 os: os.into(),

@@ -56,20 +56,21 @@ pub fn pull(
         progress,
     )?;
     let name = reference.to_string();
-    let (bytes, ctype, digest) = fetch_manifest(&client, reference, reference.manifest_reference(), None)?;
+    let (bytes, ctype, digest) =
+        fetch_manifest(&client, reference, reference.manifest_reference(), None)?;
     progress.event(Event::Resolved {
         reference: name.clone(),
         digest: digest.to_string(),
     });
     let manifest = match manifest::parse(&name, client.registry(), ctype.as_deref(), &bytes)? {
-        Document::Manifest(m) => m,
+        Document::Manifest(m) => *m,
         Document::Index(index) => {
             let d = manifest::pick(&index, &name, opts)?;
             let expect = (descriptor_digest(d)?, d.size());
             let (bytes, ctype, _) =
                 fetch_manifest(&client, reference, &expect.0.to_string(), Some(expect))?;
             match manifest::parse(&name, client.registry(), ctype.as_deref(), &bytes)? {
-                Document::Manifest(m) => m,
+                Document::Manifest(m) => *m,
                 Document::Index(_) => {
                     return Err(Error::MediaType {
                         reference: name,
@@ -89,7 +90,13 @@ pub fn pull(
             diff_ids: config.rootfs.diff_ids.len(),
         });
     }
-    let layers = fetch_layers(store, &client, reference, &manifest, &config.rootfs.diff_ids)?;
+    let layers = fetch_layers(
+        store,
+        &client,
+        reference,
+        &manifest,
+        &config.rootfs.diff_ids,
+    )?;
     let image = store.put_image_raw(&config_bytes, &layers, &[reference.store_name()])?;
     for (d, diff_id) in manifest.layers().iter().zip(&config.rootfs.diff_ids) {
         sources::add(
@@ -114,7 +121,8 @@ pub fn pull(
 /// A descriptor's digest, which must be sha256.
 pub(crate) fn descriptor_digest(d: &Descriptor) -> Result<Digest> {
     let s = d.digest().to_string();
-    s.parse().map_err(|_| Error::UnsupportedDigest { digest: s })
+    s.parse()
+        .map_err(|_| Error::UnsupportedDigest { digest: s })
 }
 
 /// Fetch a manifest by tag or digest: its bytes, content type and digest. By digest, or with
@@ -192,7 +200,7 @@ fn fetch_config(
 ) -> Result<Vec<u8>> {
     let name = reference.to_string();
     let d = manifest.config();
-    manifest::check_config_type(&name, &d.media_type().to_string())?;
+    manifest::check_config_type(&name, d.media_type().as_ref())?;
     let digest = descriptor_digest(d)?;
     if store.has_blob(&digest) {
         return Ok(store.read_blob(&digest)?);
@@ -210,7 +218,13 @@ fn fetch_config(
     if resp.status().as_u16() != 200 {
         return Err(client.status_error("GET", &path, resp));
     }
-    read_verified(client, resp.into_body().into_reader(), &digest, d.size(), &what)
+    read_verified(
+        client,
+        resp.into_body().into_reader(),
+        &digest,
+        d.size(),
+        &what,
+    )
 }
 
 /// Read a whole body that must have this digest and size.
@@ -272,7 +286,7 @@ fn fetch_layers(
     let mut wanted = Vec::new();
     for (index, (d, diff_id)) in manifest.layers().iter().zip(diff_ids).enumerate() {
         // Every descriptor is checked before anything downloads.
-        let compression = manifest::layer_compression(&name, &d.media_type().to_string())?;
+        let compression = manifest::layer_compression(&name, d.media_type().as_ref())?;
         let digest = descriptor_digest(d)?;
         if store.has_blob(diff_id) {
             let path = store.blob_path(diff_id);
@@ -349,7 +363,10 @@ fn fetch_layers(
             }
         }
     }
-    Ok(have.into_iter().map(|l| l.expect("every layer is had or fetched")).collect())
+    Ok(have
+        .into_iter()
+        .map(|l| l.expect("every layer is had or fetched"))
+        .collect())
 }
 
 /// Fetch one layer, trying again while the failure may pass (the connection dropped
@@ -373,24 +390,28 @@ fn fetch_layer(
                 });
                 return Ok(s);
             }
-            Err((e, Some(reason))) if attempt < client.options().attempts => {
-                drop(e);
-                client.retrying(format!("GET layer {}", w.digest), attempt, reason);
-                attempt += 1;
-            }
-            Err((e, _)) => return Err(e),
+            Err(failed) => match *failed {
+                (_, Some(reason)) if attempt < client.options().attempts => {
+                    client.retrying(format!("GET layer {}", w.digest), attempt, reason);
+                    attempt += 1;
+                }
+                (e, _) => return Err(e),
+            },
         }
     }
 }
 
-/// One try: the error, and why it may pass if it may.
+/// A failed try: the error, and why it may pass if it may.
+type Failed = Box<(Error, Option<String>)>;
+
+/// One try.
 fn try_fetch_layer(
     store: &Store,
     client: &Client,
     reference: &ImageRef,
     w: &Wanted,
-) -> std::result::Result<StagedLayer, (Error, Option<String>)> {
-    let fatal = |e: Error| (e, None);
+) -> std::result::Result<StagedLayer, Failed> {
+    let fatal = |e: Error| Box::new((e, None));
     let what = format!("layer {} of {reference}", w.digest);
     let path = format!("/v2/{}/blobs/{}", reference.repository(), w.digest);
     let resp = client
@@ -405,7 +426,10 @@ fn try_fetch_layer(
             Failure::Transport(reason) => Some(reason.clone()),
             _ => None,
         };
-        (f.into_error(client.registry(), &what, &w.digest, w.size), transient)
+        Box::new((
+            f.into_error(client.registry(), &what, &w.digest, w.size),
+            transient,
+        ))
     };
     let staged = {
         let input: Box<dyn Read + '_> = match w.compression {
@@ -413,15 +437,15 @@ fn try_fetch_layer(
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
                 BufReader::with_capacity(1 << 20, &mut v),
             )),
-            Compression::Zstd => Box::new(
-                zstd::stream::read::Decoder::new(&mut v).map_err(|source| {
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::new(&mut v).map_err(|source| {
                     fatal(Error::Io {
                         action: "decompress",
                         path: what.clone().into(),
                         source,
                     })
-                })?,
-            ),
+                })?)
+            }
         };
         StagedLayer::new(store, input, UNPACK_LIMIT)
     };

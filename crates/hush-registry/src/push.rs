@@ -69,15 +69,27 @@ pub fn push(
         .collect();
     let mut scopes = vec![format!("repository:{repo}:pull,push")];
     scopes.extend(mount_from.iter().map(|r| format!("repository:{r}:pull")));
-    let client = Client::connect(reference.registry(), reference.api_host(), scopes, opts, progress)?;
+    let client = Client::connect(
+        reference.registry(),
+        reference.api_host(),
+        scopes,
+        opts,
+        progress,
+    )?;
 
     let pushed_layers = push_layers(store, &client, reference, &layers, diff_ids)?;
 
     let config = store.read_blob(&image.config_digest)?;
     if !exists(&client, repo, &image.config_digest)? {
-        upload(&client, repo, &image.config_digest, Payload::Bytes(&config, "application/octet-stream"))?;
+        upload(
+            &client,
+            repo,
+            &image.config_digest,
+            Payload::Bytes(&config, "application/octet-stream"),
+        )?;
     }
-    let manifest = hush_oci::image::manifest(&image.config_digest, config.len() as u64, &pushed_layers);
+    let manifest =
+        hush_oci::image::manifest(&image.config_digest, config.len() as u64, &pushed_layers);
     let bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
     let digest = Digest::of(&bytes);
     let path = format!("/v2/{repo}/manifests/{tag}");

@@ -49,7 +49,8 @@ impl<R: Read> Verified<R> {
     }
 
     /// What went wrong, if anything did.
-    pub(crate) fn failure(&self) -> Option<&Failure> {
+    #[cfg(test)]
+    fn failure(&self) -> Option<&Failure> {
         self.failure.as_ref()
     }
 
@@ -58,8 +59,8 @@ impl<R: Read> Verified<R> {
         let mut buf = [0u8; 64 << 10];
         while !self.ended {
             match self.read(&mut buf) {
+                Ok(0) | Err(_) => break,
                 Ok(_) => {}
-                Err(_) => break,
             }
         }
         match &self.failure {
@@ -120,7 +121,13 @@ impl<R: Read> Read for Verified<R> {
 
 impl Failure {
     /// The error for this failure of `what` from `registry`.
-    pub(crate) fn into_error(self, registry: &str, what: &str, expected: &Digest, size: u64) -> Error {
+    pub(crate) fn into_error(
+        self,
+        registry: &str,
+        what: &str,
+        expected: &Digest,
+        size: u64,
+    ) -> Error {
         match self {
             Failure::TooLong => Error::TooLong {
                 registry: registry.into(),

@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -204,7 +203,14 @@ fn files(root: &Path) -> Vec<String> {
 }
 
 /// Pull `addr/t:1` into a fresh store; return the result and the store's files before and after.
-fn pull(addr: &str) -> (hush_registry::Result<hush_registry::Pulled>, Vec<String>, Vec<String>, Seen) {
+fn pull(
+    addr: &str,
+) -> (
+    hush_registry::Result<hush_registry::Pulled>,
+    Vec<String>,
+    Vec<String>,
+    Seen,
+) {
     let t = tempfile::tempdir().unwrap();
     let store = Store::open(t.path()).unwrap();
     let before = files(t.path());
@@ -252,7 +258,10 @@ fn a_body_longer_or_shorter_than_its_descriptor_is_refused() {
         let e = r.unwrap_err();
         let msg = e.to_string();
         if served > declared {
-            assert!(matches!(e, hush_registry::Error::TooLong { size: 1024, .. }), "{e:?}");
+            assert!(
+                matches!(e, hush_registry::Error::TooLong { size: 1024, .. }),
+                "{e:?}"
+            );
         } else {
             assert!(
                 matches!(e, hush_registry::Error::TooShort { .. }) || msg.contains("read"),
@@ -269,7 +278,10 @@ fn an_endless_body_stops_at_its_declared_size() {
     let addr = f.registry(1024, |_, _| Reply::Endless);
     let (r, before, after, _) = pull(&addr);
     let e = r.unwrap_err();
-    assert!(matches!(e, hush_registry::Error::TooLong { size: 1024, .. }), "{e:?}");
+    assert!(
+        matches!(e, hush_registry::Error::TooLong { size: 1024, .. }),
+        "{e:?}"
+    );
     assert_eq!(before, after);
 }
 
@@ -340,5 +352,8 @@ fn a_manifest_that_does_not_match_the_digest_pulled_is_refused() {
         &(),
     );
     let e = r.unwrap_err();
-    assert!(matches!(e, hush_registry::Error::DigestMismatch { .. }), "{e:?}");
+    assert!(
+        matches!(e, hush_registry::Error::DigestMismatch { .. }),
+        "{e:?}"
+    );
 }

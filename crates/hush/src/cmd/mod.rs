@@ -174,10 +174,10 @@ impl CliError {
                 hush_solver::Error::Dockerfile(e) => e.hint.clone(),
                 hush_solver::Error::Step { hint, .. } => hint.clone(),
                 hush_solver::Error::MissingImage { nearest_stage: Some(stage), .. } => Some(format!(
-                    "did you mean the stage {stage:?}? (a name that is no stage's is an image, and hush does not pull from registries yet)"
+                    "did you mean the stage {stage:?}? (a name that is no stage's is an image, and a build does not pull images yet)"
                 )),
                 hush_solver::Error::MissingImage { name, .. } => Some(format!(
-                    "hush does not pull from registries yet: import a rootfs with `hush import ROOTFS.tar {name}` or `hush load -i IMAGE.tar`"
+                    "a build does not pull images yet: `hush pull {name}` first, or import a rootfs with `hush import ROOTFS.tar {name}` or `hush load -i IMAGE.tar`"
                 )),
                 hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
                 hush_solver::Error::RunFailed { tail, .. } if !tail.is_empty() => Some("the lines above are the end of the command's output".into()),

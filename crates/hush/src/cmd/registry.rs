@@ -101,7 +101,11 @@ impl Progress for Lines {
         match e {
             Event::Resolved { reference, digest } => errln!("{reference}: resolved to {digest}"),
             Event::Started { digest, size } => {
-                errln!("{}: transferring {}", short(&digest), super::units::human_size(size))
+                errln!(
+                    "{}: transferring {}",
+                    short(&digest),
+                    super::units::human_size(size)
+                )
             }
             Event::Skipped { digest, why } => errln!("{}: {why}", short(&digest)),
             Event::Done { digest } => errln!("{}: done", short(&digest)),
@@ -149,7 +153,12 @@ pub(crate) fn push(store: &Store, a: PushArgs) -> CliResult {
     let opts = a.registry.options();
     let pushed = hush_registry::push(store, &image, &reference, &opts, &Lines { quiet: a.quiet })?;
     // docker push's last line.
-    outln!("{}: digest: {} size: {}", pushed.tag, pushed.digest, pushed.size)?;
+    outln!(
+        "{}: digest: {} size: {}",
+        pushed.tag,
+        pushed.digest,
+        pushed.size
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -175,7 +184,9 @@ pub(crate) fn login(a: LoginArgs) -> CliResult {
     // `echo pw | docker login --password-stdin` strips the line end.
     let trimmed = password.expose().trim_ascii_end();
     if trimmed.is_empty() {
-        return Err(CliError::Usage("the password on standard input is empty".into()));
+        return Err(CliError::Usage(
+            "the password on standard input is empty".into(),
+        ));
     }
     let password = Secret::new(trimmed.to_vec());
     let creds = hush_registry::Credentials::new(username, password);
