@@ -160,6 +160,19 @@ mod tests {
     }
 
     #[test]
+    fn login_takes_registries_as_docker_login_does() {
+        for (arg, name) in [
+            (None, "docker.io"),
+            (Some("https://index.docker.io/v1/"), "docker.io"),
+            (Some("127.0.0.1:5000"), "127.0.0.1:5000"),
+            (Some("https://r.example:443/some/path"), "r.example:443"),
+        ] {
+            assert_eq!(registry_name(arg), name, "{arg:?}");
+        }
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+    }
+
+    #[test]
     fn bad_references_are_refused() {
         for bad in ["MyApp:Latest", "foo:bar:baz", "", "a@sha256:12"] {
             let e = ImageRef::parse(bad).unwrap_err();
