@@ -13,7 +13,7 @@ use crate::{Digest, Error, Result};
 use oci_spec::image::MediaType;
 
 mod import;
-pub use import::{import_layer, import_rootfs, load_docker_archive};
+pub use import::{import_layer, import_rootfs, load_docker_archive, StagedLayer};
 
 /// Layer compression for OCI output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -343,6 +343,42 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_config_is_kept_byte_for_byte() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let layer = crate::archive::import_layer(&s, &[0u8; 1024][..], 1 << 20).unwrap();
+        // Not how hush would serialise it: spaces, another key order, a field hush ignores.
+        let cfg = format!(
+            r#"{{ "os": "linux", "architecture": "amd64", "x-extra": 1, "rootfs": {{ "type": "layers", "diff_ids": ["{}"] }} }}"#,
+            layer.digest
+        );
+        let img = s
+            .put_image_raw(
+                cfg.as_bytes(),
+                std::slice::from_ref(&layer),
+                &["raw:1".into()],
+            )
+            .unwrap();
+        assert_eq!(img.config_digest, Digest::of(cfg.as_bytes()));
+        assert_eq!(s.read_blob(&img.config_digest).unwrap(), cfg.as_bytes());
+        assert_eq!(s.resolve("raw:1").unwrap().config_digest, img.config_digest);
+        let e = s
+            .put_image_raw(cfg.as_bytes(), &[layer.clone(), layer], &["raw:2".into()])
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::LayerCount {
+                    diff_ids: 1,
+                    layers: 2
+                }
+            ),
+            "{e}"
+        );
+        assert!(s.resolve("raw:2").is_err());
+    }
+
+    #[test]
     fn names_normalize() {
         assert_eq!(
             normalize_name("demo").unwrap(),

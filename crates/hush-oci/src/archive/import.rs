@@ -26,9 +26,9 @@ impl<R: Read, W: Write> Read for Tee<'_, R, W> {
     }
 }
 
-/// A layer unpacked and hashed under the store's `tmp/`, not yet in the store: what a load
-/// checks against its config before anything is committed.
-struct StagedLayer {
+/// A layer unpacked and hashed under the store's `tmp/`, not yet in the store: what a load or
+/// a pull checks against its config before anything is committed.
+pub struct StagedLayer {
     blob: BlobWriter,
     snap: PathBuf,
     /// The digest of the uncompressed tar (its diff id).
@@ -38,7 +38,7 @@ struct StagedLayer {
 impl StagedLayer {
     /// Unpack an uncompressed layer tar stream to a snapshot and keep its bytes as a blob, both
     /// under `tmp/`. The stream is limited to `limit` bytes, and so is what it unpacks to.
-    fn new(store: &Store, reader: impl Read, limit: u64) -> Result<Self> {
+    pub fn new(store: &Store, reader: impl Read, limit: u64) -> Result<Self> {
         let blob = store.blob_writer()?;
         let snap = match store.temp_dir("import") {
             Ok(s) => s,
@@ -79,8 +79,13 @@ impl StagedLayer {
         }
     }
 
+    /// The digest of the uncompressed tar (its diff id).
+    pub fn diff_id(&self) -> &Digest {
+        &self.diff_id
+    }
+
     /// Move the blob and the snapshot into the store.
-    fn commit(self, store: &Store) -> Result<LayerDesc> {
+    pub fn commit(self, store: &Store) -> Result<LayerDesc> {
         let StagedLayer {
             blob,
             snap,
@@ -102,7 +107,7 @@ impl StagedLayer {
     }
 
     /// Remove what was staged.
-    fn abort(self, store: &Store) {
+    pub fn abort(self, store: &Store) {
         store.abort_blob(self.blob);
         let _ = crate::store::remove_tree(&self.snap);
     }

@@ -90,11 +90,11 @@ const FEATURES: &[Feature] = &[
     ),
     not_yet(
         "registry-pull",
-        "pulling images from a registry (FROM, `COPY --from`): use `hush load` or `hush import`",
+        "FROM and `COPY --from` pulling what the store lacks: `hush pull IMAGE` first",
     ),
     not_yet(
         "registry-push",
-        "pushing to a registry (`--push`, `-o type=registry`)",
+        "`--push`, `-o type=registry`: `hush push IMAGE` after the build",
     ),
     not_yet("add-url", "`ADD https://…` (and `ADD --checksum`)"),
     not_yet("add-git", "`ADD` of a git repository"),

@@ -6,6 +6,7 @@ mod features;
 mod image;
 mod images;
 mod lint;
+mod registry;
 mod sarif;
 mod tag;
 mod template;
@@ -63,6 +64,14 @@ enum Command {
     Prune(image::PruneArgs),
     /// Which conformance features this hush supports.
     Features(features::FeaturesArgs),
+    /// Pull an image from a registry into the store.
+    Pull(registry::PullArgs),
+    /// Push an image of the store to a registry.
+    Push(registry::PushArgs),
+    /// Log in to a registry (kept in docker's config.json, or its credential helper).
+    Login(registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(registry::LogoutArgs),
 }
 
 /// An error with what the renderer needs.
@@ -82,6 +91,8 @@ pub(crate) enum CliError {
     Ssh(hush_secrets::ssh::SshError),
     /// Mounting or unmounting an overlay outside a build (`-o type=local`).
     Sandbox(hush_sandbox::Error),
+    /// A registry operation (pull, push, login) failed.
+    Registry(Box<hush_registry::Error>),
     Io {
         what: String,
         source: std::io::Error,
@@ -114,6 +125,7 @@ impl std::fmt::Display for CliError {
             CliError::Secrets(e) => write!(f, "{e}"),
             CliError::Ssh(e) => write!(f, "{e}"),
             CliError::Sandbox(e) => write!(f, "{e}"),
+            CliError::Registry(e) => write!(f, "{e}"),
             CliError::Io { what, .. } => write!(f, "failed to {what}"),
             CliError::Audit(e) => write!(f, "{e}"),
             CliError::StdoutClosed => write!(f, "standard output is closed"),
@@ -132,6 +144,7 @@ impl std::error::Error for CliError {
             CliError::Secrets(e) => std::error::Error::source(e),
             CliError::Ssh(e) => std::error::Error::source(e),
             CliError::Sandbox(e) => std::error::Error::source(e),
+            CliError::Registry(e) => std::error::Error::source(&**e),
             CliError::Io { source, .. } => Some(source),
             CliError::Audit(e) => std::error::Error::source(&**e),
             CliError::Usage(_) | CliError::Reference(_) | CliError::StdoutClosed => None,
@@ -181,10 +194,10 @@ impl CliError {
                 hush_solver::Error::Dockerfile(e) => e.hint.clone(),
                 hush_solver::Error::Step { hint, .. } => hint.clone(),
                 hush_solver::Error::MissingImage { nearest_stage: Some(stage), .. } => Some(format!(
-                    "did you mean the stage {stage:?}? (a name that is no stage's is an image, and hush does not pull from registries yet)"
+                    "did you mean the stage {stage:?}? (a name that is no stage's is an image, and a build does not pull images yet)"
                 )),
                 hush_solver::Error::MissingImage { name, .. } => Some(format!(
-                    "hush does not pull from registries yet: import a rootfs with `hush import ROOTFS.tar {name}` or `hush load -i IMAGE.tar`"
+                    "a build does not pull images yet: `hush pull {name}` first, or import a rootfs with `hush import ROOTFS.tar {name}` or `hush load -i IMAGE.tar`"
                 )),
                 hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
                 hush_solver::Error::RunFailed { tail, .. } if !tail.is_empty() => Some("the lines above are the end of the command's output".into()),
@@ -216,6 +229,7 @@ impl CliError {
             CliError::Reference(_) => Some(
                 "an image reference is [HOST[:PORT]/]PATH[:TAG][@DIGEST] with a lowercase PATH, as docker reads it: `ubuntu`, `python:3.12-slim`, `localhost:5000/team/app:1.0`".into(),
             ),
+            CliError::Registry(e) => registry::hint(e),
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
             CliError::Store(hush_oci::Error::ForeignStore { path, user, .. }) => Some(format!(
                 "if the store is yours, `chown -R {user} {}`; otherwise use a directory of your own with --root or HUSH_ROOT",
@@ -269,6 +283,15 @@ impl From<hush_sandbox::Error> for CliError {
     }
 }
 
+impl From<hush_registry::Error> for CliError {
+    fn from(e: hush_registry::Error) -> Self {
+        match e {
+            hush_registry::Error::Store(e) => CliError::Store(e),
+            e => CliError::Registry(Box::new(e)),
+        }
+    }
+}
+
 impl From<hush_secrets::Error> for CliError {
     fn from(e: hush_secrets::Error) -> Self {
         CliError::Secrets(e)
@@ -299,11 +322,15 @@ pub(crate) fn run(cli: Cli) -> CliResult {
     if let Command::Features(a) = &cli.command {
         return features::run(a);
     }
-    if let Command::Lint(a) = cli.command {
-        return lint::run(a);
-    }
+    let command = match cli.command {
+        Command::Lint(a) => return lint::run(a),
+        // Docker's config, not the store.
+        Command::Login(a) => return registry::login(a),
+        Command::Logout(a) => return registry::logout(a),
+        c => c,
+    };
     let store = Store::open(cli.root.clone().unwrap_or_else(default_root))?;
-    let result = with_store(&store, cli.command);
+    let result = with_store(&store, command);
     if let Err(e) = store.end_session() {
         warn_chain("failed to clean up this command's work directory", &e);
     }
@@ -344,7 +371,11 @@ fn with_store(store: &Store, command: Command) -> CliResult {
         Command::Load(a) => image::load(store, a),
         Command::Rmi(a) => names_given(image::rmi(store, a)),
         Command::Prune(a) => image::prune(store, a),
-        Command::Features(_) | Command::Lint(_) => unreachable!("handled above"),
+        Command::Pull(a) => registry::pull(store, a),
+        Command::Push(a) => registry::push(store, a),
+        Command::Features(_) | Command::Lint(_) | Command::Login(_) | Command::Logout(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

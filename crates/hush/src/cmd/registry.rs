@@ -1,0 +1,231 @@
+//! `pull`, `push`, `login`, `logout`: the registry commands, in docker's spelling. Progress
+//! lines go to stderr (one per layer event); what a script wants goes to stdout: the name
+//! pulled, the digest pushed.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use hush_oci::store::Store;
+use hush_registry::{Event, ImageRef, Options, Platform, Progress};
+use hush_secrets::Secret;
+
+use super::{CliError, CliResult};
+use crate::output::{errln, outln};
+
+/// How a registry is reached (shared by pull, push and login).
+#[derive(Args)]
+pub(crate) struct RegistryFlags {
+    /// A registry (host[:port]) that may be reached over plain HTTP, or over HTTPS without
+    /// checking its certificate (docker's --insecure-registry). Loopback registries may use
+    /// plain HTTP without it.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure: Vec<String>,
+    /// A PEM file of CA certificates to trust besides the system's.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    ca: Vec<PathBuf>,
+}
+
+impl RegistryFlags {
+    fn options(&self) -> Options {
+        let mut o = Options::default();
+        for h in &self.insecure {
+            o = o.insecure_registry(h.clone());
+        }
+        for f in &self.ca {
+            o = o.registry_ca(f.clone());
+        }
+        o
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct PullArgs {
+    /// The image: NAME[:TAG|@DIGEST] (`debian:12`, `127.0.0.1:5000/app:1`).
+    reference: String,
+    /// The platform to pull from a multi-platform image (os/arch[/variant]; the host's by default).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Print only the image's name.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+#[derive(Args)]
+pub(crate) struct PushArgs {
+    /// The image in the store (name or id).
+    image: String,
+    /// Where to push it (REGISTRY/REPOSITORY[:TAG]); the image's name by default.
+    reference: Option<String>,
+    /// No progress lines.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+#[derive(Args)]
+pub(crate) struct LoginArgs {
+    /// The registry (host[:port]); Docker Hub if none.
+    server: Option<String>,
+    /// The user name.
+    #[arg(short, long)]
+    username: Option<String>,
+    /// Read the password (or token) from standard input (the only way hush takes one: an
+    /// argument would be in the shell's history and the process list).
+    #[arg(long)]
+    password_stdin: bool,
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+#[derive(Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry (host[:port]); Docker Hub if none.
+    server: Option<String>,
+}
+
+/// Progress lines on stderr.
+struct Lines {
+    quiet: bool,
+}
+
+impl Progress for Lines {
+    fn event(&self, e: Event) {
+        if self.quiet {
+            return;
+        }
+        match e {
+            Event::Resolved { reference, digest } => errln!("{reference}: resolved to {digest}"),
+            Event::Started { digest, size } => {
+                errln!(
+                    "{}: transferring {}",
+                    short(&digest),
+                    super::units::human_size(size)
+                )
+            }
+            Event::Skipped { digest, why } => errln!("{}: {why}", short(&digest)),
+            Event::Done { digest } => errln!("{}: done", short(&digest)),
+            Event::Retrying {
+                what,
+                attempt,
+                reason,
+            } => errln!("{what}: try {attempt} failed ({reason}), trying again"),
+        }
+    }
+}
+
+/// `sha256:0123456789ab`, as docker shows layers.
+fn short(digest: &str) -> &str {
+    let end = digest.find(':').map_or(12, |i| i + 13).min(digest.len());
+    &digest[..end]
+}
+
+fn parse_ref(s: &str) -> CliResult<ImageRef> {
+    ImageRef::parse(s).map_err(|e| CliError::Usage(format!("{e}: {}", source_text(&e))))
+}
+
+fn source_text(e: &dyn std::error::Error) -> String {
+    e.source().map(|s| s.to_string()).unwrap_or_default()
+}
+
+pub(crate) fn pull(store: &Store, a: PullArgs) -> CliResult {
+    let reference = parse_ref(&a.reference)?;
+    let mut opts = a.registry.options();
+    if let Some(p) = &a.platform {
+        opts = opts.platform(Platform::parse(p).map_err(|e| CliError::Usage(e.to_string()))?);
+    }
+    let pulled = hush_registry::pull(store, &reference, &opts, &Lines { quiet: a.quiet })?;
+    if !a.quiet {
+        errln!("Digest: {}", pulled.digest);
+        errln!("Image: {}", pulled.image.config_digest);
+    }
+    outln!("{}", pulled.name)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn push(store: &Store, a: PushArgs) -> CliResult {
+    let image = store.resolve(&a.image)?;
+    let reference = parse_ref(a.reference.as_deref().unwrap_or(&a.image))?;
+    let opts = a.registry.options();
+    let pushed = hush_registry::push(store, &image, &reference, &opts, &Lines { quiet: a.quiet })?;
+    // docker push's last line.
+    outln!(
+        "{}: digest: {} size: {}",
+        pushed.tag,
+        pushed.digest,
+        pushed.size
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn login(a: LoginArgs) -> CliResult {
+    let Some(username) = a.username else {
+        return Err(CliError::Usage(
+            "hush login needs --username and --password-stdin (it does not prompt)".into(),
+        ));
+    };
+    if !a.password_stdin {
+        return Err(CliError::Usage(
+            "hush login reads the password from standard input only: pass --password-stdin".into(),
+        ));
+    }
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut raw)
+        .map_err(|source| CliError::Io {
+            what: "read the password from standard input".into(),
+            source,
+        })?;
+    let password = Secret::new(raw);
+    // `echo pw | docker login --password-stdin` strips the line end.
+    let trimmed = password.expose().trim_ascii_end();
+    if trimmed.is_empty() {
+        return Err(CliError::Usage(
+            "the password on standard input is empty".into(),
+        ));
+    }
+    let password = Secret::new(trimmed.to_vec());
+    let creds = hush_registry::Credentials::new(username, password);
+    let path = hush_registry::login(a.server.as_deref(), creds, &a.registry.options())?;
+    errln!("credentials kept in {}", path.display());
+    outln!("Login Succeeded")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn logout(a: LogoutArgs) -> CliResult {
+    let server = a.server.as_deref().unwrap_or("docker.io");
+    if hush_registry::logout(a.server.as_deref(), &Options::default())? {
+        outln!("Removing login credentials for {server}")?;
+    } else {
+        outln!("Not logged in to {server}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A hint for a registry error.
+pub(crate) fn hint(e: &hush_registry::Error) -> Option<String> {
+    use hush_registry::Error as E;
+    Some(match e {
+        E::Unauthorized {
+            had_credentials: false,
+            registry,
+            ..
+        }
+        | E::Token {
+            had_credentials: false,
+            registry,
+            ..
+        } => format!("log in first: `hush login {registry} --username USER --password-stdin`; or check the name: registries answer 401 for repositories that do not exist too"),
+        E::Unauthorized { registry, status: 403, .. } => format!("the credentials for {registry} do not allow this (push needs write access to the repository)"),
+        E::Unauthorized { registry, .. } | E::Token { registry, .. } => format!("the user name or password kept for {registry} was refused: `hush login {registry}` again (they are read from docker's config.json or its credential helper)"),
+        E::Transport { registry, .. } => format!("check that {registry} is up and its name right; a registry with a certificate of your own CA needs --registry-ca FILE, one that speaks plain HTTP on another host than loopback --insecure-registry {registry}"),
+        E::Status { status: 404, .. } => "check the name and tag (`hush pull NAME:TAG`)".into(),
+        E::NoPlatform { .. } => "choose one of its platforms with --platform".into(),
+        E::DigestMismatch { .. } | E::TooLong { .. } | E::TooShort { .. } | E::DiffId { .. } => "the registry sent content that is not what it names: nothing was stored; if it happens again, the registry (or something between it and you) is broken or hostile".into(),
+        _ => return None,
+    })
+}

@@ -1,0 +1,612 @@
+//! `hush pull`, `push`, `login`, `logout` against a real registry: Debian's `docker-registry`
+//! (the distribution registry) started by each test on 127.0.0.1 with its own config and
+//! storage; skopeo reads what hush pushes and pushes what hush pulls. Never reaches an address
+//! outside this machine.
+
+mod common;
+use common::log;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn can_run() -> bool {
+    common::can_run(&["docker-registry", "skopeo", "openssl", "htpasswd"])
+}
+
+/// A registry on 127.0.0.1, stopped when dropped.
+struct Registry {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Start one; `http_extra` goes under `http:` (TLS), `auth` is the `auth:` section.
+    fn start(http_extra: &str, auth: &str) -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("hush-registry-")
+            .tempdir()
+            .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{http_extra}{auth}",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(&addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test's directory: `root/` a store with busybox:local, `docker/` its DOCKER_CONFIG.
+struct Env {
+    dir: tempfile::TempDir,
+    path: Option<String>,
+    outputs: std::cell::RefCell<Vec<String>>,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: common::busybox_store("hush-reg-"),
+            path: None,
+            outputs: Default::default(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Run hush on the store `root` (relative to the test dir), with stdin.
+    fn hush_in(&self, root: &str, args: &[&str], stdin: &[u8]) -> Output {
+        let mut c = Command::new(common::hush());
+        c.env("HUSH_ROOT", self.dir.path().join(root))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .current_dir(self.dir.path())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(p) = &self.path {
+            c.env("PATH", p);
+        }
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let o = child.wait_with_output().unwrap();
+        self.outputs.borrow_mut().push(log(&o));
+        o
+    }
+
+    fn hush(&self, args: &[&str]) -> Output {
+        self.hush_in("root", args, b"")
+    }
+
+    /// An image's id (`hush inspect`).
+    fn id(&self, root: &str, name: &str) -> String {
+        let o = self.hush_in(root, &["inspect", name], b"");
+        assert!(o.status.success(), "{}", log(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v[0]["Id"].as_str().unwrap().to_string()
+    }
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", log(o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The digest `hush push` printed (`TAG: digest: sha256:… size: N`).
+fn pushed_digest(out: &str) -> String {
+    out.split_whitespace()
+        .skip_while(|w| *w != "digest:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no digest in {out:?}"))
+        .to_string()
+}
+
+fn sha256(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    format!(
+        "sha256:{}",
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+    )
+}
+
+fn sh(cmd: &str, dir: &Path) {
+    let o = Command::new("sh")
+        .arg("-ec")
+        .arg(cmd)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{cmd}: {}", log(&o));
+}
+
+#[test]
+fn push_then_pull_round_trips_and_skopeo_reads_what_hush_pushed() {
+    if !can_run() {
+        return;
+    }
+    let reg = Registry::start("", "");
+    let env = Env::new();
+    let a = &reg.addr;
+    let id = env.id("root", "busybox:local");
+    let first = pushed_digest(&ok(&env.hush(&[
+        "push",
+        "busybox:local",
+        &format!("{a}/test/busybox:1"),
+    ])));
+    // Pushed again: the same blobs (deterministic gzip), found in the registry.
+    let again = env.hush(&["push", "busybox:local", &format!("{a}/test/busybox:1")]);
+    assert_eq!(pushed_digest(&ok(&again)), first);
+    assert!(
+        log(&again).contains("already in the registry"),
+        "{}",
+        log(&again)
+    );
+
+    // skopeo reads it.
+    let o = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{a}/test/busybox:1"),
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&ok(&o).into_bytes()).unwrap();
+    assert_eq!(v["Digest"], first.as_str());
+    let oci = env.dir.path().join("oci");
+    let o = Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{a}/test/busybox:1"),
+            &format!("oci:{}:t", oci.display()),
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+
+    // Pulled into another store: the same image id, and pushed from there to another
+    // repository, the same digest (its layer mounted, not uploaded).
+    let name = format!("{a}/test/busybox:1");
+    assert_eq!(
+        ok(&env.hush_in("other", &["pull", &name], b"")).trim(),
+        name
+    );
+    assert_eq!(env.id("other", &name), id);
+    let o = env.hush_in(
+        "other",
+        &["push", &name, &format!("{a}/copy/busybox:2")],
+        b"",
+    );
+    assert_eq!(pushed_digest(&ok(&o)), first);
+    assert!(log(&o).contains("mounted from test/busybox"), "{}", log(&o));
+    // A layer the store has is not fetched again.
+    let o = env.hush_in("other", &["pull", &format!("{a}/copy/busybox:2")], b"");
+    ok(&o);
+    assert!(log(&o).contains("already in the store"), "{}", log(&o));
+    assert!(!log(&o).contains("transferring"), "{}", log(&o));
+}
+
+/// A one-layer image in an OCI layout: its layer (`tar` of `files`, compressed by `compress`,
+/// a shell command reading stdin), config and manifest blobs. Returns the manifest's
+/// descriptor JSON with `platform` and the config digest.
+fn oci_image(
+    layout: &Path,
+    base_tar: Option<&Path>,
+    arch: &str,
+    compress: &str,
+    media: &str,
+) -> (String, String) {
+    let work = layout.join(format!("work-{arch}"));
+    std::fs::create_dir_all(work.join("root")).unwrap();
+    std::fs::write(work.join("root/platform"), arch).unwrap();
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut tars = Vec::new();
+    if let Some(b) = base_tar {
+        tars.push(b.to_path_buf());
+    }
+    sh("tar -C root -cf layer.tar platform", &work);
+    tars.push(work.join("layer.tar"));
+    for (i, tar) in tars.iter().enumerate() {
+        diff_ids.push(sha256(tar));
+        let out = work.join(format!("l{i}"));
+        sh(
+            &format!("{compress} < {} > {}", tar.display(), out.display()),
+            &work,
+        );
+        let d = sha256(&out);
+        let size = std::fs::metadata(&out).unwrap().len();
+        std::fs::rename(&out, blobs.join(&d[7..])).unwrap();
+        layers.push(format!(
+            r#"{{"mediaType":"{media}","digest":"{d}","size":{size}}}"#
+        ));
+    }
+    let config = format!(
+        r#"{{"architecture":"{arch}","os":"linux","config":{{"Env":["PATH=/bin"]}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let cpath = work.join("config");
+    std::fs::write(&cpath, &config).unwrap();
+    let cd = sha256(&cpath);
+    std::fs::rename(&cpath, blobs.join(&cd[7..])).unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{}]}}"#,
+        config.len(),
+        layers.join(",")
+    );
+    let mpath = work.join("manifest");
+    std::fs::write(&mpath, &manifest).unwrap();
+    let md = sha256(&mpath);
+    std::fs::rename(&mpath, blobs.join(&md[7..])).unwrap();
+    (
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+            manifest.len()
+        ),
+        cd,
+    )
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => panic!("no test image for {a}"),
+    }
+}
+
+#[test]
+fn hush_pulls_the_hosts_image_of_a_multi_platform_index_skopeo_pushed_and_builds_on_it() {
+    if !can_run() || !common::have("zstd") {
+        common::skip("needs zstd");
+        return;
+    }
+    let reg = Registry::start("", "");
+    let env = Env::new();
+    let layout = env.dir.path().join("layout");
+    let host = host_arch();
+    let other = if host == "amd64" { "arm64" } else { "amd64" };
+    // The host's image: busybox and a file, gzip; the other: a file, zstd.
+    let (host_desc, host_cfg) = oci_image(
+        &layout,
+        Some(common::shared_busybox_tar()),
+        host,
+        "gzip -n",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    );
+    let (other_desc, other_cfg) = oci_image(
+        &layout,
+        None,
+        other,
+        "zstd -q",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+    );
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    // skopeo's `oci:` names an image by the index.json entry: one, an index of both.
+    let inner = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{other_desc},{host_desc}]}}"#
+    );
+    let ipath = layout.join("inner");
+    std::fs::write(&ipath, &inner).unwrap();
+    let id = sha256(&ipath);
+    std::fs::rename(&ipath, layout.join("blobs/sha256").join(&id[7..])).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{id}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"multi"}}}}]}}"#,
+            inner.len()
+        ),
+    )
+    .unwrap();
+    let name = format!("{}/multi:1", reg.addr);
+    let o = Command::new("skopeo")
+        .args([
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:multi", layout.display()),
+            &format!("docker://{name}"),
+        ])
+        .output()
+        .unwrap();
+    ok(&o);
+
+    let o = env.hush(&["pull", &name]);
+    ok(&o);
+    assert!(
+        log(&o).contains(&id),
+        "the index's digest is reported: {}",
+        log(&o)
+    );
+    assert_eq!(env.id("root", &name), host_cfg);
+    // Built on: FROM the pulled image, a RUN in it.
+    std::fs::write(
+        env.dir.path().join("Dockerfile"),
+        format!("FROM {name}\nRUN test \"$(cat /platform)\" = {host}\n"),
+    )
+    .unwrap();
+    ok(&env.hush(&["build", "--progress=plain", "-t", "built", "."]));
+    // Another platform, asked for (it is stored; it could not RUN here).
+    let o = env.hush(&["pull", "--platform", &format!("linux/{other}"), &name]);
+    ok(&o);
+    assert_eq!(env.id("root", &name), other_cfg);
+    let o = env.hush(&["pull", "--platform", "linux/s390x", &name]);
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+    assert!(
+        log(&o).contains("has no image for linux/s390x"),
+        "{}",
+        log(&o)
+    );
+}
+
+/// A CA, a certificate for 127.0.0.1 it signed, and an htpasswd file for alice, in `dir`.
+fn tls_and_users(dir: &Path, password: &str) {
+    sh(
+        &format!(
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=hush-test-ca 2>/dev/null
+             openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null
+             printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext
+             openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null
+             htpasswd -Bbn alice '{password}' > htpasswd"
+        ),
+        dir,
+    );
+}
+
+fn tls_registry(dir: &Path) -> Registry {
+    Registry::start(
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.join("srv.pem").display(),
+            dir.join("srv.key").display()
+        ),
+        &format!(
+            "auth:\n  htpasswd:\n    realm: hush-test\n    path: {}\n",
+            dir.join("htpasswd").display()
+        ),
+    )
+}
+
+/// Every file under `dir` holding `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+#[test]
+fn basic_auth_over_tls_login_logout_and_a_wrong_password() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new();
+    let d = env.dir.path();
+    let password = "Tr0ub4dor-3-xq7";
+    let wrong = "wrong-pw-8812";
+    tls_and_users(d, password);
+    let reg = tls_registry(d);
+    let a = reg.addr.as_str();
+    let ca = d.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let target = format!("{a}/auth/busybox:1");
+
+    // Its certificate is not trusted without the CA, and hush does not fall back to HTTP.
+    let o = env.hush(&["push", "busybox:local", &target]);
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+    assert!(
+        log(&o).contains("certificate") && log(&o).contains("--registry-ca"),
+        "{}",
+        log(&o)
+    );
+    // Not logged in: 401, and the hint says to log in.
+    let o = env.hush(&["push", "--registry-ca", ca, "busybox:local", &target]);
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+    assert!(
+        log(&o).contains("HTTP 401") && log(&o).contains("hush login"),
+        "{}",
+        log(&o)
+    );
+    // A wrong password: refused, said so, and neither password anywhere in the output.
+    let o = env.hush_in(
+        "root",
+        &[
+            "login",
+            "--registry-ca",
+            ca,
+            "-u",
+            "alice",
+            "--password-stdin",
+            a,
+        ],
+        format!("{wrong}\n").as_bytes(),
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+    assert!(log(&o).contains("refused"), "{}", log(&o));
+    assert!(!d.join("docker/config.json").exists(), "nothing kept");
+    // The right one.
+    let o = env.hush_in(
+        "root",
+        &[
+            "login",
+            "--registry-ca",
+            ca,
+            "-u",
+            "alice",
+            "--password-stdin",
+            a,
+        ],
+        format!("{password}\n").as_bytes(),
+    );
+    assert!(ok(&o).contains("Login Succeeded"));
+    let cfg = std::fs::read_to_string(d.join("docker/config.json")).unwrap();
+    assert!(cfg.contains(a), "{cfg}");
+    let digest = pushed_digest(&ok(&env.hush(&[
+        "push",
+        "--registry-ca",
+        ca,
+        "busybox:local",
+        &target,
+    ])));
+    let o = env.hush_in("other", &["pull", "--registry-ca", ca, &target], b"");
+    ok(&o);
+    assert!(log(&o).contains(&digest), "{}", log(&o));
+    // Logged out: refused again.
+    assert!(ok(&env.hush(&["logout", a])).contains("Removing login credentials"));
+    let o = env.hush(&["push", "--registry-ca", ca, "busybox:local", &target]);
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+
+    for secret in [password, wrong] {
+        for out in env.outputs.borrow().iter() {
+            assert!(!out.contains(secret), "a password in the output: {out}");
+        }
+        let found = [env.root(), d.join("other")]
+            .iter()
+            .flat_map(|r| files_holding(r, secret.as_bytes()))
+            .collect::<Vec<_>>();
+        assert!(found.is_empty(), "a password in the store: {found:?}");
+    }
+}
+
+#[test]
+fn a_credential_helper_keeps_and_gives_the_credentials() {
+    if !can_run() {
+        return;
+    }
+    let mut env = Env::new();
+    let d = env.dir.path().to_path_buf();
+    let password = "helper-pw-5521";
+    tls_and_users(&d, password);
+    let reg = tls_registry(&d);
+    let a = reg.addr.as_str();
+    let ca = d.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    std::fs::create_dir_all(d.join("bin")).unwrap();
+    std::fs::create_dir_all(d.join("docker")).unwrap();
+    let helper = d.join("bin/docker-credential-test");
+    std::fs::write(
+        &helper,
+        format!(
+            r#"#!/bin/sh
+store={store}
+case "$1" in
+  get) read url; echo "get $url" >> "$store.log"
+       if [ -f "$store" ]; then cat "$store"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  store) cat > "$store"; echo store >> "$store.log" ;;
+  erase) read url; echo "erase $url" >> "$store.log"; rm -f "$store" ;;
+esac
+"#,
+            store = d.join("helper-store").display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", helper.display()), &d);
+    std::fs::write(
+        d.join("docker/config.json"),
+        format!(r#"{{"credHelpers": {{"{a}": "test"}}}}"#),
+    )
+    .unwrap();
+    env.path = Some(format!(
+        "{}:{}",
+        d.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    ));
+
+    let o = env.hush_in(
+        "root",
+        &[
+            "login",
+            "--registry-ca",
+            ca,
+            "-u",
+            "alice",
+            "--password-stdin",
+            a,
+        ],
+        password.as_bytes(),
+    );
+    assert!(ok(&o).contains("Login Succeeded"));
+    let kept = std::fs::read_to_string(d.join("helper-store")).unwrap();
+    assert!(kept.contains("alice") && kept.contains(password), "{kept}");
+    let cfg = std::fs::read_to_string(d.join("docker/config.json")).unwrap();
+    assert!(
+        !cfg.contains("\"auth\"") && cfg.contains("credHelpers"),
+        "{cfg}"
+    );
+    // The push gets them from the helper.
+    ok(&env.hush(&[
+        "push",
+        "--registry-ca",
+        ca,
+        "busybox:local",
+        &format!("{a}/h/busybox:1"),
+    ]));
+    let helper_log = std::fs::read_to_string(d.join("helper-store.log")).unwrap();
+    assert!(helper_log.contains(&format!("get {a}")), "{helper_log}");
+    ok(&env.hush(&["logout", a]));
+    assert!(
+        !d.join("helper-store").exists(),
+        "erased through the helper"
+    );
+    for out in env.outputs.borrow().iter() {
+        assert!(!out.contains(password), "the password in the output: {out}");
+    }
+}
