@@ -51,14 +51,18 @@ pub struct Backend<'a> {
     pub snapshots: &'a dyn Snapshotter,
     /// Runs RUNs.
     pub executor: &'a dyn Executor,
+    /// Fetches the images the store lacks (`--pull`); none: the store only.
+    pub registry: Option<&'a dyn crate::Puller>,
 }
 
 impl Backend<'static> {
-    /// overlayfs snapshots and RUN in a container (hush-sandbox): what a build runs on.
+    /// overlayfs snapshots and RUN in a container (hush-sandbox), images from the store only:
+    /// what a build runs on (the binary adds the registry).
     pub fn sandbox() -> Self {
         Backend {
             snapshots: &Sandbox,
             executor: &Sandbox,
+            registry: None,
         }
     }
 }

@@ -129,6 +129,7 @@ fn options(context: &Path, dockerfile: &str) -> BuildOptions {
         leak_min_len: crate::DEFAULT_LEAK_MIN_LEN,
         limits: Default::default(),
         max_unpack_size: crate::DEFAULT_MAX_UNPACK_SIZE,
+        pull: crate::PullPolicy::Never,
     }
 }
 
@@ -157,6 +158,7 @@ fn build(s: &Setup, opts: &BuildOptions, recorder: &Recorder) -> Result<hush_oci
     let backend = Backend {
         snapshots: &Dirs,
         executor: recorder,
+        registry: None,
     };
     crate::build(&s.store, opts, &Quiet, backend)
 }

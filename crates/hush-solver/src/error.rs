@@ -90,6 +90,17 @@ pub enum Error {
         /// Where.
         location: Location,
     },
+    /// An image could not be pulled from its registry.
+    #[error("failed to pull {name}")]
+    Pull {
+        /// As the Dockerfile names it.
+        name: String,
+        /// Where.
+        location: Location,
+        /// The registry client's error.
+        #[source]
+        source: crate::PullError,
+    },
     /// A filesystem problem.
     #[error("failed to {action} {path}")]
     Io {
@@ -136,7 +147,8 @@ impl Error {
             Error::Step { location, .. }
             | Error::RunFailed { location, .. }
             | Error::MissingImage { location, .. }
-            | Error::InvalidImageName { location, .. } => Some(*location),
+            | Error::InvalidImageName { location, .. }
+            | Error::Pull { location, .. } => Some(*location),
             Error::Leak(l) => Some(l.location),
             Error::CacheLeak { location, .. } => Some(*location),
             Error::Masked { location, .. } => *location,

@@ -143,7 +143,12 @@ fn build_guarded(
         .iter()
         .map(|s| stage_platform(s, &globals, stages.escape))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    let mut plan = Plan::new(&stages, target, &input, &asked, store)?;
+    let images = crate::plan::StoreImages {
+        store,
+        policy: opts.pull,
+        registry: backend.registry,
+    };
+    let mut plan = Plan::new(&stages, target, &input, &asked, &images)?;
     crate::preflight::required_mounts(&plan, &|kind, id| match kind {
         MountKind::Secret => opts.secrets.get(id).is_some(),
         MountKind::Ssh => opts.ssh.get(id).is_some(),

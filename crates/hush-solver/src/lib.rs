@@ -84,6 +84,35 @@ pub struct BuildOptions {
     pub limits: hush_sandbox::container::Limits,
     /// The most bytes ADD may unpack from one local archive.
     pub max_unpack_size: u64,
+    /// `--pull`.
+    pub pull: PullPolicy,
+}
+
+/// `--pull`: when an image a Dockerfile names (`FROM`, `COPY --from`, `--mount from=`) is
+/// fetched from its registry (buildx's `--pull`, docker's `--pull=missing|always|never`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// When the store lacks it (the default).
+    #[default]
+    Missing,
+    /// Always: the tag is checked again, and what changed is fetched (`--pull`).
+    Always,
+    /// Never: the build uses the store only (offline).
+    Never,
+}
+
+/// Why a pull failed (the registry client's error).
+pub type PullError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Fetches an image from its registry into the store: hush-registry, wired in by the binary.
+pub trait Puller: Sync {
+    /// Pull `name` (as the Dockerfile names it) for `platform` (`os/arch[/variant]`, the
+    /// host's when none) into the store, and return the stored image.
+    fn pull(
+        &self,
+        name: &str,
+        platform: Option<&str>,
+    ) -> std::result::Result<hush_oci::store::Image, PullError>;
 }
 
 /// `--history-build-args`: which build-arg values RUN history entries record (docker writes

@@ -24,19 +24,66 @@ use crate::stage::{scratch, state_of, Built};
 use crate::{Error, Result};
 
 /// Where the plan finds the images a Dockerfile names (`FROM`, `COPY --from`, `--mount from=`).
-/// The store in a build; a table of configs in the solver's unit tests.
+/// The store and a registry in a build; a table of configs in the solver's unit tests.
 pub(crate) trait Images {
-    /// The image named `name`, or `None` when there is none.
-    fn image(&self, name: &str) -> Result<Option<Built>>;
+    /// The image named `name` (for `platform`, when the Dockerfile asks for one), or `None`
+    /// when there is none; `location` is where the Dockerfile names it.
+    fn image(
+        &self,
+        name: &str,
+        platform: Option<&Platform>,
+        location: Location,
+    ) -> Result<Option<Built>>;
 }
 
-impl Images for hush_oci::store::Store {
-    fn image(&self, name: &str) -> Result<Option<Built>> {
-        match self.resolve(name) {
-            Ok(img) => Ok(Some(crate::stage::built_from_image(&img)?)),
-            Err(_) => Ok(None),
-        }
+/// The store, and the registry for what it lacks, as `--pull` says.
+pub(crate) struct StoreImages<'a> {
+    pub store: &'a hush_oci::store::Store,
+    pub policy: crate::PullPolicy,
+    pub registry: Option<&'a dyn crate::Puller>,
+}
+
+impl Images for StoreImages<'_> {
+    fn image(
+        &self,
+        name: &str,
+        platform: Option<&Platform>,
+        location: Location,
+    ) -> Result<Option<Built>> {
+        use crate::PullPolicy;
+        let stored = || self.store.resolve(name).ok();
+        let platform = platform.map(|p| p.to_string());
+        let pull = |registry: &dyn crate::Puller| {
+            registry
+                .pull(name, platform.as_deref())
+                .map_err(|source| Error::Pull {
+                    name: name.into(),
+                    location,
+                    source,
+                })
+        };
+        // Only a reference names an image of a registry (not an id, nor an invalid name).
+        let registry = self
+            .registry
+            .filter(|_| hush_oci::reference::Reference::parse(name).is_ok());
+        let image = match (self.policy, registry) {
+            (PullPolicy::Never, _) | (_, None) => stored(),
+            (PullPolicy::Missing, Some(r)) => match stored() {
+                Some(img) => Some(img),
+                None => Some(pull(r)?),
+            },
+            (PullPolicy::Always, Some(r)) => Some(pull(r)?),
+        };
+        image
+            .map(|img| crate::stage::built_from_image(&img))
+            .transpose()
     }
+}
+
+/// Is `name` a typo of one of `stages`' names?
+fn near_stage(name: &str, stages: &[Option<String>]) -> bool {
+    let names: Vec<&str> = stages.iter().flatten().map(String::as_str).collect();
+    hush_dockerfile::did_you_mean(name, &names).is_some()
 }
 
 /// The error for an image `name` that `images` lacks, read at `location`: not a valid reference
@@ -186,10 +233,7 @@ impl Planner<'_> {
                 from.dispatched.state.clone(),
             )
         } else {
-            let built = self
-                .images
-                .image(&base_ref)?
-                .ok_or_else(|| missing(&base_ref, stage.location, &names[..i]))?;
+            let built = self.lookup(&base_ref, self.asked[i].as_ref(), stage.location, i)?;
             let own = platform::of_image(&built.config);
             platform::check_image(stage, &base_ref, &own, self.asked[i].as_ref())?;
             let state = state_of(&built.config);
@@ -232,12 +276,30 @@ impl Planner<'_> {
         if self.plan.images.contains_key(name) {
             return Ok(());
         }
-        let built = self
-            .images
-            .image(name)?
-            .ok_or_else(|| missing(name, location, &self.input.stage_names[..i]))?;
+        let built = self.lookup(name, None, location, i)?;
         self.plan.images.insert(name.to_string(), built);
         Ok(())
+    }
+
+    /// The image `name` read by stage `i` at `location`, or why there is none: not a reference,
+    /// not there (with the stage meant, for a typo of a stage's name — also when a pull of the
+    /// typo failed), or the pull's error.
+    fn lookup(
+        &self,
+        name: &str,
+        platform: Option<&Platform>,
+        location: Location,
+        i: usize,
+    ) -> Result<Built> {
+        let stages = &self.input.stage_names[..i];
+        match self.images.image(name, platform, location) {
+            Ok(Some(built)) => Ok(built),
+            Ok(None) => Err(missing(name, location, stages)),
+            Err(Error::Pull { .. }) if near_stage(name, stages) => {
+                Err(Error::missing_image(name, location, stages))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -282,7 +344,7 @@ mod tests {
     struct Configs(BTreeMap<&'static str, Vec<&'static str>>);
 
     impl Images for Configs {
-        fn image(&self, name: &str) -> Result<Option<Built>> {
+        fn image(&self, name: &str, _: Option<&Platform>, _: Location) -> Result<Option<Built>> {
             Ok(self.0.get(name).map(|env| {
                 let mut config = ImageConfig::for_host();
                 config.config.env = Some(env.iter().map(|e| e.to_string()).collect());
@@ -436,6 +498,138 @@ mod tests {
                 Err(other) => panic!("{text}: {other}"),
                 Ok(_) => panic!("{text}: planned"),
             }
+        }
+    }
+
+    /// A registry double: "pulls" by storing an empty image under the name, and counts.
+    struct Registry<'a> {
+        store: &'a hush_oci::store::Store,
+        pulled: std::sync::Mutex<Vec<(String, Option<String>)>>,
+        fail: bool,
+    }
+
+    impl crate::Puller for Registry<'_> {
+        fn pull(
+            &self,
+            name: &str,
+            platform: Option<&str>,
+        ) -> std::result::Result<hush_oci::store::Image, crate::PullError> {
+            self.pulled
+                .lock()
+                .unwrap()
+                .push((name.into(), platform.map(str::to_string)));
+            if self.fail {
+                return Err("manifest unknown".into());
+            }
+            Ok(self
+                .store
+                .put_image(&ImageConfig::for_host(), &[], &[name.to_string()])?)
+        }
+    }
+
+    fn plan_pulling(
+        text: &str,
+        policy: crate::PullPolicy,
+        registry: &Registry<'_>,
+    ) -> Result<Plan> {
+        let df = hush_dockerfile::parser::parse(text)?;
+        let stages = parse_stages(&df)?;
+        let none = BTreeMap::new();
+        let globals = global_arg_values(&stages.global_args, &none, stages.escape)?;
+        let names: Vec<Option<String>> = stages.stages.iter().map(|s| s.name.clone()).collect();
+        let input = DispatchInput {
+            build_args: &none,
+            global_args: &globals,
+            stage_names: &names,
+            escape: stages.escape,
+            history_args: HistoryArgs::All,
+        };
+        let asked = vec![None; stages.stages.len()];
+        let images = StoreImages {
+            store: registry.store,
+            policy,
+            registry: Some(registry),
+        };
+        Plan::new(&stages, stages.stages.len() - 1, &input, &asked, &images)
+    }
+
+    #[test]
+    fn images_the_store_lacks_are_pulled_as_the_pull_policy_says() {
+        use crate::PullPolicy::{Always, Missing, Never};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = hush_oci::store::Store::open(tmp.path()).unwrap();
+        store
+            .put_image(&ImageConfig::for_host(), &[], &["local:1".into()])
+            .unwrap();
+        let reg = |fail| Registry {
+            store: &store,
+            pulled: Default::default(),
+            fail,
+        };
+        let text = "FROM local:1\nCOPY --from=remote:2 /a /a\n";
+        let r = reg(false);
+        plan_pulling(text, Missing, &r).unwrap();
+        assert_eq!(
+            *r.pulled.lock().unwrap(),
+            [("remote:2".to_string(), None)],
+            "only what the store lacks"
+        );
+        let r = reg(false);
+        plan_pulling(text, Always, &r).unwrap();
+        let pulled: Vec<String> = r
+            .pulled
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.0.clone())
+            .collect();
+        assert_eq!(pulled, ["local:1", "remote:2"], "every image, again");
+        let r = reg(false);
+        let e = plan_pulling("FROM elsewhere:3\n", Never, &r).err().unwrap();
+        assert!(matches!(e, Error::MissingImage { .. }), "{e}");
+        assert!(r.pulled.lock().unwrap().is_empty(), "never: offline");
+        let e = plan_pulling("FROM Bad:Name\n", Missing, &r).err().unwrap();
+        assert!(matches!(e, Error::InvalidImageName { .. }), "{e}");
+        assert!(
+            r.pulled.lock().unwrap().is_empty(),
+            "no pull of what is no reference"
+        );
+    }
+
+    #[test]
+    fn a_failed_pull_says_so_at_its_line_unless_the_name_is_a_typo_of_a_stage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = hush_oci::store::Store::open(tmp.path()).unwrap();
+        let r = Registry {
+            store: &store,
+            pulled: Default::default(),
+            fail: true,
+        };
+        let e = plan_pulling(
+            "FROM scratch\nCOPY --from=gone:1 /a /a\n",
+            crate::PullPolicy::Missing,
+            &r,
+        )
+        .err()
+        .unwrap();
+        match &e {
+            Error::Pull { name, location, .. } => {
+                assert_eq!((name.as_str(), location.start_line), ("gone:1", 2))
+            }
+            other => panic!("{other}"),
+        }
+        let e = plan_pulling(
+            "FROM scratch AS builder\nFROM scratch\nCOPY --from=bulder /a /a\n",
+            crate::PullPolicy::Missing,
+            &r,
+        )
+        .err()
+        .unwrap();
+        match e {
+            Error::MissingImage { nearest_stage, .. } => {
+                assert_eq!(nearest_stage.as_deref(), Some("builder"))
+            }
+            other => panic!("{other}"),
         }
     }
 

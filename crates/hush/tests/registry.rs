@@ -610,3 +610,56 @@ esac
         assert!(!out.contains(password), "the password in the output: {out}");
     }
 }
+
+/// FROM and COPY --from pull what the store lacks; `--pull=never` keeps the build offline;
+/// `--pull` checks the tag again and builds on what it names now.
+#[test]
+fn a_build_pulls_the_images_its_dockerfile_names_as_pull_says() {
+    if !can_run() {
+        return;
+    }
+    let reg = Registry::start("", "");
+    let env = Env::new();
+    let a = &reg.addr;
+    let base = format!("{a}/base/busybox:1");
+    ok(&env.hush(&["push", "busybox:local", &base]));
+    let ctx = env.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built > /built\nCOPY --from={base} /bin/busybox /copied\n"),
+    )
+    .unwrap();
+    let build = |root: &str, extra: &[&str]| {
+        let mut args = vec!["build", "--network=none", "-t", "out:1"];
+        args.extend_from_slice(extra);
+        args.push("ctx");
+        env.hush_in(root, &args, b"")
+    };
+    // An empty store, offline: the image is not there, and nothing is fetched.
+    let o = build("fresh", &["--pull=never"]);
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+    assert!(log(&o).contains("not found"), "{}", log(&o));
+    // The default pulls it, once, and builds on it.
+    let o = build("fresh", &[]);
+    ok(&o);
+    let l = log(&o);
+    assert!(l.contains("resolved to sha256:"), "the pull is shown: {l}");
+    assert_eq!(env.id("fresh", &base), env.id("root", "busybox:local"));
+    // Now in the store: no registry needed, even offline.
+    drop(reg);
+    let o = build("fresh", &["--pull=never"]);
+    ok(&o);
+    let o = build("fresh", &["--pull"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "--pull checks the registry: {}",
+        log(&o)
+    );
+    assert!(
+        log(&o).contains(&format!("failed to pull {base}")),
+        "{}",
+        log(&o)
+    );
+}

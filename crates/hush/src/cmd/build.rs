@@ -14,6 +14,14 @@ use super::{CliError, CliResult};
 use crate::output::{errln, outln};
 use crate::progress::ProgressMode;
 
+/// `--pull`'s values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PullWhen {
+    Missing,
+    Always,
+    Never,
+}
+
 #[derive(Args)]
 pub(crate) struct BuildArgs {
     /// Build context directory.
@@ -33,6 +41,13 @@ pub(crate) struct BuildArgs {
     /// Do not use the build cache.
     #[arg(long)]
     no_cache: bool,
+    /// When images the Dockerfile names are fetched from their registry: `missing` (the
+    /// default: what the store lacks), `always` (`--pull` alone: check every tag again), `never`
+    /// (offline: the store only).
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, default_value = "missing", default_missing_value = "always", require_equals = true)]
+    pull: PullWhen,
+    #[command(flatten)]
+    registry: super::registry::RegistryFlags,
     /// Output: `type=docker,dest=F`, `type=oci,dest=DIR|F.tar[,compression=gzip|zstd|uncompressed]`,
     /// `type=local,dest=DIR`, `type=image` (store only, the default).
     #[arg(short = 'o', long = "output")]
@@ -315,6 +330,11 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             ulimits: a.ulimit,
         },
         max_unpack_size: a.max_unpack_size,
+        pull: match a.pull {
+            PullWhen::Missing => hush_solver::PullPolicy::Missing,
+            PullWhen::Always => hush_solver::PullPolicy::Always,
+            PullWhen::Never => hush_solver::PullPolicy::Never,
+        },
     };
     if a.check {
         let ignore = hush_solver::read_dockerignore(&opts);
@@ -339,7 +359,16 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         });
     }
     let reporter = crate::progress::reporter(a.progress, a.quiet);
-    let img = hush_solver::build(store, &opts, &*reporter, hush_solver::Backend::sandbox());
+    let puller = super::registry::Puller::new(
+        store,
+        a.registry.options(),
+        a.progress == ProgressMode::Quiet || a.quiet,
+    );
+    let backend = hush_solver::Backend {
+        registry: Some(&puller),
+        ..hush_solver::Backend::sandbox()
+    };
+    let img = hush_solver::build(store, &opts, &*reporter, backend);
     drop(reporter);
     let img = img.map_err(|err| dockerfile.error(err))?;
     for o in outputs {

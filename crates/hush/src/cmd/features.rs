@@ -88,9 +88,9 @@ const FEATURES: &[Feature] = &[
         "layer-xattrs",
         "`security.capability` and `user.*` extended attributes in layers",
     ),
-    not_yet(
+    yes(
         "registry-pull",
-        "FROM and `COPY --from` pulling what the store lacks: `hush pull IMAGE` first",
+        "FROM, `COPY --from` and `--mount from=` pull what the store lacks (`--pull` checks tags again, `--pull=never` stays offline); `hush pull`",
     ),
     not_yet(
         "registry-push",

@@ -76,6 +76,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         leak_min_len: hush_solver::DEFAULT_LEAK_MIN_LEN,
         limits: Default::default(),
         max_unpack_size: hush_solver::DEFAULT_MAX_UNPACK_SIZE,
+        pull: hush_solver::PullPolicy::Never,
     };
     let ignore = hush_solver::read_dockerignore(&opts);
     let findings =

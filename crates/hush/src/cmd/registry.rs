@@ -28,7 +28,7 @@ pub(crate) struct RegistryFlags {
 }
 
 impl RegistryFlags {
-    fn options(&self) -> Options {
+    pub(crate) fn options(&self) -> Options {
         let mut o = Options::default();
         for h in &self.insecure {
             o = o.insecure_registry(h.clone());
@@ -115,6 +115,39 @@ impl Progress for Lines {
                 reason,
             } => errln!("{what}: try {attempt} failed ({reason}), trying again"),
         }
+    }
+}
+
+/// The registry a build pulls from (FROM, `COPY --from`, `--mount from=` naming an image the
+/// store lacks, or every image with `--pull`), with its progress lines on stderr.
+pub(crate) struct Puller<'a> {
+    store: &'a Store,
+    options: Options,
+    lines: Lines,
+}
+
+impl<'a> Puller<'a> {
+    pub(crate) fn new(store: &'a Store, options: Options, quiet: bool) -> Self {
+        Puller {
+            store,
+            options,
+            lines: Lines { quiet },
+        }
+    }
+}
+
+impl hush_solver::Puller for Puller<'_> {
+    fn pull(
+        &self,
+        name: &str,
+        platform: Option<&str>,
+    ) -> Result<hush_oci::store::Image, hush_solver::PullError> {
+        let reference = ImageRef::parse(name)?;
+        let mut options = self.options.clone();
+        if let Some(p) = platform {
+            options = options.platform(Platform::parse(p)?);
+        }
+        Ok(hush_registry::pull(self.store, &reference, &options, &self.lines)?.image)
     }
 }
 
