@@ -357,19 +357,12 @@ fn lint_before_build(
         };
         reporter.warn(&format!("{at}{} ({}); {}", f.message, f.rule, f.hint));
     }
-    let Some(first) = errors.first() else {
-        return Ok(());
-    };
-    let more = match errors.len() {
-        1 => String::new(),
-        n => format!(
-            " (and {} more lint error(s): `hush lint` lists them)",
-            n - 1
-        ),
-    };
-    Err(Error::Step {
-        message: format!("{} ({}){more}", first.message, first.rule),
-        location: first.location,
-        hint: Some(first.hint.clone()),
-    })
+    let more = errors.len().saturating_sub(1);
+    match errors.into_iter().next() {
+        None => Ok(()),
+        Some(first) => Err(Error::Lint {
+            finding: Box::new(first),
+            more,
+        }),
+    }
 }

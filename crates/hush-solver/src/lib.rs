@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use backend::{Backend, Executor, Snapshot, Snapshotter};
-pub use error::{Error, Leak, Result};
+pub use error::{Entitlement, Error, Leak, MissingMount, MountId, Result};
 pub use graph::{build, dockerignore_paths, read_dockerignore};
 use hush_dockerfile::Location;
 /// The leak guard's default minimum length.

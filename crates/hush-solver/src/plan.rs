@@ -142,10 +142,10 @@ impl Planner<'_> {
         }
         let stage = &self.stages.stages[i];
         if !self.visiting.insert(i) {
-            return Err(Error::step(
-                "circular dependency between stages",
-                stage.location,
-            ));
+            return Err(Error::CircularStages {
+                stage: i,
+                location: stage.location,
+            });
         }
         let names = self.input.stage_names;
         let base_ref = expand_from(stage, self.input.global_args, self.stages.escape)?;

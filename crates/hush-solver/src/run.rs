@@ -66,12 +66,7 @@ impl Ctx<'_> {
             NetworkMode::None => Network::None,
             NetworkMode::Default => match &self.network {
                 Some(n) => n.network(),
-                None => {
-                    return Err(Error::step(
-                        "the build's private network was not started (a bug in hush)",
-                        loc,
-                    ))
-                }
+                None => return Err(Error::NoPrivateNetwork { location: loc }),
             },
         };
         let exec = !scripts.is_empty()
@@ -151,8 +146,14 @@ impl Ctx<'_> {
             .backend
             .snapshots
             .mount(&dir.join("rootfs"), lowers, &stubs)?;
-        m.spec.ids = hush_sandbox::user::resolve(&ov.merged(), &step.state.user)
-            .map_err(|e| Error::step(e.to_string(), loc))?;
+        m.spec.ids =
+            hush_sandbox::user::resolve(&ov.merged(), &step.state.user).map_err(|source| {
+                Error::User {
+                    user: step.state.user.clone(),
+                    location: loc,
+                    source: Box::new(source),
+                }
+            })?;
         let mut tail = Tail::default();
         let mut lines = hush_scan::Masker::new(self.guard);
         let reporter = self.reporter;
@@ -209,19 +210,13 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let id = mount.id.clone().unwrap_or_default();
         let Some(secret) = self.opts.secrets.get(&id) else {
-            return self.absent(
-                mount,
-                loc,
-                format!("secret {id} not found"),
-                format!("pass it with --secret id={id},src=FILE (or env=VAR)"),
-            );
+            return self.absent(mount, Error::MissingSecret { id, location: loc });
         };
         if let Some(var) = &mount.env {
-            let value = std::str::from_utf8(secret.expose()).map_err(|_| {
-                Error::step(
-                    format!("secret {id} is not valid UTF-8 and cannot be put in env {var}"),
-                    loc,
-                )
+            let value = std::str::from_utf8(secret.expose()).map_err(|_| Error::SecretNotUtf8 {
+                id: id.clone(),
+                var: var.clone(),
+                location: loc,
             })?;
             env.push((var.clone(), value.to_string()));
             m.secret = true;
@@ -255,12 +250,7 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let id = mount.id.clone().unwrap_or_else(|| "default".into());
         let Some(agent) = self.opts.ssh.get(&id) else {
-            return self.absent(
-                mount,
-                loc,
-                format!("no SSH key {id:?} forwarded from the client"),
-                format!("pass it with --ssh {id} (an agent) or --ssh {id}=KEYFILE"),
-            );
+            return self.absent(mount, Error::MissingSsh { id, location: loc });
         };
         let index = m.agents.len();
         let target = mount
@@ -285,17 +275,14 @@ impl Ctx<'_> {
 
     /// A secret or ssh id that was not given: an error when the mount is `required`, else the
     /// mount is skipped with a warning (BuildKit's rule).
-    fn absent(&self, mount: &Mount, loc: Location, message: String, hint: String) -> Result<()> {
+    fn absent(&self, mount: &Mount, err: Error) -> Result<()> {
         if mount.required {
-            return Err(Error::Step {
-                message,
-                location: loc,
-                hint: Some(hint),
-            });
+            return Err(err);
         }
+        let line = err.location().map_or(0, |l| l.start_line);
+        let hint = err.hint().unwrap_or_default();
         self.reporter.warn(&format!(
-            "line {}: {message}; skipping the optional mount ({hint})",
-            loc.start_line
+            "line {line}: {err}; skipping the optional mount ({hint})"
         ));
         Ok(())
     }
@@ -429,10 +416,10 @@ impl Ctx<'_> {
             Some(from) => self.view(m, from, &rel, step, &scratch.with_extension("from"))?,
         };
         if fs::symlink_metadata(&src).is_err() {
-            return Err(Error::step(
-                format!("bind mount source {rel:?} not found"),
-                step.location,
-            ));
+            return Err(Error::BindSourceNotFound {
+                path: rel,
+                location: step.location,
+            });
         }
         let (source, readonly) = if src.is_dir() {
             let ov = self.backend.snapshots.mount(scratch, &[src], &[])?;

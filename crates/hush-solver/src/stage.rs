@@ -238,7 +238,10 @@ impl Ctx<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .get(i)
             .and_then(Option::clone)
-            .ok_or_else(|| Error::step(format!("stage {i} was not built"), step.location))
+            .ok_or(Error::StageNotBuilt {
+                stage: i,
+                location: step.location,
+            })
     }
 
     /// Run (or take from the cache) one step; true when it came from the cache.
@@ -405,8 +408,13 @@ impl Ctx<'_> {
                     .mount(&dir.join("dst"), &lowers, &[])?;
                 let owner = match chown {
                     Some(c) => {
-                        let ids = hush_sandbox::user::resolve_owner(&ov.merged(), c)
-                            .map_err(|e| Error::step(e.to_string(), step.location))?;
+                        let ids = hush_sandbox::user::resolve_owner(&ov.merged(), c).map_err(
+                            |source| Error::Chown {
+                                owner: c.clone(),
+                                location: step.location,
+                                source: Box::new(source),
+                            },
+                        )?;
                         Some((ids.uid, ids.gid))
                     }
                     None => None,
@@ -414,12 +422,9 @@ impl Ctx<'_> {
                 if *add {
                     let remote = sources.iter().find(|s| is_remote_source(s));
                     if let Some(url) = remote {
-                        return Err(Error::Step {
-                            message: format!(
-                                "ADD from a URL or Git remote ({url}) is not supported yet"
-                            ),
+                        return Err(Error::AddRemote {
+                            url: url.clone(),
                             location: step.location,
-                            hint: Some("download it in a RUN step, or COPY a local file".into()),
                         });
                     }
                 }

@@ -40,7 +40,10 @@ impl KeyInputs for Ctx<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .get(index)
             .and_then(|b| b.as_ref().map(|b| b.key.clone()))
-            .ok_or_else(|| Error::step(format!("stage {index} was not built"), location))
+            .ok_or(Error::StageNotBuilt {
+                stage: index,
+                location,
+            })
     }
 
     fn image_key(&self, name: &str, location: Location) -> Result<Digest> {
