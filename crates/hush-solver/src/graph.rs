@@ -12,9 +12,9 @@ use hush_dockerfile::instructions::step::{Step, StepKind};
 use hush_dockerfile::instructions::{parse_stages, MountKind, Stages};
 use hush_oci::store::{Image, Store};
 
-use crate::guard::StageRef;
+use crate::config::{add_labels, scratch, Built};
 use crate::plan::{Base, Plan, PlannedStage};
-use crate::stage::{add_labels, scratch, Built, Ctx};
+use crate::stage::{Ctx, StageRef};
 use crate::{Backend, BuildOptions, Error, Reporter, Result};
 
 fn target_index(stages: &Stages, target: Option<&str>) -> Result<usize> {

@@ -12,17 +12,16 @@ mod backend;
 #[cfg(test)]
 mod build_tests;
 mod cache;
+mod config;
 mod copy;
 mod error;
 mod graph;
-mod guard;
 pub mod lint;
 mod masked;
 mod network;
 mod plan;
 mod platform;
 mod preflight;
-mod run;
 mod stage;
 mod tainted;
 

@@ -19,8 +19,8 @@ use hush_dockerfile::instructions::step::{
 use hush_dockerfile::instructions::{MountFrom, Stages};
 use hush_dockerfile::Location;
 
+use crate::config::{scratch, state_of, Built};
 use crate::platform;
-use crate::stage::{scratch, state_of, Built};
 use crate::{Error, Result};
 
 /// Where the plan finds the images a Dockerfile names (`FROM`, `COPY --from`, `--mount from=`).
@@ -33,7 +33,7 @@ pub(crate) trait Images {
 impl Images for hush_oci::store::Store {
     fn image(&self, name: &str) -> Result<Option<Built>> {
         match self.resolve(name) {
-            Ok(img) => Ok(Some(crate::stage::built_from_image(&img)?)),
+            Ok(img) => Ok(Some(crate::config::built_from_image(&img)?)),
             Err(_) => Ok(None),
         }
     }

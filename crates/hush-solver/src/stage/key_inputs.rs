@@ -6,8 +6,8 @@ use hush_dockerfile::Location;
 use hush_oci::Digest;
 use hush_secrets::{Secret, Secrets};
 
-use super::KeyInputs;
-use crate::stage::Ctx;
+use super::Ctx;
+use crate::cache::KeyInputs;
 use crate::{Error, Result};
 
 impl KeyInputs for Ctx<'_> {
@@ -55,6 +55,6 @@ impl KeyInputs for Ctx<'_> {
     }
 
     fn secret_fingerprint(&self, id: &str, secret: &Secret) -> Result<String> {
-        super::secret_fingerprint(self.store, id, secret)
+        crate::cache::secret_fingerprint(self.store, id, secret)
     }
 }
