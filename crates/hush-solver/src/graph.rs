@@ -12,9 +12,9 @@ use hush_dockerfile::instructions::step::{Step, StepKind};
 use hush_dockerfile::instructions::{parse_stages, MountKind, Stages};
 use hush_oci::store::{Image, Store};
 
-use crate::guard::StageRef;
+use crate::config::{add_labels, scratch, Built};
 use crate::plan::{Base, Plan, PlannedStage};
-use crate::stage::{add_labels, scratch, Built, Ctx};
+use crate::stage::{Ctx, StageRef};
 use crate::{Backend, BuildOptions, Error, Reporter, Result};
 
 fn target_index(stages: &Stages, target: Option<&str>) -> Result<usize> {
@@ -362,19 +362,12 @@ fn lint_before_build(
         };
         reporter.warn(&format!("{at}{} ({}); {}", f.message, f.rule, f.hint));
     }
-    let Some(first) = errors.first() else {
-        return Ok(());
-    };
-    let more = match errors.len() {
-        1 => String::new(),
-        n => format!(
-            " (and {} more lint error(s): `hush lint` lists them)",
-            n - 1
-        ),
-    };
-    Err(Error::Step {
-        message: format!("{} ({}){more}", first.message, first.rule),
-        location: first.location,
-        hint: Some(first.hint.clone()),
-    })
+    let more = errors.len().saturating_sub(1);
+    match errors.into_iter().next() {
+        None => Ok(()),
+        Some(first) => Err(Error::Lint {
+            finding: Box::new(first),
+            more,
+        }),
+    }
 }

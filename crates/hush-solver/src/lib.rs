@@ -12,17 +12,16 @@ mod backend;
 #[cfg(test)]
 mod build_tests;
 mod cache;
+mod config;
 mod copy;
 mod error;
 mod graph;
-mod guard;
 pub mod lint;
 mod masked;
 mod network;
 mod plan;
 mod platform;
 mod preflight;
-mod run;
 mod stage;
 mod tainted;
 
@@ -30,7 +29,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use backend::{Backend, Executor, Snapshot, Snapshotter};
-pub use error::{Error, Leak, Result};
+pub use error::{Entitlement, Error, Leak, MissingMount, MountId, Result};
 pub use graph::{build, dockerignore_paths, read_dockerignore};
 use hush_dockerfile::Location;
 /// The leak guard's default minimum length.

@@ -6,6 +6,7 @@
 use hush_dockerfile::instructions::step::StepKind;
 use hush_dockerfile::instructions::{NetworkMode, SecurityMode};
 
+use crate::error::Entitlement;
 use crate::{BuildOptions, Error, Result};
 
 /// The network a RUN runs on: its own `--network`, else the build's.
@@ -27,21 +28,15 @@ fn entitled(
 ) -> Result<()> {
     let host_ok = opts.allow_network_host || opts.network == NetworkMode::Host;
     if network == NetworkMode::Host && !host_ok {
-        return Err(Error::Step {
-            message: "RUN --network=host needs the network.host entitlement, which this build was not given".into(),
+        return Err(Error::NotEntitled {
+            entitlement: Entitlement::NetworkHost,
             location,
-            hint: Some(
-                "pass --allow network.host to `hush build` to let this Dockerfile use the host's network (as with `docker buildx build --allow network.host`)".into(),
-            ),
         });
     }
     if security == SecurityMode::Insecure && !opts.allow_security_insecure {
-        return Err(Error::Step {
-            message: "RUN --security=insecure needs the security.insecure entitlement, which this build was not given".into(),
+        return Err(Error::NotEntitled {
+            entitlement: Entitlement::SecurityInsecure,
             location,
-            hint: Some(
-                "pass --allow security.insecure to `hush build` to run this step privileged (every capability, no seccomp filter, every device), as with `docker buildx build --allow security.insecure`".into(),
-            ),
         });
     }
     Ok(())

@@ -19,8 +19,8 @@ use hush_dockerfile::instructions::step::{
 use hush_dockerfile::instructions::{MountFrom, Stages};
 use hush_dockerfile::Location;
 
+use crate::config::{scratch, state_of, Built};
 use crate::platform;
-use crate::stage::{scratch, state_of, Built};
 use crate::{Error, Result};
 
 /// Where the plan finds the images a Dockerfile names (`FROM`, `COPY --from`, `--mount from=`).
@@ -75,7 +75,7 @@ impl Images for StoreImages<'_> {
             (PullPolicy::Always, Some(r)) => Some(pull(r)?),
         };
         image
-            .map(|img| crate::stage::built_from_image(&img))
+            .map(|img| crate::config::built_from_image(&img))
             .transpose()
     }
 }
@@ -204,10 +204,10 @@ impl Planner<'_> {
         }
         let stage = &self.stages.stages[i];
         if !self.visiting.insert(i) {
-            return Err(Error::step(
-                "circular dependency between stages",
-                stage.location,
-            ));
+            return Err(Error::CircularStages {
+                stage: i,
+                location: stage.location,
+            });
         }
         let names = self.input.stage_names;
         let base_ref = expand_from(stage, self.input.global_args, self.stages.escape)?;

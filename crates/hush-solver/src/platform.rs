@@ -36,14 +36,11 @@ pub(crate) fn check_image(
     asked: Option<&Platform>,
 ) -> Result<()> {
     match asked {
-        Some(p) if p != image => Err(Error::Step {
-            message: format!(
-                "FROM --platform={p}: the image {name} in the store is for {image}, and hush cannot get another platform's image yet"
-            ),
+        Some(p) if p != image => Err(Error::PlatformMismatch {
+            image: name.to_string(),
+            asked: Box::new(p.clone()),
+            found: Box::new(image.clone()),
             location: stage.location,
-            hint: Some(format!(
-                "load or import the {p} image under its own name (`hush load`, `hush import`) and use that name, or drop --platform"
-            )),
         }),
         _ => Ok(()),
     }
@@ -69,14 +66,10 @@ pub(crate) fn check_runs(stage: &Stage, platform: &Platform, triggers: &[String]
         });
     match run {
         None => Ok(()),
-        Some(location) => Err(Error::Step {
-            message: format!(
-                "this stage is for {platform} and this host runs {host}: hush cannot run another platform's programs (no emulation)"
-            ),
+        Some(location) => Err(Error::ForeignPlatformRun {
+            stage: Box::new(platform.clone()),
+            host: Box::new(host),
             location,
-            hint: Some(format!(
-                "build on a {platform} host, or do this RUN in a stage for the host (FROM --platform=$BUILDPLATFORM …) and COPY --from it"
-            )),
         }),
     }
 }

@@ -186,6 +186,43 @@ fn a_file_missing_from_a_stage_is_not_blamed_on_the_context() {
     assert!(!l.contains("exists in the build context"), "{l}");
 }
 
+/// A user the image does not know: the error says which lookup failed (the RUN's USER, a
+/// COPY's --chown) at its line, and docker's words follow as its cause.
+#[test]
+fn an_unknown_user_names_the_lookup_and_keeps_dockers_words() {
+    if !can_run(&["busybox"]) {
+        return;
+    }
+    let l = log(&build(
+        "FROM busybox:local\nUSER nobody-here\nRUN true\n",
+        &["--no-cache"],
+    ));
+    assert!(
+        l.contains("error: failed to resolve the user \"nobody-here\" to run as"),
+        "{l}"
+    );
+    assert!(
+        l.contains(
+            "caused by: unable to find user nobody-here: no matching entries in passwd file"
+        ),
+        "{l}"
+    );
+    assert!(l.contains("Dockerfile:3"), "{l}");
+    let l = log(&build(
+        "FROM busybox:local\nCOPY --chown=0:no-group Dockerfile /d\n",
+        &["--no-cache"],
+    ));
+    assert!(
+        l.contains("error: failed to resolve --chown=0:no-group"),
+        "{l}"
+    );
+    assert!(
+        l.contains("caused by: unable to find group no-group: no matching entries in group file"),
+        "{l}"
+    );
+    assert!(l.contains("Dockerfile:2"), "{l}");
+}
+
 /// "The lines above" only when there are lines above.
 #[test]
 fn a_failed_run_hint_says_whether_it_printed() {

@@ -5,7 +5,6 @@
 //! the digests of what it reads ([`key`] writes them out field by field). A secret's value never
 //! enters a key (BuildKit's rule): its id and mount options do.
 
-mod ctx_inputs;
 mod key;
 #[cfg(test)]
 mod key_tests;

@@ -341,10 +341,9 @@ fn is_archive(p: &Path) -> bool {
 /// back as a record of what it wrote, for the layer tar.
 pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
     let chmod = match req.chmod {
-        Some(s) => Some(parse_chmod(s).ok_or_else(|| Error::Step {
-            message: format!("invalid chmod parameter {s:?}"),
+        Some(s) => Some(parse_chmod(s).ok_or_else(|| Error::InvalidChmod {
+            chmod: s.to_string(),
             location: req.location,
-            hint: Some("use an octal mode like 0644 or a symbolic one like u=rw,go=r".into()),
         })?),
         None => None,
     };
@@ -370,17 +369,10 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
         }
     }
     if expanded.is_empty() && req.inline.is_empty() {
-        return Err(Error::Step {
-            message: format!(
-                "no source files were specified (none of {:?} matched)",
-                req.sources
-            ),
+        return Err(Error::NoSourceFiles {
+            sources: req.sources.to_vec(),
+            from_context: req.from_context,
             location: req.location,
-            hint: Some(if req.from_context {
-                "check the source paths and .dockerignore".into()
-            } else {
-                "check the source paths: COPY --from reads the filesystem of the stage or image it names".into()
-            }),
         });
     }
     let existing_dir = scoped_join(req.dest_root, req.dest, true)
@@ -447,18 +439,16 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
         } else if req.add && req.unpack != Some(false) && m.is_file() && is_archive(&src) {
             let top = w.mkdir_p(if dest.is_empty() { "/" } else { dest })?;
             let reader = hush_oci::archive::open_maybe_compressed(&src)?;
-            hush_oci::layer::extract_archive(reader, &top, req.max_unpack).map_err(|e| match e {
-                hush_oci::Error::TooLarge { limit } => Error::Step {
-                    message: format!(
-                        "failed to unpack {rel}: it unpacks to more than {limit} bytes (the cap)"
-                    ),
-                    location: req.location,
-                    hint: Some(
-                        "if the archive is meant to be that large, raise the cap with --max-unpack-size BYTES".into(),
-                    ),
+            hush_oci::layer::extract_archive(reader, &top, req.max_unpack).map_err(
+                |e| match e {
+                    hush_oci::Error::TooLarge { limit } => Error::UnpackTooLarge {
+                        path: rel.clone(),
+                        limit,
+                        location: req.location,
+                    },
+                    e => e.into(),
                 },
-                e => e.into(),
-            })?;
+            )?;
             if let Some((u, g)) = req.owner {
                 for e in walkdir::WalkDir::new(&top).min_depth(1) {
                     let e = e.map_err(|e| Error::Io {

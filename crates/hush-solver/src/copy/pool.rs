@@ -53,10 +53,7 @@ impl Feeder<'_> {
         }
         self.run.push(job);
         if self.stop.load(Ordering::Relaxed) {
-            return Err(Error::step(
-                "stopped: copying a file failed".to_string(),
-                hush_dockerfile::Location::default(),
-            ));
+            return Err(Error::CopyStopped);
         }
         Ok(())
     }

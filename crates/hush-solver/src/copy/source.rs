@@ -32,17 +32,11 @@ pub(crate) fn expand_source(
     if !has_glob(&cleaned) {
         let p = scoped_join(root, &cleaned, true)?;
         if fs::symlink_metadata(&p).is_err() || (!cleaned.is_empty() && excluded(&cleaned)) {
-            let hint = match ignore {
-                Some(_) => format!("check that {src} exists in the build context and is not excluded by .dockerignore"),
-                None => format!("check that {src} exists in the stage or image that --from names: COPY --from reads its filesystem, not the build context"),
-            };
-            return Err(Error::Step {
-                message: format!(
-                    "failed to compute cache key: {:?}: not found",
-                    format!("/{cleaned}")
-                ),
+            return Err(Error::CopySourceNotFound {
+                path: format!("/{cleaned}"),
+                src: src.to_string(),
+                from_context: ignore.is_some(),
                 location: loc,
-                hint: Some(hint),
             });
         }
         return Ok(vec![cleaned]);

@@ -191,23 +191,6 @@ impl CliError {
         match self {
             CliError::Audit(e) => e.hint(),
             CliError::Build { err, .. } => match &**err {
-                hush_solver::Error::Dockerfile(e) => e.hint.clone(),
-                hush_solver::Error::Step { hint, .. } => hint.clone(),
-                hush_solver::Error::MissingImage { nearest_stage: Some(stage), .. } => Some(format!(
-                    "did you mean the stage {stage:?}? (a name that is no stage's is an image, and a build does not pull images yet)"
-                )),
-                hush_solver::Error::MissingImage { name, .. } => Some(format!(
-                    "a build does not pull images yet: `hush pull {name}` first, or import a rootfs with `hush import ROOTFS.tar {name}` or `hush load -i IMAGE.tar`"
-                )),
-                hush_solver::Error::NoTarget(_) => Some("--target takes the name after AS in a FROM line".into()),
-                hush_solver::Error::RunFailed { tail, .. } if !tail.is_empty() => Some("the lines above are the end of the command's output".into()),
-                hush_solver::Error::RunFailed { .. } => Some("the command printed nothing before it failed: start the RUN with `set -x;` to see which command failed".into()),
-                hush_solver::Error::CacheLeak { .. } => Some(
-                    "a cache mount is kept for the next builds, which get it without --secret: keep secrets and what holds them out of cache mounts (write to /tmp, or use the secret in place)".into(),
-                ),
-                hush_solver::Error::Leak(_) => Some(
-                    "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it; a builder stage may leave it in a file if the image is not built FROM that stage and copies only the result (COPY --from=builder /out/app /app)".into(),
-                ),
                 hush_solver::Error::Sandbox(hush_sandbox::Error::PastaMissing) => Some(
                     "install it (`apt-get install passt`), or build with --network=none (no network) or --network=host (the host's)".into(),
                 ),
@@ -219,7 +202,7 @@ impl CliError {
                 {
                     Some(NEEDS_ROOT.into())
                 }
-                _ => None,
+                err => err.hint(),
             },
             CliError::Sandbox(hush_sandbox::Error::Mount { source: nix_errno, .. })
                 if *nix_errno == hush_sandbox::Errno::EPERM =>

@@ -21,8 +21,8 @@ use hush_oci::digest::HashingWriter;
 use hush_oci::layer::KnownTree;
 use hush_oci::Digest;
 
+use super::Ctx;
 use crate::cache::{CachedLayer, KeyBuilder};
-use crate::stage::Ctx;
 use crate::{Error, LeakCheck, Result};
 
 /// The stage a step runs in, as the guard needs it.

@@ -6,8 +6,8 @@ use hush_dockerfile::Location;
 use hush_oci::Digest;
 use hush_secrets::{Secret, Secrets};
 
-use super::KeyInputs;
-use crate::stage::Ctx;
+use super::Ctx;
+use crate::cache::KeyInputs;
 use crate::{Error, Result};
 
 impl KeyInputs for Ctx<'_> {
@@ -40,7 +40,10 @@ impl KeyInputs for Ctx<'_> {
             .unwrap_or_else(|e| e.into_inner())
             .get(index)
             .and_then(|b| b.as_ref().map(|b| b.key.clone()))
-            .ok_or_else(|| Error::step(format!("stage {index} was not built"), location))
+            .ok_or(Error::StageNotBuilt {
+                stage: index,
+                location,
+            })
     }
 
     fn image_key(&self, name: &str, location: Location) -> Result<Digest> {
@@ -52,6 +55,6 @@ impl KeyInputs for Ctx<'_> {
     }
 
     fn secret_fingerprint(&self, id: &str, secret: &Secret) -> Result<String> {
-        super::secret_fingerprint(self.store, id, secret)
+        crate::cache::secret_fingerprint(self.store, id, secret)
     }
 }
