@@ -42,6 +42,46 @@ pub const DNS_FORWARD: &str = "169.254.1.1";
 pub const HOSTS: &str =
     "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
 
+/// A RUN's `/etc/hosts`: [`HOSTS`], then each `--add-host` (`IP<TAB>NAME`, docker's format).
+pub fn hosts(extra: &[(String, IpAddr)]) -> String {
+    let mut out = HOSTS.to_string();
+    for (name, ip) in extra {
+        out.push_str(&format!("{ip}\t{name}\n"));
+    }
+    out
+}
+
+/// A RUN's host name (BuildKit's), in its UTS namespace and `/etc/hostname`.
+pub const HOSTNAME: &str = "buildkitsandbox";
+
+/// Parse an `--add-host` as buildx does: `NAME:IP` or `NAME=IP` (an IPv6 address may follow the
+/// first `:` unbracketed, or come in brackets).
+pub fn parse_add_host(s: &str) -> std::result::Result<(String, IpAddr), String> {
+    let (name, ip) = s
+        .split_once('=')
+        .or_else(|| s.split_once(':'))
+        .ok_or_else(|| format!("invalid --add-host {s:?}: expected NAME:IP"))?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip == "host-gateway" {
+        return Err(format!(
+            "invalid --add-host {s:?}: host-gateway is docker engine's; name an address"
+        ));
+    }
+    let ip: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("invalid --add-host {s:?}: {ip:?} is not an IP address"))?;
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    if !valid {
+        return Err(format!(
+            "invalid --add-host {s:?}: {name:?} is not a host name"
+        ));
+    }
+    Ok((name.to_string(), ip))
+}
+
 /// How long pasta may take to set the namespace up.
 const PASTA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -463,6 +503,38 @@ mod tests {
     use super::*;
 
     const HOST: &str = "# generated\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example\noptions edns0 trust-ad\n";
+
+    #[test]
+    fn add_host_takes_docker_spellings_and_refuses_the_rest() {
+        let ok = |s: &str| parse_add_host(s).unwrap();
+        assert_eq!(
+            ok("db:10.0.0.5"),
+            ("db".into(), "10.0.0.5".parse().unwrap())
+        );
+        assert_eq!(
+            ok("db=10.0.0.5"),
+            ("db".into(), "10.0.0.5".parse().unwrap())
+        );
+        assert_eq!(ok("v6:::1"), ("v6".into(), "::1".parse().unwrap()));
+        assert_eq!(
+            ok("v6=[fe80::1]"),
+            ("v6".into(), "fe80::1".parse().unwrap())
+        );
+        for bad in [
+            "db",
+            "db:not-an-ip",
+            ":10.0.0.1",
+            "a b:10.0.0.1",
+            "gw:host-gateway",
+            "x\ny:1.2.3.4",
+        ] {
+            assert!(parse_add_host(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            hosts(&[ok("db:10.0.0.5")]),
+            format!("{HOSTS}10.0.0.5\tdb\n")
+        );
+    }
 
     #[test]
     fn resolv_conf_per_network() {

@@ -130,6 +130,7 @@ fn options(context: &Path, dockerfile: &str) -> BuildOptions {
         limits: Default::default(),
         max_unpack_size: crate::DEFAULT_MAX_UNPACK_SIZE,
         pull: crate::PullPolicy::Never,
+        add_hosts: Vec::new(),
     }
 }
 

@@ -85,6 +85,8 @@ pub struct BuildOptions {
     pub max_unpack_size: u64,
     /// `--pull`.
     pub pull: PullPolicy,
+    /// `--add-host`: more lines of every RUN's `/etc/hosts`.
+    pub add_hosts: Vec<(String, std::net::IpAddr)>,
 }
 
 /// `--pull`: when an image a Dockerfile names (`FROM`, `COPY --from`, `--mount from=`) is

@@ -666,3 +666,55 @@ fn network_none_has_loopback_and_nothing_else() {
     );
     assert_eq!(host.accepted(), 0);
 }
+
+/// `--add-host` lines and the host name are in the RUN's /etc/hosts and /etc/hostname,
+/// `--shm-size` sizes its /dev/shm; none of the files lands in a layer.
+#[test]
+fn add_host_hostname_and_shm_size_reach_the_run_and_stay_out_of_layers() {
+    if !can_run() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("oci");
+    let df = "FROM busybox:local\n\
+              RUN grep db /etc/hosts > /seen; cat /etc/hostname >> /seen; hostname >> /seen; \
+                  df -k /dev/shm | tail -1 | awk '{print $2}' >> /seen\n";
+    let dest_arg = format!("type=oci,dest={}", dest.display());
+    let (o, _c) = build(
+        df,
+        &[],
+        &[
+            "--network=none",
+            "--add-host",
+            "db:10.1.2.3",
+            "--shm-size",
+            "16m",
+            "-o",
+            &dest_arg,
+        ],
+    );
+    assert!(o.status.success(), "{}", log(&o));
+    let layers = |args: &str| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "for l in {}/blobs/sha256/*; do tar {args} $l 2>/dev/null; done",
+                dest.display()
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let seen = layers("-xOf --wildcards 'seen'");
+    assert_eq!(
+        seen, "10.1.2.3\tdb\nbuildkitsandbox\nbuildkitsandbox\n16384\n",
+        "{seen}"
+    );
+    let names = layers("-tf");
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        assert!(!names.lines().any(|l| l == f), "{f} in a layer: {names}");
+    }
+    let bad = build("FROM busybox:local\n", &[], &["--add-host", "db:nowhere"]).0;
+    assert_eq!(bad.status.code(), Some(2), "{}", log(&bad));
+    assert!(log(&bad).contains("not an IP address"), "{}", log(&bad));
+}

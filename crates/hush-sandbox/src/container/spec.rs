@@ -24,6 +24,8 @@ pub struct Limits {
     pub memory: Option<i64>,
     /// `--ulimit`s, replacing the default of the same type.
     pub ulimits: Vec<PosixRlimit>,
+    /// The size of `/dev/shm` in bytes (`--shm-size`); none: 64 MiB, docker's default.
+    pub shm_size: Option<u64>,
 }
 
 /// The default pids limit of a RUN: room for a parallel build, not for a fork bomb.
@@ -35,6 +37,7 @@ impl Default for Limits {
             pids: DEFAULT_PIDS_LIMIT,
             memory: None,
             ulimits: Vec::new(),
+            shm_size: None,
         }
     }
 }
@@ -293,7 +296,7 @@ pub(super) fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Resul
     process.set_no_new_privileges(None);
     process.set_capabilities(Some(capability_sets(&caps, spec.ids.uid).map_err(bad)?));
     s.set_process(Some(process));
-    s.set_hostname(Some("buildkitsandbox".into()));
+    s.set_hostname(Some(crate::network::HOSTNAME.into()));
     s.set_root(Some(
         RootBuilder::default()
             .path(rootfs)
@@ -306,6 +309,23 @@ pub(super) fn oci_spec_for(rootfs: &Path, spec: &RunSpec, cgroup: &str) -> Resul
     // spec says, and a RUN could lift its own pids and memory limits, create cgroups on the
     // host's hierarchy and freeze itself out of reach of SIGKILL. A build step has no use for it.
     mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+    if let Some(size) = spec.limits.shm_size {
+        // The default spec's /dev/shm is a 64 MiB tmpfs: `--shm-size` sets its size.
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+        {
+            let mut opts: Vec<String> = m
+                .options()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.starts_with("size="))
+                .collect();
+            opts.push(format!("size={size}"));
+            m.set_options(Some(opts));
+        }
+    }
     for b in &spec.binds {
         let mut opts = vec!["rbind".to_string(), "nosuid".into(), "nodev".into()];
         if b.readonly {
@@ -407,6 +427,30 @@ mod tests {
             "/hush/hush-1-0",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn shm_size_sets_the_size_of_dev_shm_only() {
+        let shm = |spec: &Spec| -> Vec<String> {
+            spec.mounts()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|m| m.destination() == Path::new("/dev/shm"))
+                .expect("a /dev/shm mount")
+                .options()
+                .clone()
+                .unwrap_or_default()
+        };
+        let default = shm(&spec(0, false));
+        assert!(default.contains(&"size=65536k".to_string()), "{default:?}");
+        let mut rs = run_spec(0, false);
+        rs.limits.shm_size = Some(16 << 20);
+        let s = oci_spec_for(Path::new("/rootfs"), &rs, "/hush/hush-1-0").unwrap();
+        let sized = shm(&s);
+        assert!(sized.contains(&format!("size={}", 16 << 20)), "{sized:?}");
+        assert_eq!(sized.iter().filter(|o| o.starts_with("size=")).count(), 1);
+        assert_eq!(sized.len(), default.len(), "the other options are kept");
     }
 
     /// `RUN --mount=type=secret,env=T` puts the value in the env: the spec passes it on to the

@@ -71,12 +71,20 @@ impl Ctx<'_> {
             .executor
             .secret_dir(&dir.join("bundle"), exec)?;
         let mut m = Mounts::new(spec, tmpfs);
-        // Both are mount points over stub files (`base_stubs`): an image's own files are hidden
+        // All three are mount points over stub files (`base_stubs`): an image's own files are hidden
         // during the RUN only, and neither lands in the layer (docker's and BuildKit's way).
-        let hosts = m.tmpfs.add_file(network::HOSTS.as_bytes(), 0o644)?;
+        let hosts = network::hosts(&self.opts.add_hosts);
+        let hosts = m.tmpfs.add_file(hosts.as_bytes(), 0o644)?;
         let resolv = network::resolv_conf(&m.spec.network);
         let resolv = m.tmpfs.add_file(resolv.as_bytes(), 0o644)?;
-        for (source, target) in [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")] {
+        let hostname = m
+            .tmpfs
+            .add_file(format!("{}\n", network::HOSTNAME).as_bytes(), 0o644)?;
+        for (source, target) in [
+            (hosts, "/etc/hosts"),
+            (resolv, "/etc/resolv.conf"),
+            (hostname, "/etc/hostname"),
+        ] {
             m.spec.binds.push(BindMount {
                 source,
                 target: target.into(),

@@ -113,6 +113,12 @@ pub(crate) struct BuildArgs {
     /// Memory limit of each RUN (`512m`, `2g`; bytes without a unit).
     #[arg(short = 'm', long, value_parser = parse_bytes)]
     memory: Option<i64>,
+    /// The size of each RUN's /dev/shm, as `docker build --shm-size`: `128m` (default 64m).
+    #[arg(long, value_parser = parse_bytes)]
+    shm_size: Option<i64>,
+    /// A line of each RUN's /etc/hosts, as `docker build --add-host`: NAME:IP; repeatable.
+    #[arg(long = "add-host", value_name = "NAME:IP", value_parser = hush_sandbox::network::parse_add_host)]
+    add_hosts: Vec<(String, std::net::IpAddr)>,
     /// Resource limit of each RUN, as `docker build --ulimit`: `nofile=1024:4096`; repeatable.
     #[arg(long, value_parser = hush_sandbox::container::parse_ulimit)]
     ulimit: Vec<oci_spec::runtime::PosixRlimit>,
@@ -328,8 +334,10 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             pids: a.pids_limit,
             memory: a.memory,
             ulimits: a.ulimit,
+            shm_size: a.shm_size.map(|n| n as u64),
         },
         max_unpack_size: a.max_unpack_size,
+        add_hosts: a.add_hosts.clone(),
         pull: match a.pull {
             PullWhen::Missing => hush_solver::PullPolicy::Missing,
             PullWhen::Always => hush_solver::PullPolicy::Always,

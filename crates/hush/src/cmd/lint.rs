@@ -77,6 +77,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         limits: Default::default(),
         max_unpack_size: hush_solver::DEFAULT_MAX_UNPACK_SIZE,
         pull: hush_solver::PullPolicy::Never,
+        add_hosts: Vec::new(),
     };
     let ignore = hush_solver::read_dockerignore(&opts);
     let findings =
