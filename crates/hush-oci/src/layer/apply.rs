@@ -17,6 +17,10 @@ enum Whiteouts {
     /// A layer (OCI image-spec, "Whiteouts"): `.wh.NAME` deletes NAME and `.wh..wh..opq` hides
     /// what lower layers have in its directory.
     Apply,
+    /// A layer applied onto the layers below it in one directory (an image's filesystem
+    /// exported, buildx's `local` output): `.wh.NAME` deletes NAME, `.wh..wh..opq` deletes what
+    /// its directory held that this layer did not write — the image-spec's "applying changesets".
+    Flatten,
     /// An archive ADDed to a rootfs: they are files like any other (docker's ADD is an untar,
     /// not a layer apply).
     Keep,
@@ -32,6 +36,14 @@ enum Whiteouts {
 /// (overlayfs' own, LSM labels) are ignored.
 pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
     unpack(reader, dest, limit, Whiteouts::Apply)
+}
+
+/// Apply an OCI layer tar onto the directory `dest` that holds the layers below it: whiteouts
+/// delete what they name, nothing of overlayfs' format is written. The same path checks and
+/// limit as [`apply_layer`]; applying an image's layers bottom first into an empty directory
+/// gives its filesystem.
+pub fn apply_layer_flat<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
+    unpack(reader, dest, limit, Whiteouts::Flatten)
 }
 
 /// Unpack an archive into a directory of a rootfs (ADD of a local archive), with the same path
@@ -89,6 +101,8 @@ fn unpack_entries<R: Read>(
 ) -> Result<()> {
     let mut total: u64 = 0;
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    // What this layer wrote (Flatten): an opaque marker keeps it.
+    let mut written: std::collections::HashSet<PathBuf> = Default::default();
     for entry in ar.entries().ctx("read layer for", dest)? {
         let mut entry = entry.ctx("read layer for", dest)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
@@ -102,6 +116,28 @@ fn unpack_entries<R: Read>(
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
+        if whiteouts == Whiteouts::Flatten {
+            if name == ".wh..wh..opq" {
+                let dir = full.parent().unwrap_or(dest);
+                for e in fs::read_dir(dir).ctx("read", dir)? {
+                    let p = e.ctx("read", dir)?.path();
+                    if !written.contains(&p) {
+                        remove_any(&p)?;
+                    }
+                }
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                remove_any(&whiteout_target(&full, hidden, &raw)?)?;
+                continue;
+            }
+            // A directory this layer writes into is its too, with or without an entry.
+            for p in full.ancestors().take_while(|p| *p != dest) {
+                if !written.insert(p.to_path_buf()) {
+                    break;
+                }
+            }
+        }
         if whiteouts == Whiteouts::Apply {
             if name == ".wh..wh..opq" {
                 set_opaque(full.parent().unwrap_or(dest))?;
@@ -359,6 +395,65 @@ mod tests {
     }
 
     /// docker's ADD untars: `.wh.` names are files, and nothing is deleted.
+    /// Layers applied bottom first into one directory give the image's filesystem: a
+    /// whiteout deletes, an opaque directory keeps only what its own layer wrote, paths stay
+    /// inside.
+    #[test]
+    fn flattened_layers_are_the_image_filesystem() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("rootfs");
+        fs::create_dir(&dest).unwrap();
+        let reg = tar::EntryType::Regular;
+        let dir = tar::EntryType::Directory;
+        let lower = tar_of(&[
+            ("a/", dir, b"", None),
+            ("a/keep", reg, b"1", None),
+            ("a/gone", reg, b"2", None),
+            ("o/", dir, b"", None),
+            ("o/old", reg, b"3", None),
+            ("o/sub/", dir, b"", None),
+            ("o/sub/old", reg, b"4", None),
+        ]);
+        let upper = tar_of(&[
+            ("a/.wh.gone", reg, b"", None),
+            ("o/", dir, b"", None),
+            ("o/new", reg, b"5", None),
+            ("o/.wh..wh..opq", reg, b"", None),
+            ("o/later", reg, b"6", None),
+        ]);
+        for l in [&lower, &upper] {
+            apply_layer_flat(&l[..], &dest, u64::MAX).unwrap();
+        }
+        let mut files: Vec<String> = walk(&dest);
+        files.sort();
+        assert_eq!(files, ["a/", "a/keep", "o/", "o/later", "o/new"]);
+        assert!(
+            !fs::symlink_metadata(dest.join("a/gone")).is_ok(),
+            "no whiteout file left"
+        );
+        let escape = tar_of(&[("../evil", reg, b"x", None)]);
+        assert!(apply_layer_flat(&escape[..], &dest, u64::MAX).is_err());
+        assert!(!t.path().join("evil").exists());
+    }
+
+    fn walk(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if p.is_dir() {
+                    out.push(format!("{rel}/"));
+                    dirs.push(p);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        out
+    }
+
     #[test]
     fn extract_archive_keeps_whiteout_names_as_files() {
         let t = tempfile::tempdir().unwrap();

@@ -80,9 +80,27 @@ impl Store {
         layers: &[LayerDesc],
         names: &[String],
     ) -> Result<Image> {
-        let cfg_bytes = config.to_bytes();
-        let config_digest = self.put_blob(&cfg_bytes)?;
-        let manifest = crate::image::manifest(&config_digest, cfg_bytes.len() as u64, layers);
+        self.put_image_raw(&config.to_bytes(), layers, names)
+    }
+
+    /// Store an image whose config blob is exactly `config`: parsed and checked (one diff id
+    /// per layer) but never re-serialised, so that the image id is the sha256 of those bytes —
+    /// what `docker load` keeps, and what an image read from an archive or a registry had.
+    pub fn put_image_raw(
+        &self,
+        config: &[u8],
+        layers: &[LayerDesc],
+        names: &[String],
+    ) -> Result<Image> {
+        let parsed = ImageConfig::from_bytes(config)?;
+        if parsed.rootfs.diff_ids.len() != layers.len() {
+            return Err(Error::ConfigLayers {
+                diff_ids: parsed.rootfs.diff_ids.len(),
+                layers: layers.len(),
+            });
+        }
+        let config_digest = self.put_blob(config)?;
+        let manifest = crate::image::manifest(&config_digest, config.len() as u64, layers);
         let mbytes = serde_json::to_vec(&manifest).expect("manifest serializes");
         let manifest_digest = self.put_blob(&mbytes)?;
         {
@@ -108,7 +126,7 @@ impl Store {
             manifest_digest,
             manifest,
             config_digest,
-            config: config.clone(),
+            config: parsed,
         })
     }
 
