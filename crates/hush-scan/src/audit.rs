@@ -119,7 +119,12 @@ pub fn audit<'a>(
                 .map(|_| {
                     let tx = tx.clone();
                     s.spawn(move || -> io::Result<()> {
-                        while let Some((i, layer)) = queue.lock().expect("queue").pop_front() {
+                        // A statement of its own: the guard of a `while let` scrutinee lives
+                        // through the body, which would read the layers one at a time and
+                        // deadlock on the `clear` below.
+                        loop {
+                            let next = queue.lock().expect("queue").pop_front();
+                            let Some((i, layer)) = next else { break };
                             let own = Own {
                                 guard,
                                 layer: i,
@@ -375,6 +380,9 @@ fn read_layer(
             own.report(inner.finish());
         }
     }
+    // What follows the end of the archive is part of the layer too: a reader that checks the
+    // layer against its digest (`hush_oci::source`) reports a mismatch only at its end.
+    io::copy(&mut ar.into_inner(), &mut io::sink())?;
     if !batch.data.is_empty() {
         send(batch)?;
     }

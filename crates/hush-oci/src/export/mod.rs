@@ -30,7 +30,8 @@ fn name_annotations(name: &str) -> HashMap<String, String> {
     .into()
 }
 
-/// An OCI index of `manifests`.
+/// An OCI index of `manifests`, its keys sorted (annotations are a `HashMap`: written as they
+/// are, two exports of one image would differ).
 fn index_json(manifests: Vec<oci_spec::image::Descriptor>) -> Vec<u8> {
     let index = oci_spec::image::ImageIndexBuilder::default()
         .schema_version(2u32)
@@ -38,7 +39,8 @@ fn index_json(manifests: Vec<oci_spec::image::Descriptor>) -> Vec<u8> {
         .manifests(manifests)
         .build()
         .expect("an index has every field");
-    serde_json::to_vec(&index).expect("an index serializes")
+    let sorted = serde_json::to_value(&index).expect("an index serializes");
+    serde_json::to_vec(&sorted).expect("an index serializes")
 }
 
 /// `oci-layout`: the layout's version (image-spec `image-layout.md`).

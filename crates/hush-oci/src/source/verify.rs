@@ -99,17 +99,38 @@ struct Layer {
     blob: Option<SharedBlob>,
 }
 
+impl Layer {
+    /// Read the rest of the blob, checking it.
+    fn drain_blob(&mut self) -> io::Result<()> {
+        match self.blob.take() {
+            Some(blob) => io::copy(&mut BlobHandle(blob), &mut io::sink()).map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Read for Layer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            if let Some(blob) = self.blob.take() {
-                let mut b = BlobHandle(blob);
-                io::copy(&mut b, &mut io::sink())?;
+        match self.inner.read(buf) {
+            Ok(0) if !buf.is_empty() => {
+                self.drain_blob()?;
+                Ok(0)
             }
+            Ok(n) => Ok(n),
+            // A blob that does not decompress (a gzip checksum, a truncated stream) is most
+            // often one that is not its digest: that is the error to report, when it is so.
+            Err(e) => match self.drain_blob() {
+                Err(mismatch) if is_mismatch(&mismatch) => Err(mismatch),
+                _ => Err(e),
+            },
         }
-        Ok(n)
     }
+}
+
+fn is_mismatch(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|e| e.downcast_ref::<Error>())
+        .is_some_and(|e| matches!(e, Error::DigestMismatch { .. } | Error::SizeMismatch { .. }))
 }
 
 /// A layer's uncompressed tar from its blob as a source holds it (`raw`): decompressed when it
@@ -117,13 +138,15 @@ impl Read for Layer {
 /// `diff_id` and, when the source names the blob by digest, against that digest and size.
 ///
 /// A blob whose digest is the diff id (an uncompressed layer) is hashed once: the diff id check
-/// covers it.
+/// covers it, and its size.
 pub(crate) fn checked_layer(
     raw: Box<dyn Read + Send>,
     blob: Option<&LayerDesc>,
     diff_id: &Digest,
     limit: u64,
 ) -> io::Result<Box<dyn Read + Send>> {
+    // Named by its diff id: the layer check covers the blob's size too.
+    let size = blob.filter(|b| b.digest == *diff_id).map(|b| b.size);
     let (source, blob): (Box<dyn Read + Send>, _) = match blob.filter(|b| b.digest != *diff_id) {
         Some(b) => {
             let shared = Arc::new(Mutex::new(Checked::new(
@@ -137,7 +160,7 @@ pub(crate) fn checked_layer(
     };
     let tar = crate::archive::decompress(io::BufReader::with_capacity(1 << 20, source))?;
     Ok(Box::new(Layer {
-        inner: Checked::new(Bounded::new(tar, limit), diff_id.clone(), None),
+        inner: Checked::new(Bounded::new(tar, limit), diff_id.clone(), size),
         blob,
     }))
 }
@@ -219,6 +242,13 @@ mod tests {
             .unwrap_err(),
         );
         assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+        // A flipped byte in the gzip stream: the blob's digest is what is reported, not the
+        // decompressor's checksum.
+        let mut flipped = blob.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0x20;
+        let e = inner(read(flipped, Some(&desc(&blob)), &diff_id, 1 << 20).unwrap_err());
+        assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
         // A size that lies, both ways.
         for size in [blob.len() as u64 - 1, blob.len() as u64 + 1] {
             let d = LayerDesc {
@@ -234,6 +264,14 @@ mod tests {
         assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
         let e = inner(read(tar.clone(), None, &wrong, 1 << 20).unwrap_err());
         assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
+        // Uncompressed, named by its diff id, longer than its descriptor says.
+        let d = LayerDesc {
+            size: tar.len() as u64 - 1,
+            media_type: MediaType::ImageLayer,
+            ..desc(&tar)
+        };
+        let e = inner(read(tar.clone(), Some(&d), &diff_id, 1 << 20).unwrap_err());
+        assert!(matches!(e, Error::SizeMismatch { .. }), "{e}");
         // A bomb stops at the limit.
         let e = inner(read(blob.clone(), Some(&desc(&blob)), &diff_id, 100).unwrap_err());
         assert!(matches!(e, Error::TooLarge { limit: 100 }), "{e}");
