@@ -13,9 +13,13 @@ use crate::Result;
 /// image has the same paths, as buildx's local exporter does).
 pub fn write_dir(store: &Store, img: &Image, dest: &Path) -> Result<()> {
     std::fs::create_dir_all(dest).ctx("create", dest)?;
-    for l in img.layers()? {
+    for (l, diff_id) in img.layers()?.iter().zip(&img.config.rootfs.diff_ids) {
+        // In a snapshot a whiteout is a 0/0 device: a `.wh.` name there is a file of the image
+        // (what BuildKit's local exporter, which copies the snapshot, gives too).
+        let snap = store.snapshot_dir(diff_id);
+        let literal = |rel: &Path| std::fs::symlink_metadata(snap.join(rel)).is_ok();
         // The store's layers were checked when they entered it: no limit but the disk.
-        crate::layer::apply_layer_flat(store.open_layer(&l)?, dest, u64::MAX)?;
+        crate::layer::apply_layer_flat(store.open_layer(l)?, dest, u64::MAX, &literal)?;
     }
     Ok(())
 }

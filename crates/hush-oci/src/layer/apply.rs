@@ -12,15 +12,15 @@ use crate::error::IoContext;
 use crate::{Error, Result};
 
 /// What `.wh.` entries mean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Whiteouts {
+#[derive(Clone, Copy)]
+enum Whiteouts<'a> {
     /// A layer (OCI image-spec, "Whiteouts"): `.wh.NAME` deletes NAME and `.wh..wh..opq` hides
     /// what lower layers have in its directory.
     Apply,
     /// A layer applied onto the layers below it in one directory (an image's filesystem
     /// exported, buildx's `local` output): `.wh.NAME` deletes NAME, `.wh..wh..opq` deletes what
     /// its directory held that this layer did not write — the image-spec's "applying changesets".
-    Flatten,
+    Flatten(&'a dyn Fn(&Path) -> bool),
     /// An archive ADDed to a rootfs: they are files like any other (docker's ADD is an untar,
     /// not a layer apply).
     Keep,
@@ -42,8 +42,17 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
 /// delete what they name, nothing of overlayfs' format is written. The same path checks and
 /// limit as [`apply_layer`]; applying an image's layers bottom first into an empty directory
 /// gives its filesystem.
-pub fn apply_layer_flat<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
-    unpack(reader, dest, limit, Whiteouts::Flatten)
+///
+/// A tar cannot tell a whiteout from a file that is named like one (an archive ADD extracted,
+/// as docker's ADD does); the layer's snapshot can. `literal(rel)` says whether the `.wh.` entry
+/// at `rel` is such a file, which is then written as any other.
+pub fn apply_layer_flat<R: Read>(
+    reader: R,
+    dest: &Path,
+    limit: u64,
+    literal: &dyn Fn(&Path) -> bool,
+) -> Result<()> {
+    unpack(reader, dest, limit, Whiteouts::Flatten(literal))
 }
 
 /// Unpack an archive into a directory of a rootfs (ADD of a local archive), with the same path
@@ -53,7 +62,7 @@ pub fn extract_archive<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()
     unpack(reader, dest, limit, Whiteouts::Keep)
 }
 
-fn unpack<R: Read>(reader: R, dest: &Path, limit: u64, whiteouts: Whiteouts) -> Result<()> {
+fn unpack<R: Read>(reader: R, dest: &Path, limit: u64, whiteouts: Whiteouts<'_>) -> Result<()> {
     let mut ar = tar::Archive::new(Bounded::new(reader, limit));
     let r = unpack_entries(&mut ar, dest, limit, whiteouts);
     if ar.into_inner().exceeded() {
@@ -97,7 +106,7 @@ fn unpack_entries<R: Read>(
     ar: &mut tar::Archive<R>,
     dest: &Path,
     limit: u64,
-    whiteouts: Whiteouts,
+    whiteouts: Whiteouts<'_>,
 ) -> Result<()> {
     let mut total: u64 = 0;
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
@@ -116,8 +125,9 @@ fn unpack_entries<R: Read>(
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        if whiteouts == Whiteouts::Flatten {
-            if name == ".wh..wh..opq" {
+        if let Whiteouts::Flatten(literal) = whiteouts {
+            let whiteout = name.starts_with(".wh.") && !literal(&rel);
+            if whiteout && name == ".wh..wh..opq" {
                 let dir = full.parent().unwrap_or(dest);
                 for e in fs::read_dir(dir).ctx("read", dir)? {
                     let p = e.ctx("read", dir)?.path();
@@ -127,7 +137,7 @@ fn unpack_entries<R: Read>(
                 }
                 continue;
             }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
+            if let Some(hidden) = name.strip_prefix(".wh.").filter(|_| whiteout) {
                 remove_any(&whiteout_target(&full, hidden, &raw)?)?;
                 continue;
             }
@@ -138,7 +148,7 @@ fn unpack_entries<R: Read>(
                 }
             }
         }
-        if whiteouts == Whiteouts::Apply {
+        if matches!(whiteouts, Whiteouts::Apply) {
             if name == ".wh..wh..opq" {
                 set_opaque(full.parent().unwrap_or(dest))?;
                 continue;
@@ -421,8 +431,9 @@ mod tests {
             ("o/.wh..wh..opq", reg, b"", None),
             ("o/later", reg, b"6", None),
         ]);
+        let none = |_: &Path| false;
         for l in [&lower, &upper] {
-            apply_layer_flat(&l[..], &dest, u64::MAX).unwrap();
+            apply_layer_flat(&l[..], &dest, u64::MAX, &none).unwrap();
         }
         let mut files: Vec<String> = walk(&dest);
         files.sort();
@@ -432,8 +443,17 @@ mod tests {
             "no whiteout file left"
         );
         let escape = tar_of(&[("../evil", reg, b"x", None)]);
-        assert!(apply_layer_flat(&escape[..], &dest, u64::MAX).is_err());
+        assert!(apply_layer_flat(&escape[..], &dest, u64::MAX, &none).is_err());
         assert!(!t.path().join("evil").exists());
+        // A file its snapshot has under a whiteout's name is a file.
+        let named = tar_of(&[("a/.wh.keep", reg, b"not a whiteout", None)]);
+        let snapshot_has = |rel: &Path| rel == Path::new("a/.wh.keep");
+        apply_layer_flat(&named[..], &dest, u64::MAX, &snapshot_has).unwrap();
+        assert_eq!(
+            fs::read(dest.join("a/.wh.keep")).unwrap(),
+            b"not a whiteout"
+        );
+        assert!(dest.join("a/keep").exists());
     }
 
     fn walk(root: &Path) -> Vec<String> {
