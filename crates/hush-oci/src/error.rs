@@ -36,6 +36,26 @@ pub enum Error {
         /// The digest of the bytes.
         actual: Digest,
     },
+    /// A blob longer or shorter than its descriptor says (a size that lies).
+    #[error(
+        "size mismatch for {digest}: its descriptor says {expected} bytes, the blob has {actual}"
+    )]
+    SizeMismatch {
+        /// The blob.
+        digest: Digest,
+        /// The size its descriptor gives.
+        expected: u64,
+        /// The bytes read (so far, when it went on past `expected`).
+        actual: u64,
+    },
+    /// An image config that does not list one diff id per layer.
+    #[error("the image config lists {diff_ids} diff ids for {layers} layers")]
+    ConfigLayers {
+        /// `rootfs.diff_ids` in the config.
+        diff_ids: usize,
+        /// Layers the image has.
+        layers: usize,
+    },
     /// A digest string that is not `sha256:<64 hex>`.
     #[error("invalid digest {0:?}")]
     InvalidDigest(String),

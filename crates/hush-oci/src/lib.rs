@@ -1,6 +1,6 @@
 //! Images on disk: the content-addressed [`store::Store`], image configs and manifests
-//! ([`image`]), layers as tar streams ([`layer`]), and docker-archive / OCI-layout files
-//! ([`archive`]).
+//! ([`image`]), layers as tar streams ([`layer`]), images read from the store, a docker-archive or
+//! an OCI layout ([`source`]) and written out ([`export`]).
 //!
 //! Layers are kept twice in the store, both immutable: as an uncompressed tar blob (what
 //! manifests reference and exports copy) and as an unpacked snapshot directory in overlayfs
@@ -14,9 +14,11 @@ pub mod compress;
 pub use tar;
 pub mod digest;
 mod error;
+pub mod export;
 pub mod image;
 pub mod layer;
 pub mod reference;
+pub mod source;
 pub mod store;
 pub mod tarindex;
 

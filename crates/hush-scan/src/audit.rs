@@ -119,7 +119,12 @@ pub fn audit<'a>(
                 .map(|_| {
                     let tx = tx.clone();
                     s.spawn(move || -> io::Result<()> {
-                        while let Some((i, layer)) = queue.lock().expect("queue").pop_front() {
+                        // A statement of its own: the guard of a `while let` scrutinee lives
+                        // through the body, which would read the layers one at a time and
+                        // deadlock on the `clear` below.
+                        loop {
+                            let next = queue.lock().expect("queue").pop_front();
+                            let Some((i, layer)) = next else { break };
                             let own = Own {
                                 guard,
                                 layer: i,
@@ -375,6 +380,9 @@ fn read_layer(
             own.report(inner.finish());
         }
     }
+    // What follows the end of the archive is part of the layer too: a reader that checks the
+    // layer against its digest (`hush_oci::source`) reports a mismatch only at its end.
+    io::copy(&mut ar.into_inner(), &mut io::sink())?;
     if !batch.data.is_empty() {
         send(batch)?;
     }
@@ -523,6 +531,47 @@ mod tests {
             b.append_data(&mut h, p, *data).unwrap();
         }
         Box::new(std::io::Cursor::new(b.into_inner().unwrap()))
+    }
+
+    /// A layer stream that fails only at its very end, after the tar's end-of-archive blocks
+    /// (a checked source's digest mismatch), as the first of several layers.
+    struct FailsAtEnd(std::io::Cursor<Vec<u8>>);
+
+    impl Read for FailsAtEnd {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.0.read(buf)? {
+                0 if !buf.is_empty() => Err(io::Error::other("digest mismatch at the end")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    /// The stream is read to its end, and an error there fails the audit — it does not hang
+    /// the other readers, nor is it taken for a clean layer.
+    #[test]
+    fn a_layer_that_fails_at_its_end_fails_the_audit() {
+        let guard = Guard::new([("pw", &b"hunter2-correct-horse"[..])], 8);
+        let rules = Rules::new();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(5);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "f", &b"hello"[..]).unwrap();
+        let bad = b.into_inner().unwrap();
+        let mut layers = vec![Layer {
+            instruction: "bad".into(),
+            tar: Box::new(FailsAtEnd(std::io::Cursor::new(bad))),
+        }];
+        for i in 0..8 {
+            layers.push(Layer {
+                instruction: format!("layer {i}"),
+                tar: tar_of(&[("g", b"clean")]),
+            });
+        }
+        let e = audit(layers, b"{}", &guard, &rules)
+            .err()
+            .expect("an error");
+        assert!(e.to_string().contains("digest mismatch"), "{e}");
     }
 
     /// A file larger than a chunk is scanned in overlapping windows: a value or a token that

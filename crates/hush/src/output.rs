@@ -49,7 +49,7 @@ pub(crate) fn diag(args: fmt::Arguments<'_>) {
     let _ = err.write_fmt(args).and_then(|()| err.write_all(b"\n"));
 }
 
-fn stdout_error(e: io::Error) -> CliError {
+pub(crate) fn stdout_error(e: io::Error) -> CliError {
     if e.kind() == io::ErrorKind::BrokenPipe {
         CliError::StdoutClosed
     } else {

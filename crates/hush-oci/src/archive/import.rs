@@ -1,15 +1,15 @@
-//! Images into the store: a layer stream, a rootfs tarball (`hush import`) and a docker-archive
-//! (`hush load`), each staged under `tmp/` and checked before it is committed.
+//! Layers into the store: a layer stream, and a rootfs tarball (`hush import`), each staged
+//! under `tmp/` and checked before it is committed (images read from a source are loaded by
+//! `crate::source::load`, with the same staging).
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::{open_maybe_compressed, DockerManifestEntry};
+use super::open_maybe_compressed;
 use crate::bounded::Bounded;
 use crate::error::IoContext;
 use crate::image::{ImageConfig, LayerDesc};
 use crate::store::{BlobWriter, Image, Store};
-use crate::tarindex::TarIndex;
 use crate::{Digest, Error, Result};
 
 /// Hashes what is read through it and copies it to a writer.
@@ -32,7 +32,7 @@ pub struct StagedLayer {
     blob: BlobWriter,
     snap: PathBuf,
     /// The digest of the uncompressed tar (its diff id).
-    diff_id: Digest,
+    pub(crate) diff_id: Digest,
 }
 
 impl StagedLayer {
@@ -146,132 +146,4 @@ pub fn import_rootfs(
         empty_layer: false,
     });
     store.put_image(&cfg, &[layer], &[name.to_string()])
-}
-
-/// `hush load`: read a docker-archive (plain, gzip or zstd) into the store. Returns the images
-/// with their tags.
-///
-/// The archive is read as an archive ([`TarIndex`]): nothing in it is unpacked on the host, and a
-/// link member resolves to another member, never to a host file. Every config must hash to the
-/// digest its name says and list as many diff ids as its image has layers; every layer is
-/// unpacked and hashed under `tmp/` and must hash to its diff id. Only when every digest has
-/// been checked is anything committed: a failed load leaves the store as it was.
-pub fn load_docker_archive(
-    store: &Store,
-    path: &Path,
-    limit: u64,
-) -> Result<Vec<(Image, Vec<String>)>> {
-    let scratch = store.temp_dir("load")?;
-    let mut staged: Vec<StagedLayer> = Vec::new();
-    let checked = (|| {
-        let idx = TarIndex::open_maybe_compressed(path, &scratch, limit)?;
-        let mut images = Vec::new();
-        for (entry, cfg) in read_docker_manifest(&idx, path)? {
-            let mut layers = Vec::new();
-            for (member, diff_id) in entry.layers.iter().zip(&cfg.rootfs.diff_ids) {
-                // A layer an earlier image (or this one) already has was checked then.
-                if let Some(at) = staged.iter().position(|s| s.diff_id == *diff_id) {
-                    layers.push(at);
-                    continue;
-                }
-                let layer = StagedLayer::new(store, idx.open_layer(member, limit)?, limit)
-                    .map_err(|e| idx.member_error(member, e))?;
-                let actual = layer.diff_id.clone();
-                staged.push(layer);
-                if actual != *diff_id {
-                    return Err(idx.member_error(
-                        member,
-                        Error::DigestMismatch {
-                            expected: diff_id.clone(),
-                            actual,
-                        },
-                    ));
-                }
-                layers.push(staged.len() - 1);
-            }
-            images.push((cfg, layers, entry.repo_tags.unwrap_or_default()));
-        }
-        Ok(images)
-    })();
-    let r = checked.and_then(|images| {
-        let mut committed = Vec::new();
-        let mut staged = staged.drain(..);
-        for layer in staged.by_ref() {
-            match layer.commit(store) {
-                Ok(desc) => committed.push(desc),
-                Err(e) => {
-                    staged.for_each(|l| l.abort(store));
-                    return Err(e);
-                }
-            }
-        }
-        images
-            .into_iter()
-            .map(|(cfg, layers, tags)| {
-                let layers: Vec<LayerDesc> = layers.iter().map(|&i| committed[i].clone()).collect();
-                Ok((store.put_image(&cfg, &layers, &tags)?, tags))
-            })
-            .collect()
-    });
-    staged.into_iter().for_each(|l| l.abort(store));
-    crate::store::remove_tree(&scratch)?;
-    r
-}
-
-/// The images a docker-archive's `manifest.json` lists, each with its config, checked: the
-/// config hashes to the digest its name says, it has a diff id per layer, and the tags are
-/// valid names.
-fn read_docker_manifest(
-    idx: &TarIndex,
-    path: &Path,
-) -> Result<Vec<(DockerManifestEntry, ImageConfig)>> {
-    let bad = |reason: String| Error::InvalidArchive {
-        path: path.into(),
-        reason,
-    };
-    if !idx.contains("manifest.json") {
-        return Err(bad("no manifest.json (not a docker-archive)".into()));
-    }
-    let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&idx.read("manifest.json")?)
-        .map_err(|source| Error::Json {
-            what: "manifest.json".into(),
-            source,
-        })?;
-    if entries.is_empty() {
-        return Err(bad("manifest.json lists no image".into()));
-    }
-    let mut out = Vec::new();
-    for e in entries {
-        // `blobs/sha256/<hex>` (docker 25+, OCI-style) or `<hex>.json` (older docker, podman).
-        let named = Path::new(&e.config)
-            .file_name()
-            .map(|n| n.to_string_lossy().trim_end_matches(".json").to_string())
-            .and_then(|hex| hex.parse::<Digest>().ok())
-            .ok_or_else(|| bad(format!("config {:?} is not named by its digest", e.config)))?;
-        let bytes = idx.read(&e.config)?;
-        let actual = Digest::of(&bytes);
-        if actual != named {
-            return Err(idx.member_error(
-                &e.config,
-                Error::DigestMismatch {
-                    expected: named,
-                    actual,
-                },
-            ));
-        }
-        let cfg = ImageConfig::from_bytes(&bytes)?;
-        if e.layers.len() != cfg.rootfs.diff_ids.len() {
-            return Err(bad(format!(
-                "manifest.json lists {} layers for config {:?}, whose rootfs has {} diff ids",
-                e.layers.len(),
-                e.config,
-                cfg.rootfs.diff_ids.len()
-            )));
-        }
-        for t in e.repo_tags.iter().flatten() {
-            crate::store::normalize_name(t)?;
-        }
-        out.push((e, cfg));
-    }
-    Ok(out)
 }

@@ -12,11 +12,15 @@ use crate::error::IoContext;
 use crate::{Error, Result};
 
 /// What `.wh.` entries mean.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Whiteouts {
+#[derive(Clone, Copy)]
+enum Whiteouts<'a> {
     /// A layer (OCI image-spec, "Whiteouts"): `.wh.NAME` deletes NAME and `.wh..wh..opq` hides
     /// what lower layers have in its directory.
     Apply,
+    /// A layer applied onto the layers below it in one directory (an image's filesystem
+    /// exported, buildx's `local` output): `.wh.NAME` deletes NAME, `.wh..wh..opq` deletes what
+    /// its directory held that this layer did not write — the image-spec's "applying changesets".
+    Flatten(&'a dyn Fn(&Path) -> bool),
     /// An archive ADDed to a rootfs: they are files like any other (docker's ADD is an untar,
     /// not a layer apply).
     Keep,
@@ -34,6 +38,23 @@ pub fn apply_layer<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()> {
     unpack(reader, dest, limit, Whiteouts::Apply)
 }
 
+/// Apply an OCI layer tar onto the directory `dest` that holds the layers below it: whiteouts
+/// delete what they name, nothing of overlayfs' format is written. The same path checks and
+/// limit as [`apply_layer`]; applying an image's layers bottom first into an empty directory
+/// gives its filesystem.
+///
+/// A tar cannot tell a whiteout from a file that is named like one (an archive ADD extracted,
+/// as docker's ADD does); the layer's snapshot can. `literal(rel)` says whether the `.wh.` entry
+/// at `rel` is such a file, which is then written as any other.
+pub fn apply_layer_flat<R: Read>(
+    reader: R,
+    dest: &Path,
+    limit: u64,
+    literal: &dyn Fn(&Path) -> bool,
+) -> Result<()> {
+    unpack(reader, dest, limit, Whiteouts::Flatten(literal))
+}
+
 /// Unpack an archive into a directory of a rootfs (ADD of a local archive), with the same path
 /// checks, limit and extended attributes as [`apply_layer`]; `.wh.` entries are plain files, as
 /// docker's ADD makes them.
@@ -41,7 +62,7 @@ pub fn extract_archive<R: Read>(reader: R, dest: &Path, limit: u64) -> Result<()
     unpack(reader, dest, limit, Whiteouts::Keep)
 }
 
-fn unpack<R: Read>(reader: R, dest: &Path, limit: u64, whiteouts: Whiteouts) -> Result<()> {
+fn unpack<R: Read>(reader: R, dest: &Path, limit: u64, whiteouts: Whiteouts<'_>) -> Result<()> {
     let mut ar = tar::Archive::new(Bounded::new(reader, limit));
     let r = unpack_entries(&mut ar, dest, limit, whiteouts);
     if ar.into_inner().exceeded() {
@@ -85,10 +106,12 @@ fn unpack_entries<R: Read>(
     ar: &mut tar::Archive<R>,
     dest: &Path,
     limit: u64,
-    whiteouts: Whiteouts,
+    whiteouts: Whiteouts<'_>,
 ) -> Result<()> {
     let mut total: u64 = 0;
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    // What this layer wrote (Flatten): an opaque marker keeps it.
+    let mut written: std::collections::HashSet<PathBuf> = Default::default();
     for entry in ar.entries().ctx("read layer for", dest)? {
         let mut entry = entry.ctx("read layer for", dest)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).to_string();
@@ -102,7 +125,30 @@ fn unpack_entries<R: Read>(
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        if whiteouts == Whiteouts::Apply {
+        if let Whiteouts::Flatten(literal) = whiteouts {
+            let whiteout = name.starts_with(".wh.") && !literal(&rel);
+            if whiteout && name == ".wh..wh..opq" {
+                let dir = full.parent().unwrap_or(dest);
+                for e in fs::read_dir(dir).ctx("read", dir)? {
+                    let p = e.ctx("read", dir)?.path();
+                    if !written.contains(&p) {
+                        remove_any(&p)?;
+                    }
+                }
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.").filter(|_| whiteout) {
+                remove_any(&whiteout_target(&full, hidden, &raw)?)?;
+                continue;
+            }
+            // A directory this layer writes into is its too, with or without an entry.
+            for p in full.ancestors().take_while(|p| *p != dest) {
+                if !written.insert(p.to_path_buf()) {
+                    break;
+                }
+            }
+        }
+        if matches!(whiteouts, Whiteouts::Apply) {
             if name == ".wh..wh..opq" {
                 set_opaque(full.parent().unwrap_or(dest))?;
                 continue;
@@ -359,6 +405,75 @@ mod tests {
     }
 
     /// docker's ADD untars: `.wh.` names are files, and nothing is deleted.
+    /// Layers applied bottom first into one directory give the image's filesystem: a
+    /// whiteout deletes, an opaque directory keeps only what its own layer wrote, paths stay
+    /// inside.
+    #[test]
+    fn flattened_layers_are_the_image_filesystem() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("rootfs");
+        fs::create_dir(&dest).unwrap();
+        let reg = tar::EntryType::Regular;
+        let dir = tar::EntryType::Directory;
+        let lower = tar_of(&[
+            ("a/", dir, b"", None),
+            ("a/keep", reg, b"1", None),
+            ("a/gone", reg, b"2", None),
+            ("o/", dir, b"", None),
+            ("o/old", reg, b"3", None),
+            ("o/sub/", dir, b"", None),
+            ("o/sub/old", reg, b"4", None),
+        ]);
+        let upper = tar_of(&[
+            ("a/.wh.gone", reg, b"", None),
+            ("o/", dir, b"", None),
+            ("o/new", reg, b"5", None),
+            ("o/.wh..wh..opq", reg, b"", None),
+            ("o/later", reg, b"6", None),
+        ]);
+        let none = |_: &Path| false;
+        for l in [&lower, &upper] {
+            apply_layer_flat(&l[..], &dest, u64::MAX, &none).unwrap();
+        }
+        let mut files: Vec<String> = walk(&dest);
+        files.sort();
+        assert_eq!(files, ["a/", "a/keep", "o/", "o/later", "o/new"]);
+        assert!(
+            fs::symlink_metadata(dest.join("a/gone")).is_err(),
+            "no whiteout file left"
+        );
+        let escape = tar_of(&[("../evil", reg, b"x", None)]);
+        assert!(apply_layer_flat(&escape[..], &dest, u64::MAX, &none).is_err());
+        assert!(!t.path().join("evil").exists());
+        // A file its snapshot has under a whiteout's name is a file.
+        let named = tar_of(&[("a/.wh.keep", reg, b"not a whiteout", None)]);
+        let snapshot_has = |rel: &Path| rel == Path::new("a/.wh.keep");
+        apply_layer_flat(&named[..], &dest, u64::MAX, &snapshot_has).unwrap();
+        assert_eq!(
+            fs::read(dest.join("a/.wh.keep")).unwrap(),
+            b"not a whiteout"
+        );
+        assert!(dest.join("a/keep").exists());
+    }
+
+    fn walk(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if p.is_dir() {
+                    out.push(format!("{rel}/"));
+                    dirs.push(p);
+                } else {
+                    out.push(rel);
+                }
+            }
+        }
+        out
+    }
+
     #[test]
     fn extract_archive_keeps_whiteout_names_as_files() {
         let t = tempfile::tempdir().unwrap();

@@ -20,7 +20,7 @@ mod known;
 mod write;
 mod xattr;
 
-pub use apply::{apply_layer, extract_archive};
+pub use apply::{apply_layer, apply_layer_flat, extract_archive};
 pub use known::{Attrs, KnownTree};
 pub use write::{write_layer, write_layer_parallel};
 

@@ -105,12 +105,12 @@ impl Store {
         layers: &[LayerDesc],
         names: &[String],
     ) -> Result<Image> {
-        self.put_image_bytes(config.to_bytes(), config.clone(), layers, names)
+        self.put_image_raw(&config.to_bytes(), layers, names)
     }
 
     /// Store an image whose config blob is exactly `config`: parsed and checked (one diff id
-    /// per layer) but never re-serialised, so the image id is the sha256 of those bytes — what
-    /// a pull or a load must keep (docker's image id is the config's digest as published).
+    /// per layer) but never re-serialised, so that the image id is the sha256 of those bytes —
+    /// what `docker load` keeps, and what an image read from an archive or a registry had.
     pub fn put_image_raw(
         &self,
         config: &[u8],
@@ -119,25 +119,13 @@ impl Store {
     ) -> Result<Image> {
         let parsed = ImageConfig::from_bytes(config)?;
         if parsed.rootfs.diff_ids.len() != layers.len() {
-            return Err(Error::LayerCount {
+            return Err(Error::ConfigLayers {
                 diff_ids: parsed.rootfs.diff_ids.len(),
                 layers: layers.len(),
             });
         }
-        self.put_image_bytes(config.to_vec(), parsed, layers, names)
-    }
-
-    /// Store the config blob `cfg_bytes` (the serialisation of `config`), its manifest, and the
-    /// names.
-    fn put_image_bytes(
-        &self,
-        cfg_bytes: Vec<u8>,
-        config: ImageConfig,
-        layers: &[LayerDesc],
-        names: &[String],
-    ) -> Result<Image> {
-        let config_digest = self.put_blob(&cfg_bytes)?;
-        let manifest = crate::image::manifest(&config_digest, cfg_bytes.len() as u64, layers);
+        let config_digest = self.put_blob(config)?;
+        let manifest = crate::image::manifest(&config_digest, config.len() as u64, layers);
         let mbytes = serde_json::to_vec(&manifest).expect("manifest serializes");
         let manifest_digest = self.put_blob(&mbytes)?;
         {
@@ -163,7 +151,7 @@ impl Store {
             manifest_digest,
             manifest,
             config_digest,
-            config,
+            config: parsed,
         })
     }
 

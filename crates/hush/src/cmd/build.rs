@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use hush_oci::archive::Compression;
 use hush_oci::reference::Reference;
 use hush_oci::store::Store;
 
+use super::outputs::Output;
 use super::{CliError, CliResult};
 use crate::output::{errln, outln};
 use crate::progress::ProgressMode;
@@ -48,10 +48,19 @@ pub(crate) struct BuildArgs {
     pull: PullWhen,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
-    /// Output: `type=docker,dest=F`, `type=oci,dest=DIR|F.tar[,compression=gzip|zstd|uncompressed]`,
-    /// `type=local,dest=DIR`, `type=image` (store only, the default).
+    /// Output: `type=docker,dest=F|-[,name=N]`,
+    /// `type=oci,dest=DIR|F.tar|-[,tar=true|false][,compression=gzip|zstd|uncompressed][,name=N]`,
+    /// `type=local,dest=DIR`, `type=tar,dest=F|-`, `type=image[,name=N]` (the store only, the
+    /// default); `-` is `type=tar,dest=-`, `DIR` `type=local,dest=DIR`.
     #[arg(short = 'o', long = "output")]
     output: Vec<String>,
+    /// Write the image id to this file.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Write the build result's metadata (buildx's keys: `containerimage.config.digest`,
+    /// `containerimage.digest`, `containerimage.descriptor`, `image.name`) to this file, as JSON.
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
     /// How the build's progress is shown.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
@@ -212,53 +221,6 @@ fn parse_network(s: &str) -> Result<hush_dockerfile::instructions::NetworkMode, 
         .ok_or_else(|| format!("unsupported network mode {s:?} (default, none or host)"))
 }
 
-enum Output {
-    Image,
-    Docker(PathBuf),
-    Oci(PathBuf, Compression),
-    Local(PathBuf),
-}
-
-fn parse_output(s: &str) -> Result<Output, CliError> {
-    let mut fields = BTreeMap::new();
-    for f in s.split(',') {
-        let (k, v) = f.split_once('=').ok_or_else(|| {
-            CliError::Usage(format!("invalid --output {s:?}: {f:?} is not key=value"))
-        })?;
-        fields.insert(k.to_string(), v.to_string());
-    }
-    let dest = || {
-        fields
-            .get("dest")
-            .map(PathBuf::from)
-            .ok_or_else(|| CliError::Usage(format!("--output {s:?} needs dest=")))
-    };
-    let compression = match fields.get("compression").map(String::as_str) {
-        None | Some("gzip") => Compression::Gzip,
-        Some("zstd") => Compression::Zstd,
-        Some("uncompressed") => Compression::None,
-        Some(c) => {
-            return Err(CliError::Usage(format!(
-                "unknown compression {c:?} (gzip, zstd or uncompressed)"
-            )))
-        }
-    };
-    match fields.get("type").map(String::as_str) {
-        Some("docker") => Ok(Output::Docker(dest()?)),
-        Some("oci") => Ok(Output::Oci(dest()?, compression)),
-        Some("local") => Ok(Output::Local(dest()?)),
-        Some("image") | Some("registry")
-            if fields.get("push").map(String::as_str) != Some("true") =>
-        {
-            Ok(Output::Image)
-        }
-        Some(t) => Err(CliError::Usage(format!(
-            "output type {t:?} is not supported (docker, oci, local, image)"
-        ))),
-        None => Err(CliError::Usage(format!("--output {s:?} needs type="))),
-    }
-}
-
 pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     // Each -t parsed as docker's reference grammar, canonical (`docker.io/library/app:latest`):
     // a bad one is a usage error before anything runs, as buildx refuses it.
@@ -283,8 +245,22 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     let outputs = a
         .output
         .iter()
-        .map(|o| parse_output(o))
+        .map(|o| Output::parse(o))
         .collect::<Result<Vec<_>, _>>()?;
+    match outputs.iter().filter(|o| o.to_stdout()).count() {
+        0 => {}
+        1 if a.quiet => {
+            return Err(CliError::Usage(
+                "--quiet prints the image id on standard output, where an --output with dest=- writes: use --iidfile FILE for the id".into(),
+            ))
+        }
+        1 => {}
+        _ => {
+            return Err(CliError::Usage(
+                "only one --output can write to standard output (dest=-)".into(),
+            ))
+        }
+    }
     let context = a.context.canonicalize().map_err(|e| CliError::Io {
         what: format!("open build context {}", a.context.display()),
         source: e,
@@ -379,15 +355,26 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     let img = hush_solver::build(store, &opts, &*reporter, backend);
     drop(reporter);
     let img = img.map_err(|err| dockerfile.error(err))?;
-    for o in outputs {
-        match o {
-            Output::Image => {}
-            Output::Docker(dest) => super::image::write_archive(store, &img, &tags, &dest)?,
-            Output::Oci(dest, comp) => {
-                super::image::write_oci(store, &img, tags.first().map(String::as_str), &dest, comp)?
-            }
-            Output::Local(dest) => super::image::write_local(store, &img, &dest)?,
+    let mut exported = None;
+    for o in &outputs {
+        exported = o.write(store, &img, &tags)?.or(exported);
+    }
+    let mut names = tags.clone();
+    for o in &outputs {
+        if let Output::Image { names: more } = o {
+            names.extend(
+                more.iter()
+                    .map(|t| hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone())),
+            );
         }
+    }
+    if let Some(path) = &a.iidfile {
+        // buildx writes the id without a newline.
+        super::outputs::write_file(path, img.config_digest.to_string().as_bytes())?;
+    }
+    if let Some(path) = &a.metadata_file {
+        let json = super::outputs::metadata(store, &img, exported.as_ref(), &names)?;
+        super::outputs::write_file(path, json.as_bytes())?;
     }
     if a.quiet {
         outln!("{}", img.config_digest)?;

@@ -1,18 +1,19 @@
 //! Image subcommands: import, inspect, history, save, load, rmi, prune; and outputs.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use hush_oci::archive::Compression;
 use hush_oci::reference::Reference;
+use hush_oci::source::{Archive, ImageSource, StoreImage};
 use hush_oci::store::{Image, Store};
 
+use super::outputs::{to_dest, Dest};
+use super::scan::UNPACK_LIMIT;
 use super::units::{ago, human_size, now};
 use super::{CliError, CliResult};
-
-/// Uncompressed size limit when reading archives (decompression-bomb guard).
-const UNPACK_LIMIT: u64 = 64 << 30;
+use crate::output::{errln, outln};
 
 #[derive(Args)]
 pub(crate) struct ImportArgs {
@@ -58,16 +59,17 @@ enum HistoryFormat {
 pub(crate) struct SaveArgs {
     /// Image name or id.
     image: String,
-    /// Output file.
+    /// Output file (`-`, or none when standard output is not a terminal: standard output).
     #[arg(short = 'o', long)]
-    output: PathBuf,
+    output: Option<String>,
 }
 
 #[derive(Args)]
 pub(crate) struct LoadArgs {
-    /// A docker-archive.
-    #[arg(short = 'i', long)]
-    input: PathBuf,
+    /// A docker-archive or an OCI archive (plain, gzip or zstd), an OCI layout directory, or
+    /// `-` (the default) for standard input.
+    #[arg(short = 'i', long, default_value = "-")]
+    input: String,
 }
 
 #[derive(Args)]
@@ -160,11 +162,14 @@ pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
 }
 
 pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
-    let img = store.resolve(&a.image)?;
+    let source = StoreImage::resolve(store, &a.image)?;
+    let img = source.image();
     let mut sizes = Sizes::new(store);
     // With --secrets, the entries are shown with every value the audit found redacted.
     let (findings, redacted) = if a.secrets {
-        super::audit::image_findings(store, &a.image, &a.secret_specs)?
+        let guard = super::scan::guard(&a.secret_specs, hush_scan::DEFAULT_MIN_LEN)?;
+        let rules = hush_scan::rules::Rules::new();
+        super::scan::audit_image(&source, &source.images()[0], &a.image, &guard, &rules)?
     } else {
         (Vec::new(), Vec::new())
     };
@@ -272,123 +277,6 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Write to `dest` through a temp file, so a failure leaves no half-written output.
-fn atomic_file(
-    dest: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> Result<(), CliError>,
-) -> Result<(), CliError> {
-    let tmp = dest.with_file_name(format!(
-        ".{}.hush-tmp",
-        dest.file_name()
-            .map(|f| f.to_string_lossy().to_string())
-            .unwrap_or_default()
-    ));
-    let io = |what: &str, e| CliError::Io {
-        what: format!("{what} {}", dest.display()),
-        source: e,
-    };
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
-    let r = write(&mut f).and_then(|_| f.sync_all().map_err(|e| io("write", e)));
-    match r {
-        Ok(()) => std::fs::rename(&tmp, dest).map_err(|e| io("write", e)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-pub(crate) fn write_archive(
-    store: &Store,
-    img: &Image,
-    tags: &[String],
-    dest: &Path,
-) -> Result<(), CliError> {
-    atomic_file(dest, |f| {
-        let w = std::io::BufWriter::with_capacity(1 << 20, f);
-        Ok(hush_oci::archive::write_docker_archive(
-            store, img, tags, w,
-        )?)
-    })
-}
-
-pub(crate) fn write_oci(
-    store: &Store,
-    img: &Image,
-    tag: Option<&str>,
-    dest: &Path,
-    comp: Compression,
-) -> Result<(), CliError> {
-    let is_tar = dest.extension().is_some_and(|e| e == "tar");
-    let dir = if is_tar {
-        store.temp_dir("oci-out")?
-    } else {
-        dest.to_path_buf()
-    };
-    hush_oci::archive::write_oci_layout(store, img, tag, &dir, comp)?;
-    if is_tar {
-        let r = atomic_file(dest, |f| {
-            let mut b = tar_builder(f);
-            b.append_dir_all(".", &dir).map_err(|e| CliError::Io {
-                what: "write OCI archive".into(),
-                source: e,
-            })?;
-            b.finish().map_err(|e| CliError::Io {
-                what: "write OCI archive".into(),
-                source: e,
-            })
-        });
-        let _ = std::fs::remove_dir_all(&dir);
-        r?;
-    }
-    Ok(())
-}
-
-fn tar_builder(f: &mut std::fs::File) -> hush_oci_tar::Builder<&mut std::fs::File> {
-    hush_oci_tar::Builder::new(f)
-}
-
-use crate::output::{errln, outln};
-use hush_oci::tar as hush_oci_tar;
-
-pub(crate) fn write_local(store: &Store, img: &Image, dest: &Path) -> Result<(), CliError> {
-    let tmp = store.temp_dir("local-out")?;
-    let lowers: Vec<PathBuf> = img
-        .config
-        .rootfs
-        .diff_ids
-        .iter()
-        .rev()
-        .map(|d| store.snapshot_dir(d))
-        .collect();
-    let r = (|| -> Result<(), CliError> {
-        let ov = hush_sandbox::overlay::Overlay::mount(&tmp, &lowers, &[])?;
-        std::fs::create_dir_all(dest).map_err(|e| CliError::Io {
-            what: format!("create {}", dest.display()),
-            source: e,
-        })?;
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", ov.merged().display()))
-            .arg(dest)
-            .status()
-            .map_err(|e| CliError::Io {
-                what: "run cp".into(),
-                source: e,
-            })?;
-        ov.finish()?;
-        if !status.success() {
-            return Err(CliError::Usage(format!(
-                "copying the filesystem to {} failed",
-                dest.display()
-            )));
-        }
-        Ok(())
-    })();
-    let _ = std::fs::remove_dir_all(&tmp);
-    r
-}
-
 pub(crate) fn save(store: &Store, a: SaveArgs) -> CliResult {
     let img = store.resolve(&a.image)?;
     // Saved by name, the archive names it (as `docker save` does); by id or digest, it does not.
@@ -398,12 +286,42 @@ pub(crate) fn save(store: &Store, a: SaveArgs) -> CliResult {
         .filter(|n| names.get(n) == Some(&img.manifest_digest))
         .into_iter()
         .collect();
-    write_archive(store, &img, &tags, &a.output)?;
+    let dest = match a.output.as_deref() {
+        Some(o) => Dest::parse(o),
+        // docker's rule: an archive is never written to a terminal.
+        None if std::io::stdout().is_terminal() => {
+            return Err(CliError::Usage(
+                "cowardly refusing to save to a terminal: use -o FILE, or redirect".into(),
+            ))
+        }
+        None => Dest::Stdout,
+    };
+    to_dest(&dest, |w| {
+        hush_oci::export::docker::write(store, &img, &tags, w)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn load(store: &Store, a: LoadArgs) -> CliResult {
-    for (img, tags) in hush_oci::archive::load_docker_archive(store, &a.input, UNPACK_LIMIT)? {
+    let scratch = store.temp_dir("load")?;
+    let loaded = (|| -> Result<_, CliError> {
+        let source = if a.input == "-" {
+            // Ctrl-C ends a wait for a writer that never comes.
+            hush_sandbox::signals::exit_on_signal(|| {
+                Archive::open_stream(
+                    std::io::stdin(),
+                    Path::new("standard input"),
+                    &scratch,
+                    UNPACK_LIMIT,
+                )
+            })?
+        } else {
+            Archive::open_path(Path::new(&a.input), &scratch, UNPACK_LIMIT)?
+        };
+        Ok(hush_oci::source::load(store, &source, UNPACK_LIMIT)?)
+    })();
+    hush_oci::store::remove_tree(&scratch)?;
+    for (img, tags) in loaded? {
         if tags.is_empty() {
             outln!("Loaded image ID: {}", img.config_digest)?;
         }

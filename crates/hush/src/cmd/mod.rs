@@ -6,8 +6,10 @@ mod features;
 mod image;
 mod images;
 mod lint;
+mod outputs;
 mod registry;
 mod sarif;
+mod scan;
 mod tag;
 mod template;
 mod units;
@@ -54,9 +56,9 @@ enum Command {
     Inspect(image::NameArgs),
     /// Show an image's history as `docker history` does.
     History(image::HistoryArgs),
-    /// Write an image as a docker-archive (`docker load` format).
+    /// Write an image as a docker-archive (`docker load` format, and an OCI layout too).
     Save(image::SaveArgs),
-    /// Read a docker-archive into the store.
+    /// Read a docker-archive, an OCI archive or an OCI layout into the store.
     Load(image::LoadArgs),
     /// Remove image names.
     Rmi(image::RmiArgs),
