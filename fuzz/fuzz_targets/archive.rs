@@ -1,6 +1,6 @@
 //! The outer archives `hush load` and `hush audit` read, on arbitrary bytes: the tar index
-//! (`TarIndex`: members, links between them, small documents and layers read through it) and
-//! `load_docker_archive` into a fresh store with a 1 MiB limit. Besides not panicking: nothing
+//! (`TarIndex`: members, links between them, small documents and members read through it) and
+//! `hush_oci::source::load` of it as an `Archive` into a fresh store with a 1 MiB limit. Besides not panicking: nothing
 //! beside the store may be touched, and the store's own directories must survive.
 #![no_main]
 
@@ -35,15 +35,17 @@ fuzz_target!(|data: &[u8]| {
         for name in NAMES {
             let _ = idx.contains(name);
             hush_fuzz::debug(name, &idx.read(name).map(|b| b.len()));
-            if let Ok(r) = idx.open_layer(name, LIMIT) {
+            if let Ok((r, _)) = idx.open_member(name) {
                 let _ = r.take(LIMIT).read_to_end(&mut Vec::new());
             }
         }
     }
 
     let store = Store::open(sb.path("store")).expect("open a store");
-    let r = hush_oci::archive::load_docker_archive(&store, &input, LIMIT);
-    hush_fuzz::debug("load_docker_archive", &r.as_ref().map(|v| v.len()));
+    let scratch = store.temp_dir("fuzz").expect("a scratch dir in the store");
+    let r = hush_oci::source::Archive::open_path(&input, &scratch, LIMIT)
+        .and_then(|a| hush_oci::source::load(&store, &a, LIMIT));
+    hush_fuzz::debug("source::load", &r.as_ref().map(|v| v.len()));
     if let Err(e) = r {
         let _ = e.to_string();
     }
