@@ -663,3 +663,54 @@ fn a_build_pulls_the_images_its_dockerfile_names_as_pull_says() {
         log(&o)
     );
 }
+
+/// `--push`, `-o type=registry,name=…` and `-o type=image,push=true` push the built image;
+/// skopeo reads what was pushed; a push without a name is a usage error before the build.
+#[test]
+fn a_build_pushes_its_image_where_the_outputs_say() {
+    if !can_run() {
+        return;
+    }
+    let reg = Registry::start("", "");
+    let env = Env::new();
+    let a = &reg.addr;
+    let ctx = env.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:local\nRUN echo pushed > /pushed\n",
+    )
+    .unwrap();
+    let one = format!("{a}/app/one:1");
+    let two = format!("{a}/app/two:2");
+    let o = env.hush(&[
+        "build",
+        "--network=none",
+        "--push",
+        "-t",
+        &one,
+        "-o",
+        &format!("type=registry,name={two}"),
+        "ctx",
+    ]);
+    ok(&o);
+    let l = log(&o);
+    let digest = |name: &str| {
+        let o = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", &format!("docker://{name}")])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(ok(&o).as_bytes()).unwrap();
+        v["Digest"].as_str().unwrap().to_string()
+    };
+    let d1 = digest(&one);
+    assert_eq!(d1, digest(&two), "one image, pushed to both names");
+    assert!(l.contains(&format!("digest: {d1}")), "{l}");
+    // Pulled back into an empty store: the image the build stored.
+    ok(&env.hush_in("back", &["pull", &one], b""));
+    assert_eq!(env.id("back", &one), env.id("root", &one));
+    let o = env.hush(&["build", "--push", "ctx"]);
+    assert_eq!(o.status.code(), Some(2), "{}", log(&o));
+    assert!(log(&o).contains("a push needs a name"), "{}", log(&o));
+    assert!(!log(&o).contains("#1 "), "nothing ran: {}", log(&o));
+}

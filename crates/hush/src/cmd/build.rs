@@ -54,6 +54,9 @@ pub(crate) struct BuildArgs {
     /// default); `-` is `type=tar,dest=-`, `DIR` `type=local,dest=DIR`.
     #[arg(short = 'o', long = "output")]
     output: Vec<String>,
+    /// Push the image to each -t name (`--output=type=registry`).
+    #[arg(long)]
+    push: bool,
     /// Write the image id to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -242,11 +245,37 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             )));
         }
     }
-    let outputs = a
+    let mut outputs = a
         .output
         .iter()
         .map(|o| Output::parse(o))
         .collect::<Result<Vec<_>, _>>()?;
+    if a.push {
+        // buildx: `--push` is `--output=type=registry`.
+        outputs.push(Output::Image {
+            names: Vec::new(),
+            push: true,
+        });
+    }
+    // What each pushing output pushes: its names, else the -t tags; parsed now, before the build.
+    let mut pushes: Vec<hush_registry::ImageRef> = Vec::new();
+    for o in &outputs {
+        if let Output::Image { names, push: true } = o {
+            let to = if names.is_empty() { &tags } else { names };
+            if to.is_empty() {
+                return Err(CliError::Usage(
+                    "a push needs a name: pass -t REGISTRY/REPOSITORY:TAG (or name= in the --output)"
+                        .into(),
+                ));
+            }
+            for n in to {
+                pushes.push(
+                    hush_registry::ImageRef::parse(n)
+                        .map_err(|e| CliError::Usage(format!("{e}: cannot push there")))?,
+                );
+            }
+        }
+    }
     match outputs.iter().filter(|o| o.to_stdout()).count() {
         0 => {}
         1 if a.quiet => {
@@ -361,10 +390,28 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     }
     let mut names = tags.clone();
     for o in &outputs {
-        if let Output::Image { names: more } = o {
+        if let Output::Image { names: more, .. } = o {
             names.extend(
                 more.iter()
                     .map(|t| hush_oci::store::normalize_name(t).unwrap_or_else(|_| t.clone())),
+            );
+        }
+    }
+    let registry_options = a.registry.options();
+    for r in &pushes {
+        let pushed = hush_registry::push(
+            store,
+            &img,
+            r,
+            &registry_options,
+            &super::registry::lines(a.progress == ProgressMode::Quiet || a.quiet),
+        )?;
+        if a.progress != ProgressMode::Quiet && !a.quiet {
+            errln!(
+                "pushed {}: digest: {} size: {}",
+                pushed.tag,
+                pushed.digest,
+                pushed.size
             );
         }
     }

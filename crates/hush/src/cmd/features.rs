@@ -92,9 +92,9 @@ const FEATURES: &[Feature] = &[
         "registry-pull",
         "FROM, `COPY --from` and `--mount from=` pull what the store lacks (`--pull` checks tags again, `--pull=never` stays offline); `hush pull`",
     ),
-    not_yet(
+    yes(
         "registry-push",
-        "`--push`, `-o type=registry`: `hush push IMAGE` after the build",
+        "`--push`, `-o type=registry,name=…`, `-o type=image,push=true`; `hush push`",
     ),
     not_yet("add-url", "`ADD https://…` (and `ADD --checksum`)"),
     not_yet("add-git", "`ADD` of a git repository"),

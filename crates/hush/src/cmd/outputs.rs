@@ -34,8 +34,9 @@ impl Dest {
 /// One `--output`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Output {
-    /// `type=image`: the store only (the default); `name=` adds names.
-    Image { names: Vec<String> },
+    /// `type=image`: the store (the default); `name=` adds names; `push=true` (or
+    /// `type=registry`) pushes the image to each name (or each `-t`).
+    Image { names: Vec<String>, push: bool },
     /// `type=docker`: a docker-archive.
     Docker { dest: Dest, names: Vec<String> },
     /// `type=oci`: an OCI layout, as a directory or a tar.
@@ -54,7 +55,7 @@ pub(crate) enum Output {
 /// The keys each type takes (besides `type`), in buildx's spelling.
 fn keys(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
-        "image" => &["name", "push"],
+        "image" | "registry" => &["name", "push"],
         "docker" => &["dest", "name"],
         "oci" => &["dest", "name", "tar", "compression"],
         "local" | "tar" => &["dest"],
@@ -86,14 +87,9 @@ impl Output {
             Some(_) => return Err(usage("type= is given more than once".into())),
             None => return Err(usage("it needs type=".into())),
         };
-        if kind == "registry" {
-            return Err(usage(
-                "type=registry is not supported yet: hush does not push to registries".into(),
-            ));
-        }
         let allowed = keys(kind).ok_or_else(|| {
             usage(format!(
-                "unknown output type {kind:?} (image, docker, oci, local or tar)"
+                "unknown output type {kind:?} (image, registry, docker, oci, local or tar)"
             ))
         })?;
         for (k, v) in &fields {
@@ -126,14 +122,11 @@ impl Output {
             Some(v) => Err(usage(format!("{k}={v:?} is neither true nor false"))),
         };
         Ok(match kind {
-            "image" => {
-                if boolean("push", false)? {
-                    return Err(usage(
-                        "push=true is not supported yet: hush does not push to registries".into(),
-                    ));
-                }
-                Output::Image { names }
-            }
+            // buildx: `type=registry` is `type=image,push=true`.
+            "image" | "registry" => Output::Image {
+                push: boolean("push", kind == "registry")?,
+                names,
+            },
             "docker" => Output::Docker {
                 dest: dest()?,
                 names,
@@ -206,7 +199,7 @@ impl Output {
         let with =
             |names: &[String]| -> Vec<String> { tags.iter().chain(names).cloned().collect() };
         match self {
-            Output::Image { names } => {
+            Output::Image { names, .. } => {
                 if !names.is_empty() {
                     let layers = img.layers()?;
                     let config = store.read_blob(&img.config_digest)?;
@@ -388,7 +381,22 @@ mod tests {
     #[test]
     fn outputs_parse_as_buildx_reads_them() {
         let file = |p: &str| Dest::File(p.into());
-        assert_eq!(ok("type=image"), Output::Image { names: vec![] });
+        assert_eq!(
+            ok("type=image"),
+            Output::Image {
+                names: vec![],
+                push: false
+            }
+        );
+        let pushed = |n: &str| Output::Image {
+            names: vec![n.into()],
+            push: true,
+        };
+        assert_eq!(ok("type=registry,name=r:5000/a:1"), pushed("r:5000/a:1"));
+        assert_eq!(
+            ok("type=image,name=r:5000/a:1,push=true"),
+            pushed("r:5000/a:1")
+        );
         assert_eq!(
             ok("type=docker,dest=-"),
             Output::Docker {
@@ -445,8 +453,8 @@ mod tests {
             ("type=docker", "needs dest="),
             ("dest=x", "needs type="),
             ("type=oci,dest=x,dest=y", "dest= is given more than once"),
-            ("type=registry,name=x", "not supported yet"),
-            ("type=image,push=true", "not supported yet"),
+            ("type=registry,name=x,dest=y", "\"dest\""),
+            ("type=image,push=yes", "\"yes\""),
             ("type=oci,dest", "is not key=value"),
         ] {
             let m = refused(spec);

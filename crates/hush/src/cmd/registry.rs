@@ -151,6 +151,11 @@ impl hush_solver::Puller for Puller<'_> {
     }
 }
 
+/// Progress lines on stderr (none when `quiet`), for a build's pushes.
+pub(crate) fn lines(quiet: bool) -> impl Progress {
+    Lines { quiet }
+}
+
 /// `sha256:0123456789ab`, as docker shows layers.
 fn short(digest: &str) -> &str {
     let end = digest.find(':').map_or(12, |i| i + 13).min(digest.len());
