@@ -109,14 +109,6 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
-    /// A config whose diff ids do not match the image's layers one for one.
-    #[error("the image config lists {diff_ids} diff ids for {layers} layers")]
-    LayerCount {
-        /// Diff ids in the config's `rootfs`.
-        diff_ids: usize,
-        /// Layers given.
-        layers: usize,
-    },
     /// A member of an archive that cannot be used.
     #[error("failed to read {member} of {archive}")]
     Member {

@@ -368,7 +368,7 @@ mod tests {
         assert!(
             matches!(
                 e,
-                Error::LayerCount {
+                Error::ConfigLayers {
                     diff_ids: 1,
                     layers: 2
                 }
