@@ -1207,7 +1207,8 @@ fn an_interrupt_while_the_container_starts_never_hangs_the_build() {
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     let left = String::from_utf8_lossy(&ps.stdout)
         .lines()
-        .filter(|l| l.contains(&*root.to_string_lossy()) || l.starts_with("sleep 30"))
+        // `sleep 30` exactly: another test's `sleep 300` may be running meanwhile.
+        .filter(|l| l.contains(&*root.to_string_lossy()) || l.trim_end() == "sleep 30")
         .map(str::to_string)
         .collect::<Vec<_>>();
     assert!(left.is_empty(), "left running: {left:?}");
