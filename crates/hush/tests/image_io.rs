@@ -331,6 +331,12 @@ fn a_layout_whose_blob_lies_loads_nothing() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x20;
     std::fs::write(layer_path("flipped"), bytes).unwrap();
+    // One byte early in the compressed layer: the tar it decompresses to breaks long before the
+    // blob's end, where its digest is checked; the error still says what is wrong.
+    tool("cp", &["-a", "good", "flipped-early"], dir);
+    let mut bytes = std::fs::read(layer_path("flipped-early")).unwrap();
+    bytes[64] ^= 0x20;
+    std::fs::write(layer_path("flipped-early"), bytes).unwrap();
     // Bytes appended to the layer blob.
     tool("cp", &["-a", "good", "longer"], dir);
     let mut bytes = std::fs::read(layer_path("longer")).unwrap();
@@ -344,6 +350,7 @@ fn a_layout_whose_blob_lies_loads_nothing() {
     let before = store_state(&root);
     for (layout, says) in [
         ("flipped", "digest mismatch"),
+        ("flipped-early", "digest mismatch"),
         ("longer", "size mismatch"),
         ("manifest", "digest mismatch"),
     ] {

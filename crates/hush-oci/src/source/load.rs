@@ -1,6 +1,8 @@
 //! `hush load`: the images of a source into the store, nothing committed until every digest
 //! has been checked.
 
+use std::io::Read;
+
 use super::ImageSource;
 use crate::archive::StagedLayer;
 use crate::image::LayerDesc;
@@ -30,11 +32,10 @@ pub fn load(
                     layers.push(at);
                     continue;
                 }
-                staged.push(StagedLayer::new(
-                    store,
-                    source.open_layer(layer, limit)?,
-                    limit,
-                )?);
+                let opened = source.open_layer(layer, limit)?;
+                let staged_layer = StagedLayer::new(store, opened, limit)
+                    .map_err(|e| blob_mismatch(source, layer).unwrap_or(e))?;
+                staged.push(staged_layer);
                 layers.push(staged.len() - 1);
             }
             images.push((img, layers));
@@ -64,4 +65,27 @@ pub fn load(
     });
     staged.into_iter().for_each(|l| l.abort(store));
     r
+}
+
+/// Why a layer failed to unpack, when the cause is a blob that is not what its digest says: a
+/// changed byte in a compressed blob usually breaks the decompressed tar before the blob's end,
+/// where its digest would have been checked, and "digest mismatch" is the error to report,
+/// not the tar parser's. None when the blob is as named (or named by no digest).
+fn blob_mismatch(source: &dyn ImageSource, layer: &super::SourceLayer) -> Option<crate::Error> {
+    let super::Blob::Digest(desc) = &layer.blob else {
+        return None;
+    };
+    let mut raw = source.open_blob(layer).ok()?;
+    // A blob of another size than its descriptor's is refused as such by the checked stream:
+    // that error stands. Hash no more than the size, plus one byte to tell.
+    let mut hashed = crate::digest::HashingWriter::new(std::io::sink());
+    std::io::copy(&mut (&mut raw).take(desc.size + 1), &mut hashed).ok()?;
+    let (actual, len) = hashed.digest();
+    if len != desc.size {
+        return None;
+    }
+    (actual != desc.digest).then(|| crate::Error::DigestMismatch {
+        expected: desc.digest.clone(),
+        actual,
+    })
 }
