@@ -47,11 +47,12 @@ impl KeyInputs for Ctx<'_> {
     }
 
     fn image_key(&self, name: &str, location: Location) -> Result<Digest> {
-        // The plan found every image already; this one was removed since.
-        self.store
-            .resolve(name)
-            .map(|img| img.config_digest)
-            .map_err(|_| Error::missing_image(name, location, &[]))
+        // The image the plan resolved (its key is its config digest): the one the step reads,
+        // without a second look-up in the store's index per step.
+        self.images
+            .get(name)
+            .map(|b| b.key.clone())
+            .ok_or_else(|| Error::missing_image(name, location, &[]))
     }
 
     fn secret_fingerprint(&self, id: &str, secret: &Secret) -> Result<String> {
