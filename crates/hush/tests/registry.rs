@@ -466,36 +466,28 @@ fn basic_auth_over_tls_login_logout_and_a_wrong_password() {
         log(&o)
     );
     // A wrong password: refused, said so, and neither password anywhere in the output.
-    let o = env.hush_in(
-        "root",
-        &[
-            "login",
-            "--registry-ca",
-            ca,
-            "-u",
-            "alice",
-            "--password-stdin",
-            a,
-        ],
-        format!("{wrong}\n").as_bytes(),
-    );
+    // `hush login` to the registry as alice, with this password on standard input.
+    let login = |pw: &str| {
+        env.hush_in(
+            "root",
+            &[
+                "login",
+                "--registry-ca",
+                ca,
+                "-u",
+                "alice",
+                "--password-stdin",
+                a,
+            ],
+            format!("{pw}\n").as_bytes(),
+        )
+    };
+    let o = login(wrong);
     assert_eq!(o.status.code(), Some(1), "{}", log(&o));
     assert!(log(&o).contains("refused"), "{}", log(&o));
     assert!(!d.join("docker/config.json").exists(), "nothing kept");
     // The right one.
-    let o = env.hush_in(
-        "root",
-        &[
-            "login",
-            "--registry-ca",
-            ca,
-            "-u",
-            "alice",
-            "--password-stdin",
-            a,
-        ],
-        format!("{password}\n").as_bytes(),
-    );
+    let o = login(password);
     assert!(ok(&o).contains("Login Succeeded"));
     let cfg = std::fs::read_to_string(d.join("docker/config.json")).unwrap();
     assert!(cfg.contains(a), "{cfg}");
