@@ -318,7 +318,13 @@ fn interrupt_stops_the_run_and_leaves_no_trace() {
     }
     let own = fresh_store();
     let root = own.path().join("root");
-    let c = ctx("FROM busybox:local\nRUN echo started && sleep 300\n", &[]);
+    // A sleep no other process on the machine runs (other test runs may be interrupting builds of
+    // their own meanwhile): its argument names this test process.
+    let sleep = format!("sleep 300.{:06}", std::process::id());
+    let c = ctx(
+        &format!("FROM busybox:local\nRUN echo started && {sleep}\n"),
+        &[],
+    );
     let mut child = Command::new(hush())
         .env("HUSH_ROOT", &root)
         .current_dir(c.path())
@@ -362,31 +368,31 @@ fn interrupt_stops_the_run_and_leaves_no_trace() {
     // The RUN's processes are gone (allowing the kernel a moment to tear the namespace down;
     // a survivor would live for 300 s).
     let survivors = || {
-        let ps = Command::new("sh")
-            .arg("-c")
-            .arg("ps -eo args | grep -c '^sleep 300' || true")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&ps.stdout).trim().to_string()
+        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| l.trim_end() == sleep)
+            .count()
     };
-    // Two full-suite runs (of five) saw it alive 2 s after hush ended, never a run of this file
-    // alone: allow 10 s, which a process that escaped (it would live 300 s) never meets, and say
-    // what it was doing if it is still there.
+    // Two full-suite runs (of five) saw a `sleep 300` alive 2 s after hush ended, while other
+    // checkouts' suites ran on the same machine, and never a run of this file alone: the sleep is
+    // now this test's own. Allow 10 s for the kernel, which a process that escaped (it would live
+    // 300 s) never meets, and say what it was doing if it is still there.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while survivors() != "0" && std::time::Instant::now() < deadline {
+    while survivors() != 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let ps = Command::new("sh")
         .arg("-c")
-        .arg(
-            "ps -eo pid,ppid,stat,etime,wchan:24,args | grep -E 'sleep 300|PID' | grep -v grep; \
-              for p in $(pgrep -f '^sleep 300'); do cat /proc/$p/cgroup /proc/$p/status; done",
-        )
+        .arg(format!(
+            "ps -eo pid,ppid,stat,etime,wchan:24,args | grep -E '{sleep}|PID' | grep -v grep; \
+                 for p in $(pgrep -fx '{sleep}'); do cat /proc/$p/cgroup /proc/$p/status; done"
+        ))
         .output()
         .unwrap();
     assert_eq!(
         survivors(),
-        "0",
+        0,
         "the RUN's process survived hush by 10 s:\n{}",
         String::from_utf8_lossy(&ps.stdout)
     );
@@ -1184,7 +1190,9 @@ fn an_interrupt_while_the_container_starts_never_hangs_the_build() {
     }
     let own = fresh_store();
     let root = own.path().join("root");
-    let c = ctx("FROM busybox:local\nRUN sleep 30\n", &[]);
+    // This test process's own sleep: other runs of this test may be on the machine meanwhile.
+    let sleep = format!("sleep 30.{:06}", std::process::id());
+    let c = ctx(&format!("FROM busybox:local\nRUN {sleep}\n"), &[]);
     for i in 0..30u64 {
         let mut child = Command::new(hush())
             .env("HUSH_ROOT", &root)
@@ -1223,8 +1231,7 @@ fn an_interrupt_while_the_container_starts_never_hangs_the_build() {
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     let left = String::from_utf8_lossy(&ps.stdout)
         .lines()
-        // `sleep 30` exactly: another test's `sleep 300` may be running meanwhile.
-        .filter(|l| l.contains(&*root.to_string_lossy()) || l.trim_end() == "sleep 30")
+        .filter(|l| l.contains(&*root.to_string_lossy()) || l.trim_end() == sleep)
         .map(str::to_string)
         .collect::<Vec<_>>();
     assert!(left.is_empty(), "left running: {left:?}");
