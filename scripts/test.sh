@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -q -- -D warnings
+# Every doc link resolves (the binary's doc comments are its --help text, not rustdoc).
+RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links" \
+  cargo doc -q --workspace --exclude hush --no-deps --document-private-items
 cargo build --release -q
 HUSH_BIN=$PWD/target/release/hush cargo test --release -q --workspace 2>&1
 bash scripts/fuzz.sh

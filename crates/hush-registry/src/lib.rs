@@ -1,11 +1,11 @@
 //! Pull and push images over the [OCI distribution API], as a blocking client.
 //!
-//! - [`pull`] fetches an image (an OCI index or manifest, a docker manifest list or schema2
+//! - [`pull`](fn@pull) fetches an image (an OCI index or manifest, a docker manifest list or schema2
 //!   manifest; the platform picked from an index) into the [`hush_oci::store::Store`]: every
 //!   manifest and blob is checked against its digest and size while it streams, layers
 //!   download a few at a time and are unpacked as their bytes arrive, a layer the store has is
 //!   not fetched again, and nothing is committed until everything has been checked.
-//! - [`push`] sends an image of the store: blobs the registry has are skipped (`HEAD`), a blob
+//! - [`push`](fn@push) sends an image of the store: blobs the registry has are skipped (`HEAD`), a blob
 //!   it has in another repository is mounted, layers are gzipped deterministically (the same
 //!   layer pushes as the same blob), the manifest goes last.
 //! - Credentials come from docker's `config.json` (`auths`, `credsStore`, `credHelpers`), as

@@ -7,7 +7,7 @@
 //! docker `config.json` auths, PEM), every field value of at least the minimum length on its
 //! own. A [`Scan`] is fed a layer's files as the layer tar is written and finds every needle with
 //! one Aho-Corasick automaton, across chunk boundaries, and base64 or hex wrapped at 60, 64 or 76
-//! columns across its line ends (see [`wrap`](crate::wrap) for why this way). [`TarScan`] reads a layer
+//! columns across its line ends (see [`wrap`] for why this way). [`TarScan`] reads a layer
 //! tar stream: file contents, names, link targets, PAX records (xattrs) and, optionally, the
 //! decompressed contents of gzip, zstd and zip files. A [`Masker`] hides the same forms in output.
 //!

@@ -19,7 +19,7 @@ use crate::shell::{Env, Lexer};
 pub struct DispatchInput<'a> {
     /// `--build-arg` values.
     pub build_args: &'a BTreeMap<String, String>,
-    /// Global ARGs with their values resolved (from [`global_arg_values`]).
+    /// Global ARGs with their values resolved (from [`global_arg_values`](super::args::global_arg_values)).
     pub global_args: &'a BTreeMap<String, Option<String>>,
     /// Names of stages by index (lower-cased), to resolve `--from`.
     pub stage_names: &'a [Option<String>],

@@ -2,7 +2,7 @@
 //! OCI layout directory or an OCI archive (tar of a layout), from a file or standard input
 //! ([`Archive`]) — yields each image's typed manifest, its config as the exact bytes that were
 //! given (the image id is their digest) and its layers, checked while they stream. `hush load`
-//! ([`load`]), `hush audit` and `hush history` read through it; the registry is one more
+//! ([`load`](fn@load)), `hush audit` and `hush history` read through it; the registry is one more
 //! implementation.
 //!
 //! ```no_run

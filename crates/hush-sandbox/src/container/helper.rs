@@ -198,7 +198,7 @@ fn wait_killing_on_signal(pid: nix::unistd::Pid) -> i32 {
 /// that changes its credentials clears this, but the helper still kills the init when hush
 /// dies, and the next hush removes what a dead one left.
 ///
-/// It also loads a precompiled seccomp filter (see [`Filter`]), last before the command runs; a
+/// It also loads a precompiled seccomp filter (see [`Filter`](super::spec::Filter)), last before the command runs; a
 /// filter that fails to load fails the RUN.
 #[derive(Clone)]
 struct DieWithHelper {

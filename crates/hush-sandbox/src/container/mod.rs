@@ -30,7 +30,7 @@ pub use spec::{parse_ulimit, Limits, DEFAULT_PIDS_LIMIT};
 use crate::error::IoContext;
 use crate::{Error, Result};
 
-/// The argv[1] that makes the hush binary act as the container helper.
+/// The `argv[1]` that makes the hush binary act as the container helper.
 pub const HELPER_ARG: &str = "__hush-container-helper";
 
 /// Start compiling docker's seccomp filter for root RUNs (~8 ms with libseccomp, once per

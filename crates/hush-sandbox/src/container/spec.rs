@@ -224,7 +224,7 @@ fn resources(spec: &RunSpec) -> std::result::Result<LinuxResources, oci_spec::Oc
 pub(super) enum Filter {
     /// `RUN --security=insecure`: none.
     None,
-    /// Compiled by hush, loaded by the executor ([`DieWithHelper`]).
+    /// Compiled by hush, loaded by the executor (`DieWithHelper`, in `helper.rs`).
     Precompiled,
     /// In the OCI spec, for libcontainer.
     InSpec,

@@ -1,5 +1,5 @@
 //! The lint that runs before every build (and as `hush lint`): the Dockerfile-only rules of
-//! `hush_dockerfile::lint`, plus `CopiedSecretFile`, which needs the context (see [`copied`]):
+//! `hush_dockerfile::lint`, plus `CopiedSecretFile`, which needs the context (in `copied.rs`):
 //! a COPY/ADD that would put a credential into a layer is an error before anything runs, a
 //! file that only has a secret-looking name a warning. The `# check=` directive (or the
 //! `BUILDKIT_DOCKERFILE_CHECK` build arg) skips rules or makes warnings errors, as in BuildKit.
