@@ -117,7 +117,10 @@ fn load_without_an_engine_or_a_cli_fails_saying_so_and_keeps_the_image() {
     assert_eq!(o.status.code(), Some(1), "{}", log(&o));
     let l = log(&o);
     assert!(l.contains("no docker engine answers"), "{l}");
-    assert!(l.contains("no-such.sock"), "docker's words, naming where: {l}");
+    assert!(
+        l.contains("no-such.sock"),
+        "docker's words, naming where: {l}"
+    );
     assert!(l.contains("type=docker,dest=FILE"), "{l}");
     assert!(l.contains("hush's store as kept:1"), "{l}");
     // The build is done and in the store, as buildx's image is in its cache.
@@ -149,7 +152,11 @@ fn save_into_docker_load_and_docker_save_into_hush_load_keep_the_id() {
 
     // hush save -o - | docker load
     let saved = hush(p, &["save", "busybox:local", "-o", "-"], &[], b"");
-    assert!(saved.status.success(), "{}", String::from_utf8_lossy(&saved.stderr));
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
     let mut c = d.command();
     let mut child = c
         .arg("load")

@@ -412,7 +412,10 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             &img,
             r,
             &registry_options,
-            &super::registry::lines(a.progress == ProgressMode::Quiet || a.quiet),
+            &super::transfer::Transfers::new(
+                ProgressMode::Plain,
+                a.progress == ProgressMode::Quiet || a.quiet,
+            ),
         )?;
         if a.progress != ProgressMode::Quiet && !a.quiet {
             errln!(

@@ -13,6 +13,7 @@ mod sarif;
 mod scan;
 mod tag;
 mod template;
+mod transfer;
 mod units;
 
 use std::path::PathBuf;
