@@ -517,13 +517,10 @@ fn a_build_pushes_its_image_where_the_outputs_say() {
     let reg = Registry::start("", "");
     let env = Env::new();
     let a = &reg.addr;
-    let ctx = env.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    env.context(&[(
+        "Dockerfile",
         "FROM busybox:local\nRUN echo pushed > /pushed\n",
-    )
-    .unwrap();
+    )]);
     let one = format!("{a}/app/one:1");
     let two = format!("{a}/app/two:2");
     let o = env.hush(&[
@@ -578,15 +575,14 @@ fn audit_and_history_read_a_registry_image_without_storing_it_unless_keep() {
     let reg = Registry::start("", "");
     let env = Env::new();
     let a = &reg.addr;
-    let ctx = env.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
     let token = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
-    std::fs::write(ctx.join("app.cfg"), format!("token = {token}\n")).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM busybox:local\nCOPY app.cfg /etc/app.cfg\n",
-    )
-    .unwrap();
+    env.context(&[
+        ("app.cfg", &format!("token = {token}\n")),
+        (
+            "Dockerfile",
+            "FROM busybox:local\nCOPY app.cfg /etc/app.cfg\n",
+        ),
+    ]);
     let leaky = format!("{a}/leaky:1");
     // The lint would stop this COPY of a credential: the image is meant to leak.
     ok(&env.hush(&[
@@ -696,14 +692,10 @@ fn an_image_of_another_platform_warns_when_pulled_and_its_run_fails_before_any_s
 
     // Built on in an empty store: pulled (with the warning), and the RUN refused at the FROM
     // before any step runs.
-    let ctx = env.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(ctx.join("f"), "x").unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {name}\nCOPY f /f\nRUN true\n"),
-    )
-    .unwrap();
+    let ctx = env.context(&[
+        ("f", "x"),
+        ("Dockerfile", &format!("FROM {name}\nCOPY f /f\nRUN true\n")),
+    ]);
     let o = env.hush_in("fresh", &["build", "--progress=plain", "ctx"], b"");
     let l = log(&o);
     assert_eq!(o.status.code(), Some(1), "{l}");
