@@ -668,27 +668,52 @@ fn an_image_of_another_platform_warns_when_pulled_and_its_run_fails_before_any_s
         r#"{"annotations":{"org.opencontainers.image.ref.name":"foreign"},"#,
         1,
     );
+    // And an index of that one platform.
+    let inner = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{desc}]}}"#
+    );
+    let ipath = layout.join("inner");
+    std::fs::write(&ipath, &inner).unwrap();
+    let id = sha256(&ipath);
+    std::fs::rename(&ipath, layout.join("blobs/sha256").join(&id[7..])).unwrap();
     std::fs::write(
         layout.join("index.json"),
-        format!(r#"{{"schemaVersion":2,"manifests":[{entry}]}}"#),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{entry},{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{id}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"one"}}}}]}}"#,
+            inner.len()
+        ),
     )
     .unwrap();
     let name = format!("{}/foreign:1", reg.addr);
-    let o = Command::new("skopeo")
-        .args([
-            "copy",
-            "--dest-tls-verify=false",
-            &format!("oci:{}:foreign", layout.display()),
-            &format!("docker://{name}"),
-        ])
-        .output()
-        .unwrap();
-    ok(&o);
+    let indexed = format!("{}/foreign-index:1", reg.addr);
+    for (r, to, all) in [
+        ("foreign", &name, "--all=false"),
+        ("one", &indexed, "--all"),
+    ] {
+        let o = Command::new("skopeo")
+            .args([
+                "copy",
+                all,
+                "--dest-tls-verify=false",
+                &format!("oci:{}:{r}", layout.display()),
+                &format!("docker://{to}"),
+            ])
+            .output()
+            .unwrap();
+        ok(&o);
+    }
     let warning = format!("is for linux/{other} and this host runs linux/{host}");
     let o = env.hush(&["pull", "--progress=plain", &name]);
     ok(&o);
     assert!(log(&o).contains(&warning), "{}", log(&o));
     assert_eq!(env.id("root", &name), cfg);
+    // An index of one other platform: that one, with the warning, unless another is asked for.
+    let o = env.hush(&["pull", "--progress=plain", &indexed]);
+    ok(&o);
+    assert!(log(&o).contains(&warning), "{}", log(&o));
+    assert_eq!(env.id("root", &indexed), cfg);
+    let o = env.hush(&["pull", "--platform", &format!("linux/{host}"), &indexed]);
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
 
     // Built on in an empty store: pulled (with the warning), and the RUN refused at the FROM
     // before any step runs.
