@@ -166,7 +166,7 @@ pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
 
 pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
     let remote = a.remote.remote()?;
-    let source = super::scan::open_image(store, &a.image, &remote)?;
+    let (source, found) = super::scan::open_image(store, &a.image, &remote)?;
     let img = &source.images()[0];
     let mut sizes = Sizes::new(store);
     // With --secrets, the entries are shown with every value the audit found redacted.
@@ -190,7 +190,7 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
             li - 1
         });
         let size = match layer.and_then(|l| img.layers.get(l)) {
-            Some(l) if store.has_blob(&l.diff_id) => sizes.layer(&l.diff_id)?,
+            Some(l) if found == super::scan::Found::Store => sizes.layer(&l.diff_id)?,
             // An image read from its registry: the size of the blob the manifest gives.
             Some(SourceLayer {
                 blob: Blob::Digest(d),

@@ -75,8 +75,17 @@ pub(crate) fn open<'s>(
     } else if path.exists() {
         Box::new(Archive::open_path(path, scratch, UNPACK_LIMIT)?)
     } else {
-        open_image(store, target, remote)?
+        open_image(store, target, remote)?.0
     })
+}
+
+/// Where [`open_image`] found an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// In the store (with `--keep`, after pulling it).
+    Store,
+    /// In its registry, read there.
+    Registry,
 }
 
 /// The image of the store a name or id resolves to; else, for a registry reference, the image
@@ -86,9 +95,9 @@ pub(crate) fn open_image<'s>(
     store: &'s Store,
     target: &str,
     remote: &'s Remote,
-) -> Result<Box<dyn ImageSource + 's>, CliError> {
+) -> Result<(Box<dyn ImageSource + 's>, Found), CliError> {
     let missing = match StoreImage::resolve(store, target) {
-        Ok(s) => return Ok(Box::new(s)),
+        Ok(s) => return Ok((Box::new(s), Found::Store)),
         Err(e @ hush_oci::Error::ImageNotFound(_)) => e,
         Err(e) => return Err(e.into()),
     };
@@ -103,14 +112,13 @@ pub(crate) fn open_image<'s>(
     ));
     if remote.keep {
         let pulled = hush_registry::pull(store, &reference, &remote.options, &remote.transfers)?;
-        return Ok(Box::new(StoreImage::resolve(store, &pulled.name)?));
+        return Ok((
+            Box::new(StoreImage::resolve(store, &pulled.name)?),
+            Found::Store,
+        ));
     }
-    Ok(Box::new(RegistryImage::open(
-        store,
-        &reference,
-        &remote.options,
-        &remote.transfers,
-    )?))
+    let image = RegistryImage::open(store, &reference, &remote.options, &remote.transfers)?;
+    Ok((Box::new(image), Found::Registry))
 }
 
 /// The image of a source that is audited: its first (an archive of several says so).
