@@ -8,6 +8,8 @@
 //! - [`push`](fn@push) sends an image of the store: blobs the registry has are skipped (`HEAD`), a blob
 //!   it has in another repository is mounted, layers are gzipped deterministically (the same
 //!   layer pushes as the same blob), the manifest goes last.
+//! - [`RegistryImage`] reads an image of a registry as a `hush_oci::source::ImageSource`
+//!   (what `hush audit REF` and `hush history REF` read), storing nothing.
 //! - Credentials come from docker's `config.json` (`auths`, `credsStore`, `credHelpers`), as
 //!   `docker login` writes them ([`DockerConfig`]); the bearer-token flow and basic auth are
 //!   spoken as the registry's `WWW-Authenticate` asks. A credential is a
@@ -40,6 +42,7 @@ mod progress;
 mod pull;
 mod push;
 mod reference;
+mod remote;
 mod sources;
 mod verify;
 
@@ -52,3 +55,4 @@ pub use progress::{Event, Progress};
 pub use pull::{pull, Pulled};
 pub use push::{push, Pushed};
 pub use reference::ImageRef;
+pub use remote::RegistryImage;

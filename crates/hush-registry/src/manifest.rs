@@ -86,6 +86,16 @@ pub(crate) fn pick<'i>(
     opts: &Options,
 ) -> Result<&'i Descriptor> {
     let want = &opts.platform;
+    // Entries of a real platform (not buildx's `unknown/unknown` attestations).
+    let real: Vec<&Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| p.os().to_string() != "unknown")
+        })
+        .collect();
     index
         .manifests()
         .iter()
@@ -97,6 +107,12 @@ pub(crate) fn pick<'i>(
                     p.variant().as_deref(),
                 )
             })
+        })
+        // Nothing asked for and one platform only: that one, as docker pulls an image of one
+        // other platform (the binary warns that it cannot RUN here).
+        .or_else(|| match real[..] {
+            [only] if !opts.platform_asked => Some(only),
+            _ => None,
         })
         .ok_or_else(|| Error::NoPlatform {
             reference: reference.into(),
@@ -195,6 +211,22 @@ mod tests {
             .contains("1111"));
         let opts = Options::default().platform(Platform::parse("linux/s390x").unwrap());
         let e = pick(&idx, "r", &opts).unwrap_err().to_string();
+        // One platform and none asked for: that one; asked for another: an error.
+        let one = INDEX
+            .replace("\"amd64\"", "\"s390x\"")
+            .replace("\"arm\",\"os\":\"linux\"", "\"arm\",\"os\":\"unknown\"");
+        let Document::Index(one) = parse("r", "reg", None, one.as_bytes()).unwrap() else {
+            panic!("not an index")
+        };
+        let host = Platform::host();
+        if host.to_string() != "linux/s390x" {
+            assert!(pick(&one, "r", &Options::default())
+                .unwrap()
+                .digest()
+                .to_string()
+                .contains("2222"));
+            assert!(pick(&one, "r", &Options::default().platform(host)).is_err());
+        }
         assert!(
             e.contains("linux/s390x") && e.contains("linux/arm/v7, linux/amd64"),
             "{e}"

@@ -13,6 +13,9 @@ pub struct Options {
     pub(crate) insecure: Vec<String>,
     pub(crate) ca_files: Vec<PathBuf>,
     pub(crate) platform: Platform,
+    /// Whether `platform` was asked for (else it is the host's, and an index of one other
+    /// platform gives that one).
+    pub(crate) platform_asked: bool,
     pub(crate) docker_config: Option<PathBuf>,
     pub(crate) jobs: usize,
     pub(crate) attempts: u32,
@@ -25,6 +28,7 @@ impl Default for Options {
             insecure: Vec::new(),
             ca_files: Vec::new(),
             platform: Platform::host(),
+            platform_asked: false,
             docker_config: None,
             // containerd and docker fetch 3 layers at once by default.
             jobs: 3,
@@ -52,6 +56,7 @@ impl Options {
     /// The platform to pick from a multi-platform index (the host's by default).
     pub fn platform(mut self, platform: Platform) -> Self {
         self.platform = platform;
+        self.platform_asked = true;
         self
     }
 

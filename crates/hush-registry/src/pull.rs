@@ -20,7 +20,7 @@ use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::client::{Client, Payload};
 use crate::manifest::{self, Compression, Document, ACCEPT, MAX_CONFIG, MAX_MANIFEST};
-use crate::progress::{Event, Progress};
+use crate::progress::{Counted, Event, Progress};
 use crate::sources::{self, Source};
 use crate::verify::{Failure, Verified};
 use crate::{Error, ImageRef, Options, Result};
@@ -47,40 +47,9 @@ pub fn pull(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Pulled> {
-    let scope = vec![format!("repository:{}:pull", reference.repository())];
-    let client = Client::connect(
-        reference.registry(),
-        reference.api_host(),
-        scope,
-        opts,
-        progress,
-    )?;
+    let client = connect(reference, opts, progress)?;
     let name = reference.to_string();
-    let (bytes, ctype, digest) =
-        fetch_manifest(&client, reference, reference.manifest_reference(), None)?;
-    progress.event(Event::Resolved {
-        reference: name.clone(),
-        digest: digest.to_string(),
-    });
-    let manifest = match manifest::parse(&name, client.registry(), ctype.as_deref(), &bytes)? {
-        Document::Manifest(m) => *m,
-        Document::Index(index) => {
-            let d = manifest::pick(&index, &name, opts)?;
-            let expect = (descriptor_digest(d)?, d.size());
-            let (bytes, ctype, _) =
-                fetch_manifest(&client, reference, &expect.0.to_string(), Some(expect))?;
-            match manifest::parse(&name, client.registry(), ctype.as_deref(), &bytes)? {
-                Document::Manifest(m) => *m,
-                Document::Index(_) => {
-                    return Err(Error::MediaType {
-                        reference: name,
-                        what: format!("the {} manifest", opts.platform),
-                        media_type: manifest::OCI_INDEX.into(),
-                    })
-                }
-            }
-        }
-    };
+    let (manifest, digest) = resolve(&client, reference, opts)?;
     let config_bytes = fetch_config(store, &client, reference, &manifest)?;
     let config = ImageConfig::from_bytes(&config_bytes)?;
     if config.rootfs.diff_ids.len() != manifest.layers().len() {
@@ -116,6 +85,58 @@ pub fn pull(
         digest: digest.to_string(),
         name: reference.store_name(),
     })
+}
+
+/// A client for pulling from `reference`'s repository.
+pub(crate) fn connect<'a>(
+    reference: &ImageRef,
+    opts: &'a Options,
+    progress: &'a dyn Progress,
+) -> Result<Client<'a>> {
+    let scope = vec![format!("repository:{}:pull", reference.repository())];
+    Client::connect(
+        reference.registry(),
+        reference.api_host(),
+        scope,
+        opts,
+        progress,
+    )
+}
+
+/// The image manifest `reference` resolves to (an index narrowed to `opts`' platform), and the
+/// digest the reference resolved to (reported as [`Event::Resolved`]).
+pub(crate) fn resolve(
+    client: &Client,
+    reference: &ImageRef,
+    opts: &Options,
+) -> Result<(ImageManifest, Digest)> {
+    let name = reference.to_string();
+    let (bytes, ctype, digest) =
+        fetch_manifest(client, reference, reference.manifest_reference(), None)?;
+    client.progress().event(Event::Resolved {
+        reference: name.clone(),
+        digest: digest.to_string(),
+    });
+    let manifest = match manifest::parse(&name, client.registry(), ctype.as_deref(), &bytes)? {
+        Document::Manifest(m) => *m,
+        Document::Index(index) => {
+            let d = manifest::pick(&index, &name, opts)?;
+            let expect = (descriptor_digest(d)?, d.size());
+            let (bytes, ctype, _) =
+                fetch_manifest(client, reference, &expect.0.to_string(), Some(expect))?;
+            match manifest::parse(&name, client.registry(), ctype.as_deref(), &bytes)? {
+                Document::Manifest(m) => *m,
+                Document::Index(_) => {
+                    return Err(Error::MediaType {
+                        reference: name,
+                        what: format!("the {} manifest", opts.platform),
+                        media_type: manifest::OCI_INDEX.into(),
+                    })
+                }
+            }
+        }
+    };
+    Ok((manifest, digest))
 }
 
 /// A descriptor's digest, which must be sha256.
@@ -192,7 +213,7 @@ fn fetch_manifest(
 }
 
 /// The config's bytes: from the store if it has them, else fetched and checked.
-fn fetch_config(
+pub(crate) fn fetch_config(
     store: &Store,
     client: &Client,
     reference: &ImageRef,
@@ -420,7 +441,12 @@ fn try_fetch_layer(
     if resp.status().as_u16() != 200 {
         return Err(fatal(client.status_error("GET", &path, resp)));
     }
-    let mut v = Verified::new(resp.into_body().into_reader(), w.digest.clone(), w.size);
+    let body = Counted::new(
+        resp.into_body().into_reader(),
+        w.digest.to_string(),
+        client.progress(),
+    );
+    let mut v = Verified::new(body, w.digest.clone(), w.size);
     let failure = |f: Failure| {
         let transient = match &f {
             Failure::Transport(reason) => Some(reason.clone()),

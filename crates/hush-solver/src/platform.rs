@@ -1,8 +1,8 @@
-//! What hush does with a stage's platform until it can pull other platforms' images or emulate
-//! them: a `FROM scratch` stage takes the platform it asks for (its config says so); an image
-//! from the store is whatever platform it is, and a `--platform` it is not is an error rather
-//! than the host's image under another name; a stage for a platform other than the host's may
-//! not RUN anything (no emulation). A stage `FROM` another stage has that stage's platform, its
+//! What hush does with a stage's platform until it can emulate other platforms: a `FROM
+//! scratch` stage takes the platform it asks for (its config says so); an image is whatever
+//! platform it is (a pull picks the one asked for from an index), and a `--platform` it is not
+//! is an error rather than the host's image under another name; a stage for a platform other
+//! than the host's may not RUN anything (no emulation). A stage `FROM` another stage has that stage's platform, its
 //! own `--platform` being overridden, as BuildKit's `dispatchState.init` does.
 
 use hush_dockerfile::instructions::platform::Platform;
@@ -46,8 +46,9 @@ pub(crate) fn check_image(
     }
 }
 
-/// A stage for another platform than the host's may not run anything: its first RUN (or a RUN
-/// trigger of its base image) is the error.
+/// A stage for another platform than the host's may not run anything: a RUN of it (or a RUN
+/// trigger of its base image) is an error at its FROM, found while the build is planned —
+/// before any step runs (BuildKit would run it under QEMU's binfmt emulation; hush has none).
 pub(crate) fn check_runs(stage: &Stage, platform: &Platform, triggers: &[String]) -> Result<()> {
     let host = Platform::host();
     if *platform == host {
@@ -57,19 +58,20 @@ pub(crate) fn check_runs(stage: &Stage, platform: &Platform, triggers: &[String]
         .commands
         .iter()
         .find(|c| matches!(c.kind, CommandKind::Run(_)))
-        .map(|c| c.location)
+        .map(|c| Some(c.location.start_line))
         .or_else(|| {
             triggers
                 .iter()
                 .any(|t| t.trim_start().to_ascii_lowercase().starts_with("run"))
-                .then_some(stage.location)
+                .then_some(None)
         });
     match run {
         None => Ok(()),
-        Some(location) => Err(Error::ForeignPlatformRun {
+        Some(run_line) => Err(Error::ForeignPlatformRun {
             stage: Box::new(platform.clone()),
             host: Box::new(host),
-            location,
+            location: stage.location,
+            run_line,
         }),
     }
 }
@@ -107,11 +109,13 @@ mod tests {
         let (runs, copies) = (&st.stages[0], &st.stages[1]);
         assert!(check_runs(runs, &Platform::host(), &[]).is_ok());
         let e = check_runs(runs, &foreign(), &[]).unwrap_err();
-        assert_eq!(e.location().map(|l| l.start_line), Some(3));
+        assert_eq!(e.location().map(|l| l.start_line), Some(1), "at the FROM");
         assert!(e.to_string().contains("no emulation"), "{e}");
+        assert!(e.to_string().contains("RUNs on line 3"), "{e}");
         assert!(check_runs(copies, &foreign(), &[]).is_ok());
         let e = check_runs(copies, &foreign(), &["RUN make".into()]).unwrap_err();
         assert_eq!(e.location().map(|l| l.start_line), Some(4));
+        assert!(e.to_string().contains("ONBUILD RUN"), "{e}");
     }
 
     #[test]

@@ -517,13 +517,10 @@ fn a_build_pushes_its_image_where_the_outputs_say() {
     let reg = Registry::start("", "");
     let env = Env::new();
     let a = &reg.addr;
-    let ctx = env.dir.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    env.context(&[(
+        "Dockerfile",
         "FROM busybox:local\nRUN echo pushed > /pushed\n",
-    )
-    .unwrap();
+    )]);
     let one = format!("{a}/app/one:1");
     let two = format!("{a}/app/two:2");
     let o = env.hush(&[
@@ -556,4 +553,230 @@ fn a_build_pushes_its_image_where_the_outputs_say() {
     assert_eq!(o.status.code(), Some(2), "{}", log(&o));
     assert!(log(&o).contains("a push needs a name"), "{}", log(&o));
     assert!(!log(&o).contains("#1 "), "nothing ran: {}", log(&o));
+}
+
+/// Every entry under `dir` with its type, mode and size, and every file's sha256: what "the
+/// store is as it was" compares.
+fn listing(dir: &Path) -> String {
+    let o = Command::new("sh")
+        .arg("-ec")
+        .arg("find . -printf '%p %y %m %s\\n' | sort; find . -type f -exec sha256sum {} + | sort")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    ok(&o)
+}
+
+#[test]
+fn audit_and_history_read_a_registry_image_without_storing_it_unless_keep() {
+    if !can_run() {
+        return;
+    }
+    let reg = Registry::start("", "");
+    let env = Env::new();
+    let a = &reg.addr;
+    let token = format!("ghp_{}", "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5");
+    env.context(&[
+        ("app.cfg", &format!("token = {token}\n")),
+        (
+            "Dockerfile",
+            "FROM busybox:local\nCOPY app.cfg /etc/app.cfg\n",
+        ),
+    ]);
+    let leaky = format!("{a}/leaky:1");
+    // The lint would stop this COPY of a credential: the image is meant to leak.
+    ok(&env.hush(&[
+        "build",
+        "--progress=plain",
+        "--lint=off",
+        "--push",
+        "-t",
+        &leaky,
+        "ctx",
+    ]));
+    // Another store, holding an image of its own.
+    let base = format!("{a}/base:1");
+    ok(&env.hush(&["push", "busybox:local", &base]));
+    ok(&env.hush_in("other", &["pull", &base], b""));
+    let other = env.dir.path().join("other");
+    let before = listing(&other);
+
+    let o = env.hush_in("other", &["audit", "--format", "json", &leaky], b"");
+    assert_eq!(o.status.code(), Some(1), "findings: {}", log(&o));
+    let findings: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["location"] == "/etc/app.cfg" && f["preview"] == "ghp_…A5"),
+        "{findings}"
+    );
+    assert!(!log(&o).contains(&token), "{}", log(&o));
+    assert!(log(&o).contains("is not in the store"), "{}", log(&o));
+    assert_eq!(listing(&other), before, "audit stored nothing");
+
+    let o = env.hush_in("other", &["history", "--no-trunc", &leaky], b"");
+    let out = ok(&o);
+    assert!(out.contains("COPY app.cfg /etc/app.cfg"), "{out}");
+    assert!(out.contains(&env.id("root", &leaky)), "the image id: {out}");
+    assert_eq!(listing(&other), before, "history stored nothing");
+
+    // A reference no registry has: exit 1, saying which and where, nothing stored.
+    let o = env.hush_in("other", &["history", &format!("{a}/nope:1")], b"");
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+    assert!(log(&o).contains("nope"), "{}", log(&o));
+    assert!(log(&o).contains("404"), "{}", log(&o));
+    assert_eq!(listing(&other), before);
+
+    // --keep stores it as a pull does.
+    let o = env.hush_in("other", &["audit", "--keep", &leaky], b"");
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+    assert_eq!(env.id("other", &leaky), env.id("root", &leaky));
+}
+
+/// `(host, other)` platforms' architectures.
+fn architectures() -> (&'static str, &'static str) {
+    let host = host_arch();
+    (host, if host == "amd64" { "arm64" } else { "amd64" })
+}
+
+#[test]
+fn an_image_of_another_platform_warns_when_pulled_and_its_run_fails_before_any_step() {
+    if !can_run() {
+        return;
+    }
+    let reg = Registry::start("", "");
+    let env = Env::new();
+    let (host, other) = architectures();
+    let layout = env.dir.path().join("layout");
+    let (desc, cfg) = oci_image(
+        &layout,
+        None,
+        other,
+        "gzip -n",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+    );
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    // One manifest, no index: the image has only the other platform.
+    let entry = desc.replacen(
+        '{',
+        r#"{"annotations":{"org.opencontainers.image.ref.name":"foreign"},"#,
+        1,
+    );
+    // And an index of that one platform.
+    let inner = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{desc}]}}"#
+    );
+    let ipath = layout.join("inner");
+    std::fs::write(&ipath, &inner).unwrap();
+    let id = sha256(&ipath);
+    std::fs::rename(&ipath, layout.join("blobs/sha256").join(&id[7..])).unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        format!(
+            r#"{{"schemaVersion":2,"manifests":[{entry},{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{id}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"one"}}}}]}}"#,
+            inner.len()
+        ),
+    )
+    .unwrap();
+    let name = format!("{}/foreign:1", reg.addr);
+    let indexed = format!("{}/foreign-index:1", reg.addr);
+    for (r, to, all) in [
+        ("foreign", &name, "--all=false"),
+        ("one", &indexed, "--all"),
+    ] {
+        let o = Command::new("skopeo")
+            .args([
+                "copy",
+                all,
+                "--dest-tls-verify=false",
+                &format!("oci:{}:{r}", layout.display()),
+                &format!("docker://{to}"),
+            ])
+            .output()
+            .unwrap();
+        ok(&o);
+    }
+    let warning = format!("is for linux/{other} and this host runs linux/{host}");
+    let o = env.hush(&["pull", "--progress=plain", &name]);
+    ok(&o);
+    assert!(log(&o).contains(&warning), "{}", log(&o));
+    assert_eq!(env.id("root", &name), cfg);
+    // An index of one other platform: that one, with the warning, unless another is asked for.
+    let o = env.hush(&["pull", "--progress=plain", &indexed]);
+    ok(&o);
+    assert!(log(&o).contains(&warning), "{}", log(&o));
+    assert_eq!(env.id("root", &indexed), cfg);
+    let o = env.hush(&["pull", "--platform", &format!("linux/{host}"), &indexed]);
+    assert_eq!(o.status.code(), Some(1), "{}", log(&o));
+
+    // Built on in an empty store: pulled (with the warning), and the RUN refused at the FROM
+    // before any step runs.
+    let ctx = env.context(&[
+        ("f", "x"),
+        ("Dockerfile", &format!("FROM {name}\nCOPY f /f\nRUN true\n")),
+    ]);
+    let o = env.hush_in("fresh", &["build", "--progress=plain", "ctx"], b"");
+    let l = log(&o);
+    assert_eq!(o.status.code(), Some(1), "{l}");
+    assert!(l.contains(&warning), "{l}");
+    assert!(l.contains("Dockerfile:1"), "at the FROM: {l}");
+    assert!(
+        l.contains(&format!(
+            "this stage is for linux/{other} and this host runs linux/{host}"
+        )),
+        "{l}"
+    );
+    assert!(l.contains("RUNs on line 3"), "{l}");
+    assert!(!l.contains("#1 "), "no step ran: {l}");
+    // Without the RUN it builds.
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {name}\nCOPY f /f\n")).unwrap();
+    ok(&env.hush_in("fresh", &["build", "--progress=plain", "ctx"], b""));
+}
+
+#[test]
+fn pull_progress_is_live_on_a_terminal_and_plain_lines_otherwise() {
+    if !can_run() || !common::have("script") {
+        common::skip("needs script (bsdutils)");
+        return;
+    }
+    let reg = Registry::start("", "");
+    let env = Env::new();
+    let name = format!("{}/progress:1", reg.addr);
+    ok(&env.hush(&["push", "--progress=plain", "busybox:local", &name]));
+    // Not a terminal: a line per event, whatever --progress says (auto, tty with a note).
+    for mode in ["auto", "plain", "tty"] {
+        let root = format!("plain-{mode}");
+        let o = env.hush_in(&root, &["pull", &format!("--progress={mode}"), &name], b"");
+        let l = log(&o);
+        ok(&o);
+        assert!(l.contains(&format!("{name}: resolved to sha256:")), "{l}");
+        assert!(l.contains(": transferring "), "{l}");
+        assert!(l.contains(": done"), "{l}");
+        assert!(!l.contains('\x1b'), "no terminal codes: {l:?}");
+    }
+    // On a terminal (script's pty): auto draws live lines, plain still prints lines.
+    let on_tty = |root: &str, mode: &str| {
+        let cmd = format!("{} pull --progress={mode} {name}", common::hush().display());
+        let o = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("HUSH_ROOT", env.dir.path().join(root))
+            .env("DOCKER_CONFIG", env.dir.path().join("docker"))
+            .output()
+            .unwrap();
+        ok(&o)
+    };
+    let live = on_tty("tty-auto", "auto");
+    assert!(live.contains('\x1b'), "terminal codes: {live:?}");
+    assert!(!live.contains(": transferring "), "{live:?}");
+    assert!(live.contains(": done "), "{live:?}");
+    assert!(live.contains("resolved to sha256:"), "{live:?}");
+    let plain = on_tty("tty-plain", "plain");
+    assert!(plain.contains(": transferring "), "{plain:?}");
+    assert!(!plain.contains('\x1b'), "{plain:?}");
 }

@@ -99,14 +99,16 @@ pub enum Error {
         location: Location,
     },
     /// A RUN in a stage for another platform than the host's.
-    #[error("this stage is for {stage} and this host runs {host}: hush cannot run another platform's programs (no emulation)")]
+    #[error("this stage is for {stage} and this host runs {host}: hush cannot run another platform's programs (no emulation), and {}", match run_line { Some(l) => format!("the stage RUNs on line {l}"), None => "its base image has an ONBUILD RUN".to_string() })]
     ForeignPlatformRun {
         /// The stage's platform.
         stage: Box<Platform>,
         /// The host's.
         host: Box<Platform>,
-        /// The RUN (or the FROM, for a RUN trigger of the base image).
+        /// The stage's FROM: the error is there, before any step of the build runs.
         location: Location,
+        /// The line of the stage's first RUN (none: a RUN trigger of the base image).
+        run_line: Option<usize>,
     },
     /// A step read a stage that had not been built (a bug in the scheduler).
     #[error("stage {stage} was not built")]

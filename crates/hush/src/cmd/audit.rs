@@ -13,8 +13,9 @@ use crate::output::{errln, outln};
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
-    /// An image in the store, a docker-archive (`docker save`), an OCI layout (dir or tar), or
-    /// `-` for an archive on standard input.
+    /// An image in the store, a docker-archive (`docker save`), an OCI layout (dir or tar), `-`
+    /// for an archive on standard input, or a registry reference the store lacks (its layers
+    /// streamed and scanned, nothing stored unless --keep).
     target: String,
     /// Known secret values to look for: `id=ID,src=PATH|env=VAR` (as for `hush build`).
     #[arg(long = "secret")]
@@ -29,6 +30,8 @@ pub(crate) struct AuditArgs {
     /// the last 2 characters (`ghp_…A5`), other findings nothing; `none`: no preview at all.
     #[arg(long, value_enum, default_value_t = Preview::Prefix)]
     preview: Preview,
+    #[command(flatten)]
+    remote: super::scan::RemoteArgs,
 }
 
 /// `hush audit --format`.
@@ -58,8 +61,9 @@ pub(crate) fn run(store: &Store, a: AuditArgs) -> CliResult {
         );
     }
     let rules = hush_scan::rules::Rules::new();
+    let remote = a.remote.remote()?;
     let tmp = store.temp_dir("audit")?;
-    let result = super::scan::open(store, &a.target, &tmp).and_then(|source| {
+    let result = super::scan::open(store, &a.target, &tmp, &remote).and_then(|source| {
         let img = super::scan::first_image(&*source, &a.target);
         super::scan::audit_image(&*source, img, &a.target, &guard, &rules)
     });

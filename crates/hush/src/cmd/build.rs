@@ -48,7 +48,8 @@ pub(crate) struct BuildArgs {
     pull: PullWhen,
     #[command(flatten)]
     registry: super::registry::RegistryFlags,
-    /// Output: `type=docker,dest=F|-[,name=N]`,
+    /// Output: `type=docker,dest=F|-[,name=N]` (without dest=: into the docker engine, as
+    /// --load),
     /// `type=oci,dest=DIR|F.tar|-[,tar=true|false][,compression=gzip|zstd|uncompressed][,name=N]`,
     /// `type=local,dest=DIR`, `type=tar,dest=F|-`, `type=image[,name=N]` (the store only, the
     /// default); `-` is `type=tar,dest=-`, `DIR` `type=local,dest=DIR`.
@@ -57,6 +58,9 @@ pub(crate) struct BuildArgs {
     /// Push the image to each -t name (`--output=type=registry`).
     #[arg(long)]
     push: bool,
+    /// Load the image into the docker engine the `docker` CLI reaches (`--output=type=docker`).
+    #[arg(long)]
+    load: bool,
     /// Write the image id to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -257,6 +261,10 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             push: true,
         });
     }
+    if a.load {
+        // buildx: `--load` is `--output=type=docker`.
+        outputs.push(Output::Load { names: Vec::new() });
+    }
     // What each pushing output pushes: its names, else the -t tags; parsed now, before the build.
     let mut pushes: Vec<hush_registry::ImageRef> = Vec::new();
     for o in &outputs {
@@ -404,7 +412,10 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             &img,
             r,
             &registry_options,
-            &super::registry::lines(a.progress == ProgressMode::Quiet || a.quiet),
+            &super::transfer::Transfers::new(
+                ProgressMode::Plain,
+                a.progress == ProgressMode::Quiet || a.quiet,
+            ),
         )?;
         if a.progress != ProgressMode::Quiet && !a.quiet {
             errln!(

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use hush_oci::reference::Reference;
-use hush_oci::source::{Archive, ImageSource, StoreImage};
+use hush_oci::source::{Archive, Blob, SourceLayer};
 use hush_oci::store::{Image, Store};
 
 use super::outputs::{to_dest, Dest};
@@ -32,7 +32,8 @@ pub(crate) struct NameArgs {
 
 #[derive(Args)]
 pub(crate) struct HistoryArgs {
-    /// Image name or id.
+    /// Image name or id; a registry reference the store lacks is read from its registry
+    /// (manifest and config only, nothing stored unless --keep).
     image: String,
     /// Do not truncate output.
     #[arg(long)]
@@ -46,6 +47,8 @@ pub(crate) struct HistoryArgs {
     /// With --secrets: known values to look for too (`id=ID,src=PATH|env=VAR`).
     #[arg(long = "secret", requires = "secrets")]
     secret_specs: Vec<String>,
+    #[command(flatten)]
+    remote: super::scan::RemoteArgs,
 }
 
 /// `hush history --format`.
@@ -162,18 +165,19 @@ pub(crate) fn inspect(store: &Store, a: NameArgs) -> CliResult {
 }
 
 pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
-    let source = StoreImage::resolve(store, &a.image)?;
-    let img = source.image();
+    let remote = a.remote.remote()?;
+    let (source, found) = super::scan::open_image(store, &a.image, &remote)?;
+    let img = &source.images()[0];
     let mut sizes = Sizes::new(store);
     // With --secrets, the entries are shown with every value the audit found redacted.
     let (findings, redacted) = if a.secrets {
         let guard = super::scan::guard(&a.secret_specs, hush_scan::DEFAULT_MIN_LEN)?;
         let rules = hush_scan::rules::Rules::new();
-        super::scan::audit_image(&source, &source.images()[0], &a.image, &guard, &rules)?
+        super::scan::audit_image(&*source, img, &a.image, &guard, &rules)?
     } else {
         (Vec::new(), Vec::new())
     };
-    let mut history = img.config.history.clone();
+    let mut history = img.config.parsed.history.clone();
     for (h, r) in history.iter_mut().zip(redacted) {
         h.created_by = r;
     }
@@ -185,9 +189,14 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
             li += 1;
             li - 1
         });
-        let size = match layer.and_then(|l| img.config.rootfs.diff_ids.get(l)) {
-            Some(d) => sizes.layer(d)?,
-            None => 0,
+        let size = match layer.and_then(|l| img.layers.get(l)) {
+            Some(l) if found == super::scan::Found::Store => sizes.layer(&l.diff_id)?,
+            // An image read from its registry: the size of the blob the manifest gives.
+            Some(SourceLayer {
+                blob: Blob::Digest(d),
+                ..
+            }) => d.size,
+            _ => 0,
         };
         let hist_field = format!("history[{k}].created_by");
         let found: Vec<String> = findings
@@ -201,7 +210,7 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
     if a.format == HistoryFormat::Json {
         for (i, (h, size, found)) in rows.iter().enumerate() {
             let id = if i == 0 {
-                img.config_digest.to_string()
+                img.config.digest.to_string()
             } else {
                 "<missing>".into()
             };
@@ -234,8 +243,8 @@ pub(crate) fn history(store: &Store, a: HistoryArgs) -> CliResult {
             .collect();
         let ids: Vec<String> = (0..rows.len())
             .map(|i| match i {
-                0 if a.no_trunc => img.config_digest.to_string(),
-                0 => img.config_digest.short(),
+                0 if a.no_trunc => img.config.digest.to_string(),
+                0 => img.config.digest.short(),
                 _ => "<missing>".into(),
             })
             .collect();

@@ -2,6 +2,7 @@
 
 mod audit;
 mod build;
+mod dockerload;
 mod features;
 mod image;
 mod images;
@@ -12,6 +13,7 @@ mod sarif;
 mod scan;
 mod tag;
 mod template;
+mod transfer;
 mod units;
 
 use std::path::PathBuf;
@@ -95,6 +97,11 @@ pub(crate) enum CliError {
     Sandbox(hush_sandbox::Error),
     /// A registry operation (pull, push, login) failed.
     Registry(Box<hush_registry::Error>),
+    /// `--load` failed; `image` (a name or the id) is in the store.
+    Load {
+        err: Box<dockerload::LoadError>,
+        image: String,
+    },
     Io {
         what: String,
         source: std::io::Error,
@@ -128,6 +135,7 @@ impl std::fmt::Display for CliError {
             CliError::Ssh(e) => write!(f, "{e}"),
             CliError::Sandbox(e) => write!(f, "{e}"),
             CliError::Registry(e) => write!(f, "{e}"),
+            CliError::Load { err, .. } => write!(f, "{err}"),
             CliError::Io { what, .. } => write!(f, "failed to {what}"),
             CliError::Audit(e) => write!(f, "{e}"),
             CliError::StdoutClosed => write!(f, "standard output is closed"),
@@ -147,6 +155,7 @@ impl std::error::Error for CliError {
             CliError::Ssh(e) => std::error::Error::source(e),
             CliError::Sandbox(e) => std::error::Error::source(e),
             CliError::Registry(e) => std::error::Error::source(&**e),
+            CliError::Load { err, .. } => std::error::Error::source(&**err),
             CliError::Io { source, .. } => Some(source),
             CliError::Audit(e) => std::error::Error::source(&**e),
             CliError::Usage(_) | CliError::Reference(_) | CliError::StdoutClosed => None,
@@ -215,6 +224,9 @@ impl CliError {
                 "an image reference is [HOST[:PORT]/]PATH[:TAG][@DIGEST] with a lowercase PATH, as docker reads it: `ubuntu`, `python:3.12-slim`, `localhost:5000/team/app:1.0`".into(),
             ),
             CliError::Registry(e) => registry::hint(e),
+            CliError::Load { image, .. } => Some(format!(
+                "the image was built and is in hush's store as {image}; write it to a file with `-o type=docker,dest=FILE` (or `hush save {image} -o FILE`) and `docker load -i FILE` where a docker engine runs, or start one and check `docker version`"
+            )),
             CliError::Store(hush_oci::Error::ImageNotFound(_)) => Some("`hush images` lists the images in the store".into()),
             CliError::Store(hush_oci::Error::ForeignStore { path, user, .. }) => Some(format!(
                 "if the store is yours, `chown -R {user} {}`; otherwise use a directory of your own with --root or HUSH_ROOT",

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hush_oci::export::oci::Compression;
+use hush_oci::reference::Reference;
 use hush_oci::store::{Image, Store};
 use oci_spec::image::Descriptor;
 
@@ -39,6 +40,8 @@ pub(crate) enum Output {
     Image { names: Vec<String>, push: bool },
     /// `type=docker`: a docker-archive.
     Docker { dest: Dest, names: Vec<String> },
+    /// `type=docker` without `dest=` (`--load`): the docker-archive piped into `docker load`.
+    Load { names: Vec<String> },
     /// `type=oci`: an OCI layout, as a directory or a tar.
     Oci {
         dest: Dest,
@@ -127,6 +130,8 @@ impl Output {
                 push: boolean("push", kind == "registry")?,
                 names,
             },
+            // buildx: without dest=, the image goes to the docker engine (`--load`).
+            "docker" if one("dest").is_none() => Output::Load { names },
             "docker" => Output::Docker {
                 dest: dest()?,
                 names,
@@ -211,6 +216,18 @@ impl Output {
                 let names = with(names);
                 to_dest(dest, |w| {
                     hush_oci::export::docker::write(store, img, &names, w)
+                })?;
+                Ok(None)
+            }
+            Output::Load { names } => {
+                super::dockerload::load(store, img, &with(names)).map_err(|err| {
+                    CliError::Load {
+                        err: Box::new(err),
+                        image: tags.first().map_or_else(
+                            || img.config_digest.to_string(),
+                            |t| Reference::parse(t).map_or_else(|_| t.clone(), |r| r.familiar()),
+                        ),
+                    }
                 })?;
                 Ok(None)
             }
@@ -405,6 +422,12 @@ mod tests {
             }
         );
         assert_eq!(ok("type=tar,dest=-"), Output::Tar { dest: Dest::Stdout });
+        assert_eq!(
+            ok("type=docker,name=a"),
+            Output::Load {
+                names: vec!["a".into()]
+            }
+        );
         assert_eq!(ok("-"), Output::Tar { dest: Dest::Stdout });
         assert_eq!(ok("out"), Output::Local { dir: "out".into() });
         let oci = |dest, tar, compression| Output::Oci {
@@ -450,7 +473,7 @@ mod tests {
             ("type=oci,dest=x,tar=maybe", "\"maybe\""),
             ("type=oci,dest=-,tar=false", "tar=false"),
             ("type=local,dest=-", "type=tar,dest=-"),
-            ("type=docker", "needs dest="),
+            ("type=tar", "needs dest="),
             ("dest=x", "needs type="),
             ("type=oci,dest=x,dest=y", "dest= is given more than once"),
             ("type=registry,name=x,dest=y", "\"dest\""),

@@ -1,6 +1,6 @@
 //! `pull`, `push`, `login`, `logout`: the registry commands, in docker's spelling. Progress
-//! lines go to stderr (one per layer event); what a script wants goes to stdout: the name
-//! pulled, the digest pushed.
+//! goes to stderr (`super::transfer`: a live line per layer on a terminal, a line per event
+//! otherwise); what a script wants goes to stdout: the name pulled, the digest pushed.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -8,11 +8,13 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hush_oci::store::Store;
-use hush_registry::{Event, ImageRef, Options, Platform, Progress};
+use hush_registry::{ImageRef, Options, Platform};
 use hush_secrets::Secret;
 
+use super::transfer::Transfers;
 use super::{CliError, CliResult};
 use crate::output::{errln, outln};
+use crate::progress::ProgressMode;
 
 /// How a registry is reached (shared by pull, push and login).
 #[derive(Args)]
@@ -50,6 +52,10 @@ pub(crate) struct PullArgs {
     /// Print only the image's name.
     #[arg(short, long)]
     quiet: bool,
+    /// How progress is shown: `auto` (a live line per layer on a terminal, else `plain`),
+    /// `plain` (a line per event), `tty`, `quiet`.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
     #[command(flatten)]
     registry: RegistryFlags,
 }
@@ -63,6 +69,9 @@ pub(crate) struct PushArgs {
     /// No progress lines.
     #[arg(short, long)]
     quiet: bool,
+    /// How progress is shown (as for `hush pull`).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
     #[command(flatten)]
     registry: RegistryFlags,
 }
@@ -88,42 +97,13 @@ pub(crate) struct LogoutArgs {
     server: Option<String>,
 }
 
-/// Progress lines on stderr.
-struct Lines {
-    quiet: bool,
-}
-
-impl Progress for Lines {
-    fn event(&self, e: Event) {
-        if self.quiet {
-            return;
-        }
-        match e {
-            Event::Resolved { reference, digest } => errln!("{reference}: resolved to {digest}"),
-            Event::Started { digest, size } => {
-                errln!(
-                    "{}: transferring {}",
-                    short(&digest),
-                    super::units::human_size(size)
-                )
-            }
-            Event::Skipped { digest, why } => errln!("{}: {why}", short(&digest)),
-            Event::Done { digest } => errln!("{}: done", short(&digest)),
-            Event::Retrying {
-                what,
-                attempt,
-                reason,
-            } => errln!("{what}: try {attempt} failed ({reason}), trying again"),
-        }
-    }
-}
-
 /// The registry a build pulls from (FROM, `COPY --from`, `--mount from=` naming an image the
-/// store lacks, or every image with `--pull`), with its progress lines on stderr.
+/// store lacks, or every image with `--pull`), with its progress lines on stderr (plain: the
+/// build's own live view has the terminal).
 pub(crate) struct Puller<'a> {
     store: &'a Store,
     options: Options,
-    lines: Lines,
+    transfers: Transfers,
 }
 
 impl<'a> Puller<'a> {
@@ -131,7 +111,7 @@ impl<'a> Puller<'a> {
         Puller {
             store,
             options,
-            lines: Lines { quiet },
+            transfers: Transfers::new(ProgressMode::Plain, quiet),
         }
     }
 }
@@ -147,19 +127,11 @@ impl hush_solver::Puller for Puller<'_> {
         if let Some(p) = platform {
             options = options.platform(Platform::parse(p)?);
         }
-        Ok(hush_registry::pull(self.store, &reference, &options, &self.lines)?.image)
+        let pulled = hush_registry::pull(self.store, &reference, &options, &self.transfers)?;
+        self.transfers
+            .check_platform(&pulled.name, &pulled.image.config);
+        Ok(pulled.image)
     }
-}
-
-/// Progress lines on stderr (none when `quiet`), for a build's pushes.
-pub(crate) fn lines(quiet: bool) -> impl Progress {
-    Lines { quiet }
-}
-
-/// `sha256:0123456789ab`, as docker shows layers.
-fn short(digest: &str) -> &str {
-    let end = digest.find(':').map_or(12, |i| i + 13).min(digest.len());
-    &digest[..end]
 }
 
 fn parse_ref(s: &str) -> CliResult<ImageRef> {
@@ -176,7 +148,10 @@ pub(crate) fn pull(store: &Store, a: PullArgs) -> CliResult {
     if let Some(p) = &a.platform {
         opts = opts.platform(Platform::parse(p).map_err(|e| CliError::Usage(e.to_string()))?);
     }
-    let pulled = hush_registry::pull(store, &reference, &opts, &Lines { quiet: a.quiet })?;
+    let transfers = Transfers::new(a.progress, a.quiet);
+    let pulled = hush_registry::pull(store, &reference, &opts, &transfers)?;
+    transfers.check_platform(&pulled.name, &pulled.image.config);
+    drop(transfers);
     if !a.quiet {
         errln!("Digest: {}", pulled.digest);
         errln!("Image: {}", pulled.image.config_digest);
@@ -189,7 +164,9 @@ pub(crate) fn push(store: &Store, a: PushArgs) -> CliResult {
     let image = store.resolve(&a.image)?;
     let reference = parse_ref(a.reference.as_deref().unwrap_or(&a.image))?;
     let opts = a.registry.options();
-    let pushed = hush_registry::push(store, &image, &reference, &opts, &Lines { quiet: a.quiet })?;
+    let transfers = Transfers::new(a.progress, a.quiet);
+    let pushed = hush_registry::push(store, &image, &reference, &opts, &transfers)?;
+    drop(transfers);
     // docker push's last line.
     outln!(
         "{}: digest: {} size: {}",

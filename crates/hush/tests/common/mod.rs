@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end test binaries.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod dockerd;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

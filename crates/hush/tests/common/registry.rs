@@ -109,6 +109,16 @@ impl Env {
         o
     }
 
+    /// A build context `ctx/` in the test dir holding `files` (name, content).
+    pub fn context(&self, files: &[(&str, &str)]) -> PathBuf {
+        let ctx = self.dir.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        for (name, content) in files {
+            std::fs::write(ctx.join(name), content).unwrap();
+        }
+        ctx
+    }
+
     pub fn hush(&self, args: &[&str]) -> Output {
         self.hush_in("root", args, b"")
     }
