@@ -8,6 +8,7 @@
 //!           cache-mounts/<id>/       `RUN --mount=type=cache` directories
 //!           tmp/<pid>-<rand>/        one running command's work, with its owner record
 //!           store.lock               held shared by every command, exclusively by prune
+//!           locks/<key>              held by the build running the step of that cache key
 //! ```
 //!
 //! The root and every directory in it are 0700 and must belong to the user running hush: the
@@ -34,18 +35,19 @@ use crate::{Digest, Error, Result};
 
 pub use blobs::BlobWriter;
 pub use index::{is_untagged_id, normalize_name, Image};
-pub use lock::{ExclusiveLock, SharedLock};
+pub use lock::{ExclusiveLock, KeyLock, SharedLock};
 pub use owner::Swept;
 pub use prune::Pruned;
 
 /// The store's directories under its root, each private to its owner (0700).
-const DIRS: [&str; 6] = [
+const DIRS: [&str; 7] = [
     "blobs",
     "blobs/sha256",
     "snapshots",
     "cache",
     "cache-mounts",
     "tmp",
+    lock::LOCKS,
 ];
 
 /// The store.
@@ -95,6 +97,18 @@ impl Store {
     /// commands hold it and this call blocks until they end.
     pub fn lock_exclusive(&self, waiting: &mut dyn FnMut()) -> Result<ExclusiveLock> {
         ExclusiveLock::take(&self.root, waiting)
+    }
+
+    /// Lock one build-cache key until the guard drops (see [`KeyLock`]). `waiting` is called
+    /// once if another build holds it, and this call waits until that build's step ends, or
+    /// until `stop` says to give up (Ctrl-C): then it returns None.
+    pub fn lock_key(
+        &self,
+        key: &Digest,
+        waiting: &mut dyn FnMut(),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<KeyLock>> {
+        KeyLock::take(&self.root, key, waiting, stop)
     }
 
     /// Remove what processes that are gone (`kill -9`, a crash) left in `tmp/`: one `readdir`
@@ -203,6 +217,17 @@ impl Store {
     /// A build-cache record.
     pub fn cache_get(&self, key: &Digest) -> Option<Vec<u8>> {
         fs::read(self.root.join("cache").join(key.hex())).ok()
+    }
+
+    /// Record that a build used the record of `key` now: its file's modification time is its
+    /// last use, what `hush df -v` shows and `prune --keep-storage` removes the oldest by.
+    pub fn cache_touch(&self, key: &Digest) {
+        let p = self.root.join("cache").join(key.hex());
+        // Best effort: a record pruned meanwhile has nothing to touch.
+        let _ = File::options()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
     }
 
     /// Store a build-cache record.

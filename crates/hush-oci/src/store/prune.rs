@@ -88,6 +88,10 @@ impl Store {
                 pruned.snapshots += 1;
             }
         }
+        // No build waits for a key: their lock files go (they are made again on the next miss).
+        let locks = self.root.join(super::lock::LOCKS);
+        remove_tree(&locks)?;
+        super::private_dir(&locks)?;
         // No other hush runs: anything in tmp/ without a live owner is a leftover, with or
         // without an owner record.
         pruned.swept = owner::sweep(&self.root.join("tmp"), Sweep::Exclusive)?;
