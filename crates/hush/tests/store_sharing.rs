@@ -1,0 +1,238 @@
+//! Many builds on one store (issue 14): parallel builds of overlapping Dockerfiles and prunes on
+//! one `HUSH_ROOT` leave every image whole and run each shared step once; `hush df`;
+//! `hush prune --keep-storage`/`--filter until=`; the store's size limit enforced when a build
+//! ends. Needs root (builds), skopeo and umoci.
+
+mod common;
+use common::{busybox_store, log, run_in};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn ok(o: Output) -> String {
+    assert!(o.status.success(), "{}", log(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A test directory with a store (`root/`) holding busybox:local.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: busybox_store("hush-sharing-"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn root(&self) -> PathBuf {
+        self.path().join("root")
+    }
+
+    fn hush(&self, args: &[&str]) -> Output {
+        run_in(&self.root(), args, self.path())
+    }
+
+    /// A build context `name` with this Dockerfile.
+    fn ctx(&self, name: &str, dockerfile: &str) -> PathBuf {
+        let c = self.path().join(name);
+        std::fs::create_dir_all(&c).unwrap();
+        std::fs::write(c.join("Dockerfile"), dockerfile).unwrap();
+        c
+    }
+
+    fn build(&self, ctx: &Path, tags: &[&str]) -> Output {
+        let mut args = vec!["build", "--progress=plain"];
+        for t in tags {
+            args.extend(["-t", t]);
+        }
+        args.push(ctx.to_str().unwrap());
+        self.hush(&args)
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hush_oci::Digest::of(bytes).hex()
+}
+
+/// The store check: every indexed manifest, config and layer blob is there and is what its
+/// digest says; a layer without a blob (hush keeps built layers as snapshots only) has its
+/// snapshot; every step record's layer has its snapshot; nothing is left in `tmp/`.
+fn check_store(root: &Path) -> BTreeMap<String, String> {
+    let idx: BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(root.join("images.json")).unwrap()).unwrap();
+    let blob = |d: &str| -> Option<Vec<u8>> {
+        let hex = d.strip_prefix("sha256:").expect("a sha256 digest");
+        let b = std::fs::read(root.join("blobs/sha256").join(hex)).ok()?;
+        assert_eq!(sha256_hex(&b), hex, "blob {d} is not what its digest says");
+        Some(b)
+    };
+    let snapshot = |d: &str| root.join("snapshots").join(&d["sha256:".len()..][..20]);
+    for (name, m) in &idx {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&blob(m).unwrap_or_else(|| panic!("{name}: no manifest")))
+                .unwrap();
+        let config = manifest["config"]["digest"].as_str().unwrap();
+        let config: serde_json::Value =
+            serde_json::from_slice(&blob(config).unwrap_or_else(|| panic!("{name}: no config")))
+                .unwrap();
+        let layers = manifest["layers"].as_array().unwrap();
+        let diffs = config["rootfs"]["diff_ids"].as_array().unwrap();
+        assert_eq!(layers.len(), diffs.len(), "{name}");
+        for (l, diff) in layers.iter().zip(diffs) {
+            let (l, diff) = (l["digest"].as_str().unwrap(), diff.as_str().unwrap());
+            assert!(
+                blob(l).is_some() || snapshot(diff).is_dir(),
+                "{name}: layer {l} has neither blob nor snapshot"
+            );
+            assert!(snapshot(diff).is_dir(), "{name}: layer {diff} has no snapshot");
+        }
+    }
+    for e in std::fs::read_dir(root.join("cache")).unwrap() {
+        let rec: serde_json::Value = match serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()) {
+            Ok(v) => v,
+            Err(_) => continue, // not a step record ("clean" marks)
+        };
+        if let Some(d) = rec["layer"]["diff_id"].as_str() {
+            assert!(snapshot(d).is_dir(), "a cache record's layer {d} is gone");
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(root.join("tmp")).unwrap().collect();
+    assert!(left.is_empty(), "work left in tmp/: {left:?}");
+    idx
+}
+
+/// Read `name` the way another tool would: `hush save`, then skopeo copies the archive into an
+/// OCI layout (checking every digest) and umoci unpacks it. Returns the unpacked rootfs.
+fn unpack_with_other_tools(e: &Env, name: &str) -> PathBuf {
+    let dir = e.path().join(format!("read-{}", name.replace([':', '/'], "-")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = dir.join("saved.tar");
+    ok(e.hush(&["save", name, "-o", tar.to_str().unwrap()]));
+    let tool = |cmd: &str, args: &[&str]| {
+        let o = std::process::Command::new(cmd).args(args).output().unwrap();
+        assert!(o.status.success(), "{cmd} {args:?}: {}", log(&o));
+    };
+    let layout = format!("oci:{}:x", dir.join("oci").display());
+    tool(
+        "skopeo",
+        &["copy", &format!("docker-archive:{}", tar.display()), &layout],
+    );
+    let bundle = dir.join("bundle");
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:x", dir.join("oci").display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    bundle.join("rootfs")
+}
+
+/// How many lines of `file` (in the store's cache mounts) say `word`.
+fn count_in_cache_mounts(root: &Path, file: &str, word: &str) -> usize {
+    std::fs::read_dir(root.join("cache-mounts"))
+        .unwrap()
+        .filter_map(|d| std::fs::read_to_string(d.unwrap().path().join(file)).ok())
+        .map(|s| s.lines().filter(|l| *l == word).count())
+        .sum()
+}
+
+/// Eight builds of Dockerfiles that share their first two steps (one of them slow) and differ
+/// in the last, started together on one store while `hush prune` runs in a loop; three of them
+/// also give one same tag. Every build succeeds; each shared step ran once (counted in a cache
+/// mount the steps append to, and by its marker in the progress output): the builds that came
+/// second waited for the first and took its record. Afterwards every tag is there, the store
+/// check passes, and each image reads whole through `hush save`, skopeo and umoci.
+#[test]
+fn parallel_builds_and_prunes_share_one_store() {
+    if !common::can_run(&["skopeo", "umoci"]) {
+        return;
+    }
+    let e = Env::new();
+    let shared = "FROM busybox:local\n\
+        RUN --mount=type=cache,id=count,target=/c echo first >> /c/runs && sleep 2 && echo MARKER-ONE-$((40+2)) && echo one > /one\n\
+        RUN --mount=type=cache,id=count,target=/c echo second >> /c/runs && echo MARKER-TWO-$((40+2)) && dd if=/dev/urandom of=/big bs=64k count=4 2>/dev/null\n";
+    let ctxs: Vec<PathBuf> = (0..8)
+        .map(|i| e.ctx(&format!("b{i}"), &format!("{shared}RUN echo {i} > /last\n")))
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (builds, prunes) = std::thread::scope(|s| {
+        let pruner = s.spawn(|| {
+            let mut outs = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                outs.push(e.hush(&["prune"]));
+            }
+            outs
+        });
+        let builders: Vec<_> = ctxs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let e = &e;
+                s.spawn(move || {
+                    let own = format!("img{i}");
+                    let tags: Vec<&str> = if i >= 5 {
+                        vec![&own, "same:tag"]
+                    } else {
+                        vec![&own]
+                    };
+                    e.build(c, &tags)
+                })
+            })
+            .collect();
+        let builds: Vec<Output> = builders.into_iter().map(|b| b.join().unwrap()).collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (builds, pruner.join().unwrap())
+    });
+    for p in &prunes {
+        assert!(p.status.success(), "prune failed: {}", log(p));
+    }
+    for (i, b) in builds.iter().enumerate() {
+        assert!(b.status.success(), "build {i} failed: {}", log(b));
+    }
+    let all: String = builds.iter().map(log).collect();
+    for marker in ["MARKER-ONE-42", "MARKER-TWO-42"] {
+        assert_eq!(
+            all.matches(marker).count(),
+            1,
+            "{marker}: the shared step ran once over all builds\n{all}"
+        );
+    }
+    assert_eq!(count_in_cache_mounts(&e.root(), "runs", "first"), 1);
+    assert_eq!(count_in_cache_mounts(&e.root(), "runs", "second"), 1);
+    assert!(
+        all.contains("waiting for another build running the same step"),
+        "some build waited for the slow step (they all started together)\n{all}"
+    );
+
+    // One more prune after the builds: the tagged images survive it.
+    ok(e.hush(&["prune"]));
+    let idx = check_store(&e.root());
+    let names: BTreeSet<&str> = idx.keys().map(String::as_str).collect();
+    for i in 0..8 {
+        let name = format!("docker.io/library/img{i}:latest");
+        assert!(names.contains(name.as_str()), "{name} missing: {names:?}");
+    }
+    assert!(names.contains("docker.io/library/same:tag"), "{names:?}");
+    for i in 0..8 {
+        let rootfs = unpack_with_other_tools(&e, &format!("img{i}"));
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("last")).unwrap(),
+            format!("{i}\n")
+        );
+        assert_eq!(std::fs::read_to_string(rootfs.join("one")).unwrap(), "one\n");
+        assert_eq!(std::fs::metadata(rootfs.join("big")).unwrap().len(), 4 << 16);
+    }
+    // `same:tag` is one of the three builds that gave it.
+    let last = std::fs::read_to_string(unpack_with_other_tools(&e, "same:tag").join("last")).unwrap();
+    assert!(["5\n", "6\n", "7\n"].contains(&last.as_str()), "{last}");
+}
