@@ -21,6 +21,7 @@ mod index;
 mod lock;
 mod owner;
 mod prune;
+mod usage;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -37,7 +38,8 @@ pub use blobs::BlobWriter;
 pub use index::{is_untagged_id, normalize_name, Image};
 pub use lock::{ExclusiveLock, KeyLock, SharedLock};
 pub use owner::Swept;
-pub use prune::Pruned;
+pub use prune::{PruneOptions, Pruned};
+pub use usage::{ImageUse, LayerTotals, MountUse, RecordUse, Usage};
 
 /// The store's directories under its root, each private to its owner (0700).
 const DIRS: [&str; 7] = [
@@ -109,6 +111,13 @@ impl Store {
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<KeyLock>> {
         KeyLock::take(&self.root, key, waiting, stop)
+    }
+
+    /// Hold the store lock exclusively if no other command uses the store right now (None
+    /// otherwise, without waiting): for work that may be left to the next command, as the size
+    /// limit a build enforces when it ends.
+    pub fn try_lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
+        ExclusiveLock::try_take(&self.root)
     }
 
     /// Remove what processes that are gone (`kill -9`, a crash) left in `tmp/`: one `readdir`

@@ -167,8 +167,11 @@ fn parallel_builds_and_prunes_share_one_store() {
     let done = std::sync::atomic::AtomicBool::new(false);
     let (builds, prunes) = std::thread::scope(|s| {
         let pruner = s.spawn(|| {
+            // Each prune has the store to itself (builds wait for it, and it for them): with a
+            // pause between prunes, the builds also run side by side, and race for the steps.
             let mut outs = Vec::new();
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(300));
                 outs.push(e.hush(&["prune"]));
             }
             outs
@@ -193,6 +196,7 @@ fn parallel_builds_and_prunes_share_one_store() {
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         (builds, pruner.join().unwrap())
     });
+    assert!(!prunes.is_empty(), "the prune loop ran during the builds");
     for p in &prunes {
         assert!(p.status.success(), "prune failed: {}", log(p));
     }
@@ -235,4 +239,209 @@ fn parallel_builds_and_prunes_share_one_store() {
     // `same:tag` is one of the three builds that gave it.
     let last = std::fs::read_to_string(unpack_with_other_tools(&e, "same:tag").join("last")).unwrap();
     assert!(["5\n", "6\n", "7\n"].contains(&last.as_str()), "{last}");
+}
+
+/// `hush df --format json`'s summary lines, by type.
+fn df(e: &Env) -> BTreeMap<String, serde_json::Value> {
+    ok(e.hush(&["df", "--format", "json"]))
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["Type"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+fn bytes(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A Dockerfile whose builder stage writes 2 MiB that only the build cache keeps (the final
+/// stage copies nothing of it), printing `marker` when that step runs.
+fn cache_only(marker: &str) -> String {
+    format!(
+        "FROM busybox:local AS builder\n\
+         RUN echo RAN-{marker}-$((1+1)) && dd if=/dev/urandom of=/blob bs=64k count=32 2>/dev/null && echo {marker} > /small\n\
+         FROM busybox:local\n\
+         COPY --from=builder /small /from-builder\n\
+         RUN echo {marker} > /name\n"
+    )
+}
+
+fn ran(o: &Output, marker: &str) -> bool {
+    log(o).contains(&format!("RAN-{marker}-2"))
+}
+
+/// `hush df` counts what builds leave, in docker's shape and in bytes; `prune --keep-storage`
+/// removes build-cache records least recently used first (a cache hit is a use) until the store
+/// fits, and `--filter until=` only what no build used for that long.
+#[test]
+fn df_and_prune_keep_storage_take_the_least_recently_used() {
+    if !common::can_run(&[]) {
+        return;
+    }
+    let e = Env::new();
+    let before = df(&e);
+    assert_eq!(bytes(&before["Build Cache"], "ReclaimableBytes"), 0);
+    assert_eq!(before["Images"]["TotalCount"], "1");
+    let base = bytes(&before["Layers"], "SizeBytes");
+    assert!(base > 100_000, "busybox is in the store: {before:?}");
+
+    let ctx: BTreeMap<&str, PathBuf> = ["a", "b", "c"]
+        .into_iter()
+        .map(|m| (m, e.ctx(m, &cache_only(m))))
+        .collect();
+    for m in ["a", "b", "c"] {
+        let o = e.build(&ctx[m], &[&format!("img-{m}")]);
+        assert!(o.status.success() && ran(&o, m), "{}", log(&o));
+    }
+    // A cache hit is a use: `a` is now the most recently used.
+    let o = e.build(&ctx["a"], &["img-a"]);
+    assert!(o.status.success() && !ran(&o, "a"), "{}", log(&o));
+
+    let mid = df(&e);
+    let cache = bytes(&mid["Build Cache"], "SizeBytes");
+    assert!(
+        (6 * MIB..7 * MIB).contains(&cache),
+        "three 2 MiB layers only the cache holds: {mid:?}"
+    );
+    assert_eq!(cache, bytes(&mid["Build Cache"], "ReclaimableBytes"));
+    assert_eq!(mid["Images"]["TotalCount"], "4");
+    assert_eq!(mid["Images"]["Active"], "4");
+    let table = ok(e.hush(&["df"]));
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], "{table}");
+    assert!(table.contains("Build Cache"), "{table}");
+    let verbose: serde_json::Value =
+        serde_json::from_str(&ok(e.hush(&["df", "-v", "--format", "json"]))).unwrap();
+    let records = verbose["BuildCache"].as_array().unwrap();
+    assert!(
+        records.iter().filter(|r| r["Size"].as_u64().unwrap() >= 2 * MIB).count() == 3,
+        "{verbose}"
+    );
+    let text = ok(e.hush(&["df", "-v"]));
+    assert!(text.contains("LAST USED") && text.contains("img-a"), "{text}");
+
+    // Nothing unused for an hour: `until=1h` removes no record.
+    let o = ok(e.hush(&["prune", "--filter", "until=1h"]));
+    assert!(!o.contains("build-cache records"), "{o}");
+    assert_eq!(df(&e)["Build Cache"]["TotalCount"], mid["Build Cache"]["TotalCount"]);
+
+    // Fit the store into what it holds less 3 MiB: `b` (least recently used) is not enough,
+    // `c` goes too, `a` stays.
+    let total = bytes(&mid["Layers"], "SizeBytes") + bytes(&mid["Cache Mounts"], "SizeBytes");
+    let keep = (total - 3 * MIB).to_string();
+    let o = ok(e.hush(&["prune", "--keep-storage", &keep]));
+    assert!(o.contains("Total reclaimed space: 4."), "{o}");
+    let after = df(&e);
+    assert!(
+        bytes(&after["Layers"], "SizeBytes") <= total - 3 * MIB,
+        "{after:?}"
+    );
+    for (m, cached) in [("a", true), ("b", false), ("c", false)] {
+        let o = e.build(&ctx[m], &[&format!("img-{m}")]);
+        assert!(o.status.success(), "{}", log(&o));
+        assert_eq!(!ran(&o, m), cached, "{m}: {}", log(&o));
+    }
+    // Every image kept what it needs.
+    check_store(&e.root());
+    for m in ["a", "b", "c"] {
+        ok(e.hush(&["save", &format!("img-{m}"), "-o", "/dev/null"]));
+    }
+
+    // A record no build used for two hours goes with `until=1h`; the others stay.
+    let oldest = std::fs::read_dir(e.root().join("cache"))
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .find(|p| std::fs::read(p).unwrap().windows(8).any(|w| w == b"\"layer\":"))
+        .unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&oldest)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let count = |e: &Env| std::fs::read_dir(e.root().join("cache")).unwrap().count();
+    let n = count(&e);
+    let o = ok(e.hush(&["prune", "--filter", "until=1h"]));
+    assert!(o.contains("Deleted 1 build-cache records"), "{o}");
+    assert_eq!(count(&e), n - 1);
+    assert!(!oldest.exists());
+
+    // Bad values are usage errors that say what is wrong.
+    for (args, says) in [
+        (&["prune", "--keep-storage", "lots"][..], "invalid size"),
+        (&["prune", "--filter", "until=1d"][..], "invalid duration"),
+        (&["prune", "--filter", "label=x"][..], "until=DURATION"),
+    ] {
+        let o = e.hush(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", log(&o));
+        assert!(log(&o).contains(says), "{args:?}: {}", log(&o));
+    }
+}
+
+/// `max-size` in `$HUSH_ROOT/config.toml`: a build ends by removing the least recently used
+/// build cache until the store fits; images are never removed; a bad file fails the build
+/// before it runs.
+#[test]
+fn a_store_size_limit_is_kept_when_builds_end() {
+    if !common::can_run(&["skopeo", "umoci"]) {
+        return;
+    }
+    let e = Env::new();
+    let base = bytes(&df(&e)["Layers"], "SizeBytes");
+    let limit = base + 5 * MIB;
+    std::fs::write(
+        e.root().join("config.toml"),
+        format!("[store]\nmax-size = \"{limit}\"\n"),
+    )
+    .unwrap();
+    let ctx: BTreeMap<&str, PathBuf> = ["a", "b", "c"]
+        .into_iter()
+        .map(|m| (m, e.ctx(m, &cache_only(m))))
+        .collect();
+    let mut outs = Vec::new();
+    for m in ["a", "b", "c"] {
+        let o = e.build(&ctx[m], &[&format!("img-{m}")]);
+        assert!(o.status.success() && ran(&o, m), "{}", log(&o));
+        outs.push(log(&o));
+    }
+    assert!(
+        !outs[0].contains("the store is limited") && !outs[1].contains("the store is limited"),
+        "within the limit, nothing goes: {outs:?}"
+    );
+    assert!(
+        outs[2].contains("removed 1 build-cache records, least recently used first"),
+        "{}",
+        outs[2]
+    );
+    let after = df(&e);
+    let total = bytes(&after["Layers"], "SizeBytes") + bytes(&after["Cache Mounts"], "SizeBytes");
+    assert!(total <= limit, "{total} > {limit}: {after:?}");
+    // `a`'s cache went, `c`'s stayed; every image is whole.
+    let o = e.build(&ctx["c"], &["img-c"]);
+    assert!(o.status.success() && !ran(&o, "c"), "{}", log(&o));
+    check_store(&e.root());
+    for m in ["a", "b", "c"] {
+        let rootfs = unpack_with_other_tools(&e, &format!("img-{m}"));
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("name")).unwrap(),
+            format!("{m}\n")
+        );
+    }
+    let o = e.build(&ctx["a"], &["img-a"]);
+    assert!(o.status.success() && ran(&o, "a"), "a ran again: {}", log(&o));
+
+    std::fs::write(e.root().join("config.toml"), "[store]\nmax-size = \"lots\"\n").unwrap();
+    let o = e.build(&ctx["a"], &["img-a"]);
+    assert_eq!(o.status.code(), Some(2), "{}", log(&o));
+    assert!(
+        log(&o).contains("config.toml") && log(&o).contains("max-size"),
+        "{}",
+        log(&o)
+    );
+    assert!(!log(&o).contains("RAN-"), "refused before any step: {}", log(&o));
 }

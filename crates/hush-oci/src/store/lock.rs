@@ -172,6 +172,36 @@ impl SharedLock {
 }
 
 impl ExclusiveLock {
+    /// The lock if no other command holds or waits for the store now, else None (no wait).
+    pub(crate) fn try_take(root: &Path) -> Result<Option<Self>> {
+        let now = |name: &str| -> Result<Option<Flock<File>>> {
+            let path = root.join(name);
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(&path)
+                .ctx("open", &path)?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => Ok(Some(l)),
+                Err((_, Errno::EWOULDBLOCK | Errno::EINTR)) => Ok(None),
+                Err((_, e)) => Err(Error::Io {
+                    action: "lock",
+                    path,
+                    source: e.into(),
+                }),
+            }
+        };
+        let Some(gate) = now(GATE)? else {
+            return Ok(None);
+        };
+        Ok(now(LOCK)?.map(|lock| ExclusiveLock {
+            _gate: gate,
+            _lock: lock,
+        }))
+    }
+
     pub(crate) fn take(root: &Path, waiting: &mut dyn FnMut()) -> Result<Self> {
         let mut w = Waiting {
             f: waiting,
