@@ -91,14 +91,18 @@ fn check_store(root: &Path) -> BTreeMap<String, String> {
                 blob(l).is_some() || snapshot(diff).is_dir(),
                 "{name}: layer {l} has neither blob nor snapshot"
             );
-            assert!(snapshot(diff).is_dir(), "{name}: layer {diff} has no snapshot");
+            assert!(
+                snapshot(diff).is_dir(),
+                "{name}: layer {diff} has no snapshot"
+            );
         }
     }
     for e in std::fs::read_dir(root.join("cache")).unwrap() {
-        let rec: serde_json::Value = match serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()) {
-            Ok(v) => v,
-            Err(_) => continue, // not a step record ("clean" marks)
-        };
+        let rec: serde_json::Value =
+            match serde_json::from_slice(&std::fs::read(e.unwrap().path()).unwrap()) {
+                Ok(v) => v,
+                Err(_) => continue, // not a step record ("clean" marks)
+            };
         if let Some(d) = rec["layer"]["diff_id"].as_str() {
             assert!(snapshot(d).is_dir(), "a cache record's layer {d} is gone");
         }
@@ -111,7 +115,9 @@ fn check_store(root: &Path) -> BTreeMap<String, String> {
 /// Read `name` the way another tool would: `hush save`, then skopeo copies the archive into an
 /// OCI layout (checking every digest) and umoci unpacks it. Returns the unpacked rootfs.
 fn unpack_with_other_tools(e: &Env, name: &str) -> PathBuf {
-    let dir = e.path().join(format!("read-{}", name.replace([':', '/'], "-")));
+    let dir = e
+        .path()
+        .join(format!("read-{}", name.replace([':', '/'], "-")));
     std::fs::create_dir_all(&dir).unwrap();
     let tar = dir.join("saved.tar");
     ok(e.hush(&["save", name, "-o", tar.to_str().unwrap()]));
@@ -122,7 +128,11 @@ fn unpack_with_other_tools(e: &Env, name: &str) -> PathBuf {
     let layout = format!("oci:{}:x", dir.join("oci").display());
     tool(
         "skopeo",
-        &["copy", &format!("docker-archive:{}", tar.display()), &layout],
+        &[
+            "copy",
+            &format!("docker-archive:{}", tar.display()),
+            &layout,
+        ],
     );
     let bundle = dir.join("bundle");
     tool(
@@ -233,11 +243,18 @@ fn parallel_builds_and_prunes_share_one_store() {
             std::fs::read_to_string(rootfs.join("last")).unwrap(),
             format!("{i}\n")
         );
-        assert_eq!(std::fs::read_to_string(rootfs.join("one")).unwrap(), "one\n");
-        assert_eq!(std::fs::metadata(rootfs.join("big")).unwrap().len(), 4 << 16);
+        assert_eq!(
+            std::fs::read_to_string(rootfs.join("one")).unwrap(),
+            "one\n"
+        );
+        assert_eq!(
+            std::fs::metadata(rootfs.join("big")).unwrap().len(),
+            4 << 16
+        );
     }
     // `same:tag` is one of the three builds that gave it.
-    let last = std::fs::read_to_string(unpack_with_other_tools(&e, "same:tag").join("last")).unwrap();
+    let last =
+        std::fs::read_to_string(unpack_with_other_tools(&e, "same:tag").join("last")).unwrap();
     assert!(["5\n", "6\n", "7\n"].contains(&last.as_str()), "{last}");
 }
 
@@ -312,22 +329,36 @@ fn df_and_prune_keep_storage_take_the_least_recently_used() {
     assert_eq!(mid["Images"]["Active"], "4");
     let table = ok(e.hush(&["df"]));
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], "{table}");
+    assert_eq!(
+        header,
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+        "{table}"
+    );
     assert!(table.contains("Build Cache"), "{table}");
     let verbose: serde_json::Value =
         serde_json::from_str(&ok(e.hush(&["df", "-v", "--format", "json"]))).unwrap();
     let records = verbose["BuildCache"].as_array().unwrap();
     assert!(
-        records.iter().filter(|r| r["Size"].as_u64().unwrap() >= 2 * MIB).count() == 3,
+        records
+            .iter()
+            .filter(|r| r["Size"].as_u64().unwrap() >= 2 * MIB)
+            .count()
+            == 3,
         "{verbose}"
     );
     let text = ok(e.hush(&["df", "-v"]));
-    assert!(text.contains("LAST USED") && text.contains("img-a"), "{text}");
+    assert!(
+        text.contains("LAST USED") && text.contains("img-a"),
+        "{text}"
+    );
 
     // Nothing unused for an hour: `until=1h` removes no record.
     let o = ok(e.hush(&["prune", "--filter", "until=1h"]));
     assert!(!o.contains("build-cache records"), "{o}");
-    assert_eq!(df(&e)["Build Cache"]["TotalCount"], mid["Build Cache"]["TotalCount"]);
+    assert_eq!(
+        df(&e)["Build Cache"]["TotalCount"],
+        mid["Build Cache"]["TotalCount"]
+    );
 
     // Fit the store into what it holds less 3 MiB: `b` (least recently used) is not enough,
     // `c` goes too, `a` stays.
@@ -355,7 +386,12 @@ fn df_and_prune_keep_storage_take_the_least_recently_used() {
     let oldest = std::fs::read_dir(e.root().join("cache"))
         .unwrap()
         .map(|d| d.unwrap().path())
-        .find(|p| std::fs::read(p).unwrap().windows(8).any(|w| w == b"\"layer\":"))
+        .find(|p| {
+            std::fs::read(p)
+                .unwrap()
+                .windows(8)
+                .any(|w| w == b"\"layer\":")
+        })
         .unwrap();
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     std::fs::File::options()
@@ -433,9 +469,17 @@ fn a_store_size_limit_is_kept_when_builds_end() {
         );
     }
     let o = e.build(&ctx["a"], &["img-a"]);
-    assert!(o.status.success() && ran(&o, "a"), "a ran again: {}", log(&o));
+    assert!(
+        o.status.success() && ran(&o, "a"),
+        "a ran again: {}",
+        log(&o)
+    );
 
-    std::fs::write(e.root().join("config.toml"), "[store]\nmax-size = \"lots\"\n").unwrap();
+    std::fs::write(
+        e.root().join("config.toml"),
+        "[store]\nmax-size = \"lots\"\n",
+    )
+    .unwrap();
     let o = e.build(&ctx["a"], &["img-a"]);
     assert_eq!(o.status.code(), Some(2), "{}", log(&o));
     assert!(
@@ -443,5 +487,9 @@ fn a_store_size_limit_is_kept_when_builds_end() {
         "{}",
         log(&o)
     );
-    assert!(!log(&o).contains("RAN-"), "refused before any step: {}", log(&o));
+    assert!(
+        !log(&o).contains("RAN-"),
+        "refused before any step: {}",
+        log(&o)
+    );
 }

@@ -181,9 +181,11 @@ fn choose<'s>(
     if !opts.touches_cache() {
         return Vec::new();
     }
-    let cutoff = opts
-        .until
-        .map(|d| SystemTime::now().checked_sub(d).unwrap_or(SystemTime::UNIX_EPOCH));
+    let cutoff = opts.until.map(|d| {
+        SystemTime::now()
+            .checked_sub(d)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    });
     let old_enough = |t: SystemTime| cutoff.is_none_or(|c| t < c);
     let mut candidates: Vec<Victim<'s>> = scan
         .records

@@ -183,14 +183,22 @@ mod tests {
         let one = read_key_file(&key_file(t.path(), "one", &[1u8; 32])).unwrap();
         let two = read_key_file(&key_file(t.path(), "two", &[2u8; 32])).unwrap();
         assert_ne!(print(&a, Some(&one)), print(&b, Some(&two)));
-        assert_ne!(print(&a, Some(&one)), print(&a, None), "not the store's key");
+        assert_ne!(
+            print(&a, Some(&one)),
+            print(&a, None),
+            "not the store's key"
+        );
     }
 
     #[test]
     fn without_a_key_file_each_store_has_its_own() {
         let (_t, a, b) = stores();
         assert_eq!(print(&a, None), print(&a, None), "stable in one store");
-        assert_ne!(print(&a, None), print(&b, None), "two stores never share a hit");
+        assert_ne!(
+            print(&a, None),
+            print(&b, None),
+            "two stores never share a hit"
+        );
         let k = std::fs::read(a.root().join("cache-hmac.key")).unwrap();
         assert_eq!(k.len(), 32);
         // Reopening the store keeps its key.
@@ -208,8 +216,14 @@ mod tests {
             "{e:?}"
         );
         let msg = format!("{e} {e:?} {}", e.hint().unwrap_or_default());
-        assert!(msg.contains("HUSH_CACHE_KEY_FILE") && msg.contains("30"), "{msg}");
-        assert!(!msg.contains("0123456789"), "the key never in a message: {msg}");
+        assert!(
+            msg.contains("HUSH_CACHE_KEY_FILE") && msg.contains("30"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("0123456789"),
+            "the key never in a message: {msg}"
+        );
         let e = read_key_file(&t.path().join("missing")).unwrap_err();
         assert!(e.to_string().contains("HUSH_CACHE_KEY_FILE"), "{e}");
     }

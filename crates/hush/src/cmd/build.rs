@@ -177,13 +177,15 @@ fn parse_bytes(s: &str) -> Result<i64, String> {
 /// `hush_solver::read_key_file`), read before anything runs; unset or empty: the store's own.
 pub(crate) fn cache_key() -> Result<Option<hush_secrets::Secret>, CliError> {
     match std::env::var_os("HUSH_CACHE_KEY_FILE") {
-        Some(p) if !p.is_empty() => hush_solver::read_key_file(Path::new(&p))
-            .map(Some)
-            .map_err(|e| CliError::Build {
-                err: Box::new(e),
-                file: String::new(),
-                text: String::new(),
-            }),
+        Some(p) if !p.is_empty() => {
+            hush_solver::read_key_file(Path::new(&p))
+                .map(Some)
+                .map_err(|e| CliError::Build {
+                    err: Box::new(e),
+                    file: String::new(),
+                    text: String::new(),
+                })
+        }
         _ => Ok(None),
     }
 }

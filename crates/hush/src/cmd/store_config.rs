@@ -72,7 +72,12 @@ pub(crate) fn enforce(store: &Store, limit: u64) {
             tracing::debug!("the store is in use: its size limit is left to the next build");
             return;
         }
-        Err(e) => return super::warn_chain("failed to lock the store to keep it within its size limit", &e),
+        Err(e) => {
+            return super::warn_chain(
+                "failed to lock the store to keep it within its size limit",
+                &e,
+            )
+        }
     };
     let opts = hush_oci::store::PruneOptions {
         keep_storage: Some(limit),

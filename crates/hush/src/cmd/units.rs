@@ -91,7 +91,11 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         "g" => 30,
         "t" => 40,
         "p" => 50,
-        _ => return Err(format!("invalid size {s:?}: expected a number and a unit (512MiB, 10GB)")),
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: expected a number and a unit (512MiB, 10GB)"
+            ))
+        }
     };
     let n: f64 = num
         .parse()
@@ -105,7 +109,8 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
 
 /// A duration as Go writes one (`24h`, `1h30m`, `90s`, `1.5h`): what `--filter until=` takes.
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration {s:?}: expected a number and a unit, as 24h, 30m or 1h30m");
+    let bad =
+        || format!("invalid duration {s:?}: expected a number and a unit, as 24h, 30m or 1h30m");
     let mut rest = s.trim();
     if rest.is_empty() {
         return Err(bad());
