@@ -228,6 +228,19 @@ impl Store {
         fs::read(self.root.join("cache").join(key.hex())).ok()
     }
 
+    /// Change a build-cache record as a read-modify-write under its key's lock (see
+    /// [`KeyLock`]), so that two processes changing it at once both have their change kept:
+    /// `f` gets the record as it is (none if there is none) and returns the new one.
+    pub fn cache_update(
+        &self,
+        key: &Digest,
+        f: impl FnOnce(Option<Vec<u8>>) -> Vec<u8>,
+    ) -> Result<()> {
+        let _lock = KeyLock::take(&self.root, key, &mut || {}, &|| false)?;
+        let new = f(self.cache_get(key));
+        self.cache_put(key, &new)
+    }
+
     /// Record that a build used the record of `key` now: its file's modification time is its
     /// last use, what `hush df -v` shows and `prune --keep-storage` removes the oldest by.
     pub fn cache_touch(&self, key: &Digest) {
@@ -315,6 +328,63 @@ mod tests {
         assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
         fs::write(s.blob_path(&d), b"tampered").unwrap();
         assert!(matches!(s.read_blob(&d), Err(Error::DigestMismatch { .. })));
+    }
+
+    #[test]
+    fn concurrent_record_updates_are_all_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"a record");
+        std::thread::scope(|s| {
+            for i in 0..8u32 {
+                let root = t.path().to_path_buf();
+                let key = key.clone();
+                s.spawn(move || {
+                    // A store of its own per thread: as separate processes, separate locks.
+                    let store = Store::open(&root).unwrap();
+                    for j in 0..20u32 {
+                        store
+                            .cache_update(&key, |old| {
+                                let mut v: Vec<u32> = old
+                                    .map(|b| serde_json::from_slice(&b).unwrap())
+                                    .unwrap_or_default();
+                                v.push(i * 100 + j);
+                                serde_json::to_vec(&v).unwrap()
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let s = Store::open(t.path()).unwrap();
+        let v: Vec<u32> = serde_json::from_slice(&s.cache_get(&key).unwrap()).unwrap();
+        assert_eq!(v.len(), 160, "no update lost");
+    }
+
+    #[test]
+    fn a_second_taker_of_a_key_waits_for_the_first() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let key = Digest::of(b"a step");
+        let first = s.lock_key(&key, &mut || panic!("free"), &|| false).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = s.clone();
+        let k2 = key.clone();
+        let waiter = std::thread::spawn(move || {
+            let l = s2
+                .lock_key(&k2, &mut || tx.send(()).unwrap(), &|| false)
+                .unwrap();
+            // The first holder wrote its record before it let go.
+            (l.is_some(), s2.cache_get(&k2))
+        });
+        rx.recv().unwrap();
+        s.cache_put(&key, b"record").unwrap();
+        drop(first);
+        let (got, rec) = waiter.join().unwrap();
+        assert!(got);
+        assert_eq!(rec.as_deref(), Some(&b"record"[..]));
+        // `stop` ends a wait.
+        let _held = s.lock_key(&key, &mut || {}, &|| false).unwrap();
+        assert!(s.lock_key(&key, &mut || {}, &|| true).unwrap().is_none());
     }
 
     #[test]
