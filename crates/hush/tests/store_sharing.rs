@@ -493,3 +493,62 @@ fn a_store_size_limit_is_kept_when_builds_end() {
         log(&o)
     );
 }
+
+/// `HUSH_CACHE_KEY_FILE`: two stores given the same key file take the same `cache=content`
+/// secret to the same cache key (the `--debug` log shows the key of the step); without it
+/// each store keys it under its own; a short file fails the build without showing a byte of it.
+#[test]
+fn a_shared_cache_key_file_gives_two_stores_one_key() {
+    if !common::can_run(&[]) {
+        return;
+    }
+    let e = Env::new();
+    let other = busybox_store("hush-sharing-b-");
+    let ctx = e.ctx(
+        "secret",
+        "FROM busybox:local\nRUN --mount=type=secret,id=tok cat /run/secrets/tok >/dev/null && echo ok > /ok\n",
+    );
+    let key = e.path().join("cache.key");
+    std::fs::write(&key, b"K3Y-shared-between-machines-0123456789abcdef").unwrap();
+    let step_key = |root: &Path, key_file: Option<&Path>| -> String {
+        let mut c = std::process::Command::new(common::hush());
+        c.env("HUSH_ROOT", root)
+            .env("TOK", "the-token-value-1234")
+            .current_dir(e.path())
+            .args(["--debug", "build", "--progress=plain", "--no-cache"])
+            .args(["--secret", "id=tok,env=TOK,cache=content"])
+            .arg(&ctx);
+        if let Some(k) = key_file {
+            c.env("HUSH_CACHE_KEY_FILE", k);
+        }
+        let o = c.output().unwrap();
+        let text = log(&o);
+        assert!(o.status.success(), "{text}");
+        assert!(!text.contains("K3Y-shared"), "the key never in a log: {text}");
+        let line = text
+            .lines()
+            .find(|l| l.contains("cache key") && l.contains("RUN"))
+            .unwrap_or_else(|| panic!("no cache key logged: {text}"));
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("key="))
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (e.root(), other.path().join("root"));
+    assert_eq!(step_key(&a, Some(&key)), step_key(&b, Some(&key)));
+    assert_ne!(step_key(&a, None), step_key(&b, None));
+    assert_ne!(step_key(&a, None), step_key(&a, Some(&key)));
+
+    std::fs::write(&key, b"short-K3Y").unwrap();
+    let o = std::process::Command::new(common::hush())
+        .env("HUSH_ROOT", &a)
+        .env("HUSH_CACHE_KEY_FILE", &key)
+        .current_dir(e.path())
+        .args(["build", "--progress=plain", ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = log(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("HUSH_CACHE_KEY_FILE") && text.contains("9 bytes"), "{text}");
+    assert!(!text.contains("short-K3Y"), "{text}");
+}
