@@ -174,38 +174,22 @@ fn parallel_builds_and_prunes_share_one_store() {
     let ctxs: Vec<PathBuf> = (0..8)
         .map(|i| e.ctx(&format!("b{i}"), &format!("{shared}RUN echo {i} > /last\n")))
         .collect();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let (builds, prunes) = std::thread::scope(|s| {
-        let pruner = s.spawn(|| {
-            // Each prune has the store to itself (builds wait for it, and it for them): with a
-            // pause between prunes, the builds also run side by side, and race for the steps.
-            let mut outs = Vec::new();
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(300));
-                outs.push(e.hush(&["prune"]));
-            }
-            outs
-        });
-        let builders: Vec<_> = ctxs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let e = &e;
-                s.spawn(move || {
-                    let own = format!("img{i}");
-                    let tags: Vec<&str> = if i >= 5 {
-                        vec![&own, "same:tag"]
-                    } else {
-                        vec![&own]
-                    };
-                    e.build(c, &tags)
-                })
-            })
-            .collect();
-        let builds: Vec<Output> = builders.into_iter().map(|b| b.join().unwrap()).collect();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        (builds, pruner.join().unwrap())
-    });
+    // Each prune has the store to itself (builds wait for it, and it for them): with a pause
+    // between prunes, the builds also run side by side, and race for the steps.
+    let (builds, prunes) = common::while_looping(
+        ctxs.len(),
+        |i| {
+            let own = format!("img{i}");
+            let tags: Vec<&str> = if i >= 5 {
+                vec![&own, "same:tag"]
+            } else {
+                vec![&own]
+            };
+            e.build(&ctxs[i], &tags)
+        },
+        std::time::Duration::from_millis(300),
+        || e.hush(&["prune"]),
+    );
     assert!(!prunes.is_empty(), "the prune loop ran during the builds");
     for p in &prunes {
         assert!(p.status.success(), "prune failed: {}", log(p));
@@ -524,7 +508,10 @@ fn a_shared_cache_key_file_gives_two_stores_one_key() {
         let o = c.output().unwrap();
         let text = log(&o);
         assert!(o.status.success(), "{text}");
-        assert!(!text.contains("K3Y-shared"), "the key never in a log: {text}");
+        assert!(
+            !text.contains("K3Y-shared"),
+            "the key never in a log: {text}"
+        );
         let line = text
             .lines()
             .find(|l| l.contains("cache key") && l.contains("RUN"))
@@ -549,6 +536,9 @@ fn a_shared_cache_key_file_gives_two_stores_one_key() {
         .unwrap();
     let text = log(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
-    assert!(text.contains("HUSH_CACHE_KEY_FILE") && text.contains("9 bytes"), "{text}");
+    assert!(
+        text.contains("HUSH_CACHE_KEY_FILE") && text.contains("9 bytes"),
+        "{text}"
+    );
     assert!(!text.contains("short-K3Y"), "{text}");
 }

@@ -53,13 +53,7 @@ impl KeyLock {
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<Self>> {
         let path = root.join(LOCKS).join(key.hex());
-        let mut file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .ctx("open", &path)?;
+        let mut file = open(&path)?;
         let mut told = false;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -90,17 +84,22 @@ impl KeyLock {
 /// Where the key locks live (emptied by prune, which holds the store exclusively).
 pub(super) const LOCKS: &str = "locks";
 
-/// Lock `root/name`; if another process is in the way, call `waiting` (once over all calls that
-/// share it) and block until it is free.
-fn take(root: &Path, name: &str, exclusive: bool, waiting: &mut Waiting) -> Result<Flock<File>> {
-    let path = root.join(name);
-    let mut file = File::options()
+/// Open (making it if needed) a lock file.
+fn open(path: &Path) -> Result<File> {
+    File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(&path)
-        .ctx("open", &path)?;
+        .open(path)
+        .ctx("open", path)
+}
+
+/// Lock `root/name`; if another process is in the way, call `waiting` (once over all calls that
+/// share it) and block until it is free.
+fn take(root: &Path, name: &str, exclusive: bool, waiting: &mut Waiting) -> Result<Flock<File>> {
+    let path = root.join(name);
+    let mut file = open(&path)?;
     let (now, block) = if exclusive {
         (FlockArg::LockExclusiveNonblock, FlockArg::LockExclusive)
     } else {
@@ -176,13 +175,7 @@ impl ExclusiveLock {
     pub(crate) fn try_take(root: &Path) -> Result<Option<Self>> {
         let now = |name: &str| -> Result<Option<Flock<File>>> {
             let path = root.join(name);
-            let file = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(&path)
-                .ctx("open", &path)?;
+            let file = open(&path)?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(l) => Ok(Some(l)),
                 Err((_, Errno::EWOULDBLOCK | Errno::EINTR)) => Ok(None),
