@@ -8,6 +8,7 @@
 //!           cache-mounts/<id>/       `RUN --mount=type=cache` directories
 //!           tmp/<pid>-<rand>/        one running command's work, with its owner record
 //!           store.lock               held shared by every command, exclusively by prune
+//!           locks/<key>              held by the build running the step of that cache key
 //! ```
 //!
 //! The root and every directory in it are 0700 and must belong to the user running hush: the
@@ -20,6 +21,7 @@ mod index;
 mod lock;
 mod owner;
 mod prune;
+mod usage;
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -34,18 +36,20 @@ use crate::{Digest, Error, Result};
 
 pub use blobs::BlobWriter;
 pub use index::{is_untagged_id, normalize_name, Image};
-pub use lock::{ExclusiveLock, SharedLock};
+pub use lock::{ExclusiveLock, KeyLock, SharedLock};
 pub use owner::Swept;
-pub use prune::Pruned;
+pub use prune::{PruneOptions, Pruned};
+pub use usage::{ImageUse, LayerTotals, MountUse, RecordUse, Usage};
 
 /// The store's directories under its root, each private to its owner (0700).
-const DIRS: [&str; 6] = [
+const DIRS: [&str; 7] = [
     "blobs",
     "blobs/sha256",
     "snapshots",
     "cache",
     "cache-mounts",
     "tmp",
+    lock::LOCKS,
 ];
 
 /// The store.
@@ -95,6 +99,25 @@ impl Store {
     /// commands hold it and this call blocks until they end.
     pub fn lock_exclusive(&self, waiting: &mut dyn FnMut()) -> Result<ExclusiveLock> {
         ExclusiveLock::take(&self.root, waiting)
+    }
+
+    /// Lock one build-cache key until the guard drops (see [`KeyLock`]). `waiting` is called
+    /// once if another build holds it, and this call waits until that build's step ends, or
+    /// until `stop` says to give up (Ctrl-C): then it returns None.
+    pub fn lock_key(
+        &self,
+        key: &Digest,
+        waiting: &mut dyn FnMut(),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<KeyLock>> {
+        KeyLock::take(&self.root, key, waiting, stop)
+    }
+
+    /// Hold the store lock exclusively if no other command uses the store right now (None
+    /// otherwise, without waiting): for work that may be left to the next command, as the size
+    /// limit a build enforces when it ends.
+    pub fn try_lock_exclusive(&self) -> Result<Option<ExclusiveLock>> {
+        ExclusiveLock::try_take(&self.root)
     }
 
     /// Remove what processes that are gone (`kill -9`, a crash) left in `tmp/`: one `readdir`
@@ -205,6 +228,30 @@ impl Store {
         fs::read(self.root.join("cache").join(key.hex())).ok()
     }
 
+    /// Change a build-cache record as a read-modify-write under its key's lock (see
+    /// [`KeyLock`]), so that two processes changing it at once both have their change kept:
+    /// `f` gets the record as it is (none if there is none) and returns the new one.
+    pub fn cache_update(
+        &self,
+        key: &Digest,
+        f: impl FnOnce(Option<Vec<u8>>) -> Vec<u8>,
+    ) -> Result<()> {
+        let _lock = KeyLock::take(&self.root, key, &mut || {}, &|| false)?;
+        let new = f(self.cache_get(key));
+        self.cache_put(key, &new)
+    }
+
+    /// Record that a build used the record of `key` now: its file's modification time is its
+    /// last use, what `hush df -v` shows and `prune --keep-storage` removes the oldest by.
+    pub fn cache_touch(&self, key: &Digest) {
+        let p = self.root.join("cache").join(key.hex());
+        // Best effort: a record pruned meanwhile has nothing to touch.
+        let _ = File::options()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    }
+
     /// Store a build-cache record.
     pub fn cache_put(&self, key: &Digest, value: &[u8]) -> Result<()> {
         self.write_atomic(&self.root.join("cache").join(key.hex()), value)
@@ -281,6 +328,63 @@ mod tests {
         assert_eq!(fs::read_dir(t.path().join("tmp")).unwrap().count(), 0);
         fs::write(s.blob_path(&d), b"tampered").unwrap();
         assert!(matches!(s.read_blob(&d), Err(Error::DigestMismatch { .. })));
+    }
+
+    #[test]
+    fn concurrent_record_updates_are_all_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"a record");
+        std::thread::scope(|s| {
+            for i in 0..8u32 {
+                let root = t.path().to_path_buf();
+                let key = key.clone();
+                s.spawn(move || {
+                    // A store of its own per thread: as separate processes, separate locks.
+                    let store = Store::open(&root).unwrap();
+                    for j in 0..20u32 {
+                        store
+                            .cache_update(&key, |old| {
+                                let mut v: Vec<u32> = old
+                                    .map(|b| serde_json::from_slice(&b).unwrap())
+                                    .unwrap_or_default();
+                                v.push(i * 100 + j);
+                                serde_json::to_vec(&v).unwrap()
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let s = Store::open(t.path()).unwrap();
+        let v: Vec<u32> = serde_json::from_slice(&s.cache_get(&key).unwrap()).unwrap();
+        assert_eq!(v.len(), 160, "no update lost");
+    }
+
+    #[test]
+    fn a_second_taker_of_a_key_waits_for_the_first() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let key = Digest::of(b"a step");
+        let first = s.lock_key(&key, &mut || panic!("free"), &|| false).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = s.clone();
+        let k2 = key.clone();
+        let waiter = std::thread::spawn(move || {
+            let l = s2
+                .lock_key(&k2, &mut || tx.send(()).unwrap(), &|| false)
+                .unwrap();
+            // The first holder wrote its record before it let go.
+            (l.is_some(), s2.cache_get(&k2))
+        });
+        rx.recv().unwrap();
+        s.cache_put(&key, b"record").unwrap();
+        drop(first);
+        let (got, rec) = waiter.join().unwrap();
+        assert!(got);
+        assert_eq!(rec.as_deref(), Some(&b"record"[..]));
+        // `stop` ends a wait.
+        let _held = s.lock_key(&key, &mut || {}, &|| false).unwrap();
+        assert!(s.lock_key(&key, &mut || {}, &|| true).unwrap().is_none());
     }
 
     #[test]

@@ -41,14 +41,19 @@ pub(crate) fn known(store: &Store, diff_id: &Digest) -> Vec<Source> {
         .unwrap_or_default()
 }
 
-/// Remember a blob of a layer. A failure to write is ignored: the record is a hint.
+/// Remember a blob of a layer (a read-modify-write under the record's lock: two pushes or
+/// pulls at once both keep theirs). A failure to write is ignored: the record is a hint.
 pub(crate) fn add(store: &Store, diff_id: &Digest, source: Source) {
-    let mut all = known(store, diff_id);
-    all.retain(|s| s != &source);
-    all.insert(0, source);
-    all.truncate(MAX_SOURCES);
-    let bytes = serde_json::to_vec(&all).expect("serializes");
-    if let Err(e) = store.cache_put(&key(diff_id), &bytes) {
+    let r = store.cache_update(&key(diff_id), |old| {
+        let mut all: Vec<Source> = old
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        all.retain(|s| s != &source);
+        all.insert(0, source);
+        all.truncate(MAX_SOURCES);
+        serde_json::to_vec(&all).expect("serializes")
+    });
+    if let Err(e) = r {
         tracing::debug!("failed to record where layer {diff_id} is: {e}");
     }
 }

@@ -77,6 +77,10 @@ impl CacheDir {
             .write(true)
             .open(&lock_path)
             .ctx("open", &lock_path)?;
+        // The lock file's time is the cache's last use (`hush df -v`, `prune --keep-storage --all`).
+        lock_file
+            .set_modified(std::time::SystemTime::now())
+            .ctx("touch", &lock_path)?;
         let (path, lock) = match sharing {
             Sharing::Shared => (path, None),
             Sharing::Locked => {

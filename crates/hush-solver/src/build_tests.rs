@@ -131,6 +131,7 @@ fn options(context: &Path, dockerfile: &str) -> BuildOptions {
         max_unpack_size: crate::DEFAULT_MAX_UNPACK_SIZE,
         pull: crate::PullPolicy::Never,
         add_hosts: Vec::new(),
+        cache_key: None,
     }
 }
 

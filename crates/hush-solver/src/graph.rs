@@ -104,7 +104,12 @@ fn build_guarded(
         guard_key: if guard.is_empty() || opts.leak_check == crate::LeakCheck::Off {
             None
         } else {
-            crate::cache::secrets_fingerprint(store, &opts.secrets, opts.leak_min_len)?
+            crate::cache::secrets_fingerprint(
+                store,
+                opts.cache_key.as_ref(),
+                &opts.secrets,
+                opts.leak_min_len,
+            )?
         },
         guard,
         digests,

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use backend::{Backend, Executor, Snapshot, Snapshotter};
+pub use cache::read_key_file;
 pub use error::{Entitlement, Error, Leak, MissingMount, MountId, Result};
 pub use graph::{build, dockerignore_paths, read_dockerignore};
 use hush_dockerfile::Location;
@@ -87,6 +88,9 @@ pub struct BuildOptions {
     pub pull: PullPolicy,
     /// `--add-host`: more lines of every RUN's `/etc/hosts`.
     pub add_hosts: Vec<(String, std::net::IpAddr)>,
+    /// The shared key secret values are fingerprinted under (`HUSH_CACHE_KEY_FILE`, see
+    /// [`read_key_file`]); none: the store's own.
+    pub cache_key: Option<hush_secrets::Secret>,
 }
 
 /// `--pull`: when an image a Dockerfile names (`FROM`, `COPY --from`, `--mount from=`) is

@@ -353,31 +353,16 @@ fn prune_during_builds_never_leaves_an_image_without_its_layers() {
             c
         })
         .collect();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let (builds, prunes) = std::thread::scope(|s| {
-        let pruner = s.spawn(|| {
-            let mut outs = Vec::new();
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                outs.push(e.hush(&["prune", "-a"]));
-            }
-            outs
-        });
-        let builders: Vec<_> = ctxs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let e = &e;
-                s.spawn(move || {
-                    // Staggered, so that prunes fall between builds as well as wait for them.
-                    std::thread::sleep(Duration::from_millis(200 * i as u64));
-                    e.build(c, &format!("img{i}"))
-                })
-            })
-            .collect();
-        let builds: Vec<Output> = builders.into_iter().map(|b| b.join().unwrap()).collect();
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
-        (builds, pruner.join().unwrap())
-    });
+    let (builds, prunes) = common::while_looping(
+        ctxs.len(),
+        |i| {
+            // Staggered, so that prunes fall between builds as well as wait for them.
+            std::thread::sleep(Duration::from_millis(200 * i as u64));
+            e.build(&ctxs[i], &format!("img{i}"))
+        },
+        Duration::ZERO,
+        || e.hush(&["prune", "-a"]),
+    );
     assert!(prunes.len() > 1, "the prune loop ran during the builds");
     for p in &prunes {
         assert!(p.status.success(), "prune failed: {}", log(p));

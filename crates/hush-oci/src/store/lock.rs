@@ -34,17 +34,72 @@ pub struct ExclusiveLock {
     _lock: Flock<File>,
 }
 
-/// Lock `root/name`; if another process is in the way, call `waiting` (once over all calls that
-/// share it) and block until it is free.
-fn take(root: &Path, name: &str, exclusive: bool, waiting: &mut Waiting) -> Result<Flock<File>> {
-    let path = root.join(name);
-    let mut file = File::options()
+/// One build-cache key locked (`locks/<key>`): held by the build that runs the step of that key
+/// on a miss, so that another build of the same step waits and then takes the record it wrote
+/// instead of running the step a second time. One build holds one at a time (a step never waits
+/// for another key while it runs), so they cannot deadlock; the kernel drops it with the process.
+#[derive(Debug)]
+pub struct KeyLock {
+    _lock: Flock<File>,
+}
+
+impl KeyLock {
+    /// Poll for the lock (every 20 ms: a wait for a step is seconds long, and polling lets
+    /// `stop` end it); `waiting` is called once when it is busy. None when `stop` said so.
+    pub(crate) fn take(
+        root: &Path,
+        key: &crate::Digest,
+        waiting: &mut dyn FnMut(),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Self>> {
+        let path = root.join(LOCKS).join(key.hex());
+        let mut file = open(&path)?;
+        let mut told = false;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Ok(Some(KeyLock { _lock: l })),
+                Err((f, Errno::EWOULDBLOCK | Errno::EINTR)) => {
+                    if !told {
+                        told = true;
+                        waiting();
+                    }
+                    if stop() {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    file = f;
+                }
+                Err((_, e)) => {
+                    return Err(Error::Io {
+                        action: "lock",
+                        path,
+                        source: e.into(),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Where the key locks live (emptied by prune, which holds the store exclusively).
+pub(super) const LOCKS: &str = "locks";
+
+/// Open (making it if needed) a lock file.
+fn open(path: &Path) -> Result<File> {
+    File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(&path)
-        .ctx("open", &path)?;
+        .open(path)
+        .ctx("open", path)
+}
+
+/// Lock `root/name`; if another process is in the way, call `waiting` (once over all calls that
+/// share it) and block until it is free.
+fn take(root: &Path, name: &str, exclusive: bool, waiting: &mut Waiting) -> Result<Flock<File>> {
+    let path = root.join(name);
+    let mut file = open(&path)?;
     let (now, block) = if exclusive {
         (FlockArg::LockExclusiveNonblock, FlockArg::LockExclusive)
     } else {
@@ -116,6 +171,30 @@ impl SharedLock {
 }
 
 impl ExclusiveLock {
+    /// The lock if no other command holds or waits for the store now, else None (no wait).
+    pub(crate) fn try_take(root: &Path) -> Result<Option<Self>> {
+        let now = |name: &str| -> Result<Option<Flock<File>>> {
+            let path = root.join(name);
+            let file = open(&path)?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => Ok(Some(l)),
+                Err((_, Errno::EWOULDBLOCK | Errno::EINTR)) => Ok(None),
+                Err((_, e)) => Err(Error::Io {
+                    action: "lock",
+                    path,
+                    source: e.into(),
+                }),
+            }
+        };
+        let Some(gate) = now(GATE)? else {
+            return Ok(None);
+        };
+        Ok(now(LOCK)?.map(|lock| ExclusiveLock {
+            _gate: gate,
+            _lock: lock,
+        }))
+    }
+
     pub(crate) fn take(root: &Path, waiting: &mut dyn FnMut()) -> Result<Self> {
         let mut w = Waiting {
             f: waiting,

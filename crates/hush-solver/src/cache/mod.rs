@@ -5,10 +5,13 @@
 //! the digests of what it reads ([`key`] writes them out field by field). A secret's value never
 //! enters a key (BuildKit's rule): its id and mount options do.
 
+mod hmac;
 mod key;
 #[cfg(test)]
 mod key_tests;
 
+pub use hmac::read_key_file;
+pub(crate) use hmac::{secret_fingerprint, secrets_fingerprint};
 pub(crate) use key::{step_key, KeyInputs, StepKey};
 
 use hush_oci::image::LayerDesc;
@@ -69,99 +72,5 @@ impl CachedLayer {
     }
 }
 
-/// The store's random HMAC key (`cache-hmac.key`, 0600), created on first use.
-fn hmac_key(store: &hush_oci::store::Store) -> crate::Result<Vec<u8>> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = store.root().join("cache-hmac.key");
-    if let Ok(k) = std::fs::read(&path) {
-        if k.len() == 32 {
-            return Ok(k);
-        }
-    }
-    fn io<'p>(
-        action: &'static str,
-        path: &'p std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> crate::Error + 'p {
-        move |source| crate::Error::Io {
-            action,
-            path: path.into(),
-            source,
-        }
-    }
-    let tmp = path.with_extension("new");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
-    f.write_all(&rand_key())
-        .and_then(|_| f.sync_all())
-        .map_err(io("write", &tmp))?;
-    // Two builds racing: the first link wins and both read it back.
-    let _ = std::fs::hard_link(&tmp, &path);
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::read(&path).map_err(io("read", &path))
-}
-
-/// A keyed HMAC-SHA256 of `(id, value)` pairs under the store's key — never a plain hash, which
-/// would let anyone who reads cache records test guesses of a secret.
-fn keyed<'a>(
-    store: &hush_oci::store::Store,
-    pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-) -> crate::Result<String> {
-    use hmac::Mac;
-    let mut mac =
-        hmac::Hmac::<Sha256>::new_from_slice(&hmac_key(store)?).expect("HMAC takes any key length");
-    for (id, value) in pairs {
-        mac.update(&(id.len() as u64).to_le_bytes());
-        mac.update(id.as_bytes());
-        mac.update(&(value.len() as u64).to_le_bytes());
-        mac.update(value);
-    }
-    Ok(hex::encode(mac.finalize().into_bytes()))
-}
-
-/// `--secret …,cache=content`: the value's keyed fingerprint, part of the step's cache key.
-pub(crate) fn secret_fingerprint(
-    store: &hush_oci::store::Store,
-    id: &str,
-    secret: &hush_secrets::Secret,
-) -> crate::Result<String> {
-    Ok(format!(
-        "secret-content:{}",
-        keyed(store, [(id, secret.expose())])?
-    ))
-}
-
-/// The keyed fingerprint of every secret of a build (None without secrets): what a "this was
-/// checked against these secrets and found clean" record is keyed by, so a cache hit or an
-/// unchanged context is not scanned again for the same secrets.
-pub(crate) fn secrets_fingerprint(
-    store: &hush_oci::store::Store,
-    secrets: &hush_secrets::Secrets,
-    min_len: usize,
-) -> crate::Result<Option<String>> {
-    if secrets.ids().next().is_none() {
-        return Ok(None);
-    }
-    let min = min_len.to_string();
-    let pairs = secrets
-        .iter()
-        .map(|(id, s)| (id, s.expose()))
-        .chain([("min-len", min.as_bytes())]);
-    Ok(Some(keyed(store, pairs)?))
-}
-
 /// A record that says: checked, nothing found.
 pub(crate) const CLEAN: &[u8] = b"clean";
-
-fn rand_key() -> [u8; 32] {
-    let mut k = [0u8; 32];
-    let f = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k));
-    f.expect("/dev/urandom is readable");
-    k
-}

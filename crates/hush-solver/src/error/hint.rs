@@ -40,6 +40,7 @@ impl Error {
             | Error::TaintedOutput { .. }
             | Error::Interrupted
             | Error::NoTarget(_)
+            | Error::CacheKeyTooShort { .. }
             | Error::Io { .. }
             | Error::Oci(_)
             | Error::Sandbox(_) => None,
@@ -143,6 +144,7 @@ impl Error {
             Error::Leak(_) => {
                 "a secret mount lasts for one RUN: use the secret in that RUN and delete every copy before the RUN ends, or keep only what you derive from it; a builder stage may leave it in a file if the image is not built FROM that stage and copies only the result (COPY --from=builder /out/app /app)"
             }
+            Error::CacheKeyTooShort { .. } => "write at least 32 random bytes to it (`head -c 32 /dev/urandom > FILE`), the same file on every machine that shares the cache",
             Error::SecretNotUtf8 { .. }
             | Error::CircularStages { .. }
             | Error::StageNotBuilt { .. }

@@ -290,6 +290,14 @@ pub enum Error {
         #[source]
         source: crate::PullError,
     },
+    /// `HUSH_CACHE_KEY_FILE` holds fewer bytes than a key needs.
+    #[error("the cache key file {path} (HUSH_CACHE_KEY_FILE) holds {len} bytes, fewer than the 32 a key needs")]
+    CacheKeyTooShort {
+        /// The file.
+        path: PathBuf,
+        /// How many bytes it holds.
+        len: usize,
+    },
     /// A filesystem problem.
     #[error("failed to {action} {path}")]
     Io {

@@ -73,7 +73,12 @@ pub(crate) fn lint_with(
     let given = (!given.is_empty()).then_some(given.as_slice());
     let mut out = hush_dockerfile::lint::lint(stages, given);
     let fingerprint = match store {
-        Some(s) => crate::cache::secrets_fingerprint(s, &opts.secrets, opts.leak_min_len)?,
+        Some(s) => crate::cache::secrets_fingerprint(
+            s,
+            opts.cache_key.as_ref(),
+            &opts.secrets,
+            opts.leak_min_len,
+        )?,
         None => None,
     };
     for stage in &stages.stages {

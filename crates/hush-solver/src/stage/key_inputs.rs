@@ -56,6 +56,6 @@ impl KeyInputs for Ctx<'_> {
     }
 
     fn secret_fingerprint(&self, id: &str, secret: &Secret) -> Result<String> {
-        crate::cache::secret_fingerprint(self.store, id, secret)
+        crate::cache::secret_fingerprint(self.store, self.opts.cache_key.as_ref(), id, secret)
     }
 }

@@ -28,6 +28,17 @@ use crate::tainted::Tainted;
 use crate::{BuildOptions, Error, Reporter, Result};
 use guard::Committed;
 
+/// What the cache has for a step's key.
+enum Lookup {
+    /// A record the step can be taken from.
+    Hit(Record),
+    /// No record, or one whose layer is gone: the step runs.
+    Miss,
+    /// A record the leak guard refuses (its layer holds a secret here): the step runs, and
+    /// another build's record would be refused the same way.
+    Refused,
+}
+
 /// Shared state of one build.
 pub(crate) struct Ctx<'a> {
     pub store: &'a Store,
@@ -172,33 +183,42 @@ impl Ctx<'_> {
         step: &Step,
     ) -> Result<bool> {
         let key = self.step_key(built, step)?;
-        if self.opts.no_cache {
+        // On a miss, the key's lock is held until the record is written: another build of the
+        // same step (another process, or another stage of this build) waits for it and then
+        // takes the record, instead of running the step a second time at the same time.
+        let _running = if self.opts.no_cache {
             tracing::debug!(key = %key.short(), "cache not used (--no-cache): running the step");
+            None
         } else {
-            let rec = self
-                .store
-                .cache_get(&key)
-                .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
-            if rec.is_none() {
-                tracing::debug!(key = %key.short(), "cache miss: no step ran with this key");
-            }
-            if let Some(rec) = rec {
-                let usable = match &rec.layer {
-                    None => true,
-                    Some(l) if !self.store.snapshot_dir(&l.diff_id).is_dir() => {
-                        tracing::debug!(key = %key.short(), "cache miss: the step's layer was pruned");
-                        false
+            let mut lock = None;
+            loop {
+                match self.lookup(&key, stage, step)? {
+                    Lookup::Hit(rec) => {
+                        drop(lock);
+                        self.store.cache_touch(&key);
+                        self.reporter.cached(id);
+                        self.push_layer(built, step, rec.layer, key, rec.created);
+                        return Ok(true);
                     }
-                    Some(l) => self.guard_cached(&l.diff_id, stage, step)?,
-                };
-                if usable {
-                    tracing::debug!(key = %key.short(), "cache hit");
-                    self.reporter.cached(id);
-                    self.push_layer(built, step, rec.layer, key, rec.created);
-                    return Ok(true);
+                    Lookup::Refused => break,
+                    Lookup::Miss if lock.is_some() => break,
+                    Lookup::Miss => {
+                        let mut waiting = || {
+                            tracing::debug!(key = %key.short(), "waiting for another build running this step");
+                            self.reporter
+                                .info(id, "waiting for another build running the same step");
+                        };
+                        let taken = self.store.lock_key(
+                            &key,
+                            &mut waiting,
+                            &hush_sandbox::signals::interrupted,
+                        )?;
+                        lock = Some(taken.ok_or(Error::Interrupted)?);
+                    }
                 }
             }
-        }
+            lock
+        };
         let dir = self.store.temp_dir("step")?;
         let result = self.execute(id, built, step, &dir);
         let committed = match result {
@@ -221,6 +241,32 @@ impl Ctx<'_> {
         }
         self.push_layer(built, step, layer, key, self.now);
         Ok(false)
+    }
+
+    /// What the cache has for `key`.
+    fn lookup(&self, key: &Digest, stage: StageRef<'_>, step: &Step) -> Result<Lookup> {
+        let Some(rec) = self
+            .store
+            .cache_get(key)
+            .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
+        else {
+            tracing::debug!(key = %key.short(), "cache miss: no step ran with this key");
+            return Ok(Lookup::Miss);
+        };
+        let usable = match &rec.layer {
+            None => true,
+            Some(l) if !self.store.snapshot_dir(&l.diff_id).is_dir() => {
+                tracing::debug!(key = %key.short(), "cache miss: the step's layer was pruned");
+                return Ok(Lookup::Miss);
+            }
+            Some(l) => self.guard_cached(&l.diff_id, stage, step)?,
+        };
+        Ok(if usable {
+            tracing::debug!(key = %key.short(), "cache hit");
+            Lookup::Hit(rec)
+        } else {
+            Lookup::Refused
+        })
     }
 
     fn push_layer(

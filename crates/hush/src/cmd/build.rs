@@ -177,6 +177,23 @@ fn parse_bytes(s: &str) -> Result<i64, String> {
     Ok((n * (1u64 << shift) as f64) as i64)
 }
 
+/// `HUSH_CACHE_KEY_FILE`: the shared key that secret values are fingerprinted under (see
+/// `hush_solver::read_key_file`), read before anything runs; unset or empty: the store's own.
+pub(crate) fn cache_key() -> Result<Option<hush_secrets::Secret>, CliError> {
+    match std::env::var_os("HUSH_CACHE_KEY_FILE") {
+        Some(p) if !p.is_empty() => {
+            hush_solver::read_key_file(Path::new(&p))
+                .map(Some)
+                .map_err(|e| CliError::Build {
+                    err: Box::new(e),
+                    file: String::new(),
+                    text: String::new(),
+                })
+        }
+        _ => Ok(None),
+    }
+}
+
 pub(crate) fn kv(s: &str, what: &str) -> Result<(String, String), CliError> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -322,6 +339,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     let source_date_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok());
+    let cache_key = cache_key()?;
     let opts = hush_solver::BuildOptions {
         dockerfile: dockerfile.text.clone(),
         dockerfile_name: dockerfile.name.clone(),
@@ -351,6 +369,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
         },
         max_unpack_size: a.max_unpack_size,
         add_hosts: a.add_hosts.clone(),
+        cache_key,
         pull: match a.pull {
             PullWhen::Missing => hush_solver::PullPolicy::Missing,
             PullWhen::Always => hush_solver::PullPolicy::Always,

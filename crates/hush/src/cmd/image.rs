@@ -84,9 +84,26 @@ pub(crate) struct RmiArgs {
 
 #[derive(Args)]
 pub(crate) struct PruneArgs {
-    /// Remove the build cache too.
+    /// Remove the build cache and the `RUN --mount=type=cache` directories too.
     #[arg(short = 'a', long)]
     all: bool,
+    /// Remove build-cache records (and with --all, cache mounts), least recently used first,
+    /// until the store holds at most SIZE (`10GB`, `512MiB`: powers of 1024, as buildx).
+    #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
+    keep_storage: Option<u64>,
+    /// `until=DURATION` (`24h`, `1h30m`): only what no build used for longer than that.
+    #[arg(long, value_name = "FILTER", value_parser = parse_prune_filter)]
+    filter: Vec<std::time::Duration>,
+}
+
+/// `--filter until=D`, the one filter of buildx's prune that hush has.
+fn parse_prune_filter(s: &str) -> Result<std::time::Duration, String> {
+    match s.split_once('=') {
+        Some(("until", d)) => super::units::parse_duration(d),
+        _ => Err(format!(
+            "invalid filter {s:?}: hush's prune takes until=DURATION (24h, 30m)"
+        )),
+    }
 }
 
 pub(crate) fn import(store: &Store, a: ImportArgs) -> CliResult {
@@ -343,7 +360,7 @@ pub(crate) fn load(store: &Store, a: LoadArgs) -> CliResult {
 
 /// An index key as docker shows a name: `ubuntu:22.04` for `docker.io/library/ubuntu:22.04`
 /// (a key that is no reference, kept from an older hush, as it is).
-fn familiar(key: &str) -> String {
+pub(crate) fn familiar(key: &str) -> String {
     Reference::parse(key).map_or_else(|_| key.to_string(), |r| r.familiar())
 }
 
@@ -372,12 +389,29 @@ pub(crate) fn prune(store: &Store, a: PruneArgs) -> CliResult {
             errln!("waiting for the hush commands using the store to finish")
         })
     })?;
-    let pruned = store.prune(&lock, a.all)?;
-    outln!(
-        "Deleted {} blobs and {} snapshots",
-        pruned.blobs,
-        pruned.snapshots
-    )?;
+    let opts = hush_oci::store::PruneOptions {
+        all: a.all,
+        // Several `until` filters: the strictest, as they all must hold.
+        until: a.filter.into_iter().max(),
+        keep_storage: a.keep_storage,
+        keep_untagged: false,
+    };
+    let pruned = store.prune(&lock, &opts)?;
+    report_pruned(&pruned)?;
     super::report_swept(&pruned.swept);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a prune removed, and what it gave back (docker's "Total reclaimed space").
+pub(crate) fn report_pruned(p: &hush_oci::store::Pruned) -> CliResult<()> {
+    outln!("Deleted {} blobs and {} snapshots", p.blobs, p.snapshots)?;
+    if p.records > 0 || p.mounts > 0 {
+        outln!(
+            "Deleted {} build-cache records and {} cache mounts",
+            p.records,
+            p.mounts
+        )?;
+    }
+    outln!("Total reclaimed space: {}", human_size(p.reclaimed))?;
+    Ok(())
 }

@@ -78,6 +78,7 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         max_unpack_size: hush_solver::DEFAULT_MAX_UNPACK_SIZE,
         pull: hush_solver::PullPolicy::Never,
         add_hosts: Vec::new(),
+        cache_key: super::build::cache_key()?,
     };
     let ignore = hush_solver::read_dockerignore(&opts);
     let findings =

@@ -3,6 +3,7 @@
 mod audit;
 mod build;
 mod dockerload;
+mod df;
 mod features;
 mod image;
 mod images;
@@ -11,6 +12,7 @@ mod outputs;
 mod registry;
 mod sarif;
 mod scan;
+mod store_config;
 mod tag;
 mod template;
 mod transfer;
@@ -64,8 +66,10 @@ enum Command {
     Load(image::LoadArgs),
     /// Remove image names.
     Rmi(image::RmiArgs),
-    /// Remove what no image needs (and the build cache with --all).
+    /// Remove what no image needs (and the build cache with --all, --keep-storage or --filter).
     Prune(image::PruneArgs),
+    /// Show the store's disk use (images, layers, build cache, cache mounts).
+    Df(df::DfArgs),
     /// Which conformance features this hush supports.
     Features(features::FeaturesArgs),
     /// Pull an image from a registry into the store.
@@ -327,7 +331,15 @@ pub(crate) fn run(cli: Cli) -> CliResult {
         c => c,
     };
     let store = Store::open(cli.root.clone().unwrap_or_else(default_root))?;
+    // A build ends by keeping the store within the size its config file sets.
+    let limit = match command {
+        Command::Build(_) => store_config::max_size(store.root())?,
+        _ => None,
+    };
     let result = with_store(&store, command);
+    if let Some(limit) = limit {
+        store_config::enforce(&store, limit);
+    }
     if let Err(e) = store.end_session() {
         warn_chain("failed to clean up this command's work directory", &e);
     }
@@ -368,6 +380,7 @@ fn with_store(store: &Store, command: Command) -> CliResult {
         Command::Load(a) => image::load(store, a),
         Command::Rmi(a) => names_given(image::rmi(store, a)),
         Command::Prune(a) => image::prune(store, a),
+        Command::Df(a) => df::run(store, a),
         Command::Pull(a) => registry::pull(store, a),
         Command::Push(a) => registry::push(store, a),
         Command::Features(_) | Command::Lint(_) | Command::Login(_) | Command::Logout(_) => {

@@ -63,6 +63,80 @@ pub(crate) fn ago(created: Option<&str>) -> String {
     }
 }
 
+/// How long ago `t` was, as [`ago`] says it.
+pub(crate) fn ago_time(t: std::time::SystemTime) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    format!("{} ago", human_duration(secs))
+}
+
+/// A size as buildx's `--keep-storage` takes it (go-units' `RAMInBytes`): a number, a unit
+/// `k`, `m`, `g`, `t` or `p` with an optional `i` and `b`, any case, in powers of 1024
+/// (`10GB` and `10GiB` are both 10 × 2³⁰ bytes, `512MiB` 512 × 2²⁰, `100` 100 bytes).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(num_end);
+    let unit = unit.trim_start();
+    let unit = unit.strip_suffix('b').unwrap_or(unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: expected a number and a unit (512MiB, 10GB)"
+            ))
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number and a unit (512MiB, 10GB)"))?;
+    let bytes = n * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err(format!("invalid size {s:?}: too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A duration as Go writes one (`24h`, `1h30m`, `90s`, `1.5h`): what `--filter until=` takes.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad =
+        || format!("invalid duration {s:?}: expected a number and a unit, as 24h, 30m or 1h30m");
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut secs = 0f64;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let n: f64 = rest[..n_end].parse().map_err(|_| bad())?;
+        let u_end = rest[n_end..]
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .map_or(rest.len(), |i| n_end + i);
+        let unit = match &rest[n_end..u_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return Err(bad()),
+        };
+        secs += n * unit;
+        rest = &rest[u_end..];
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 /// go-units' `HumanDuration`, from seconds.
 fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
@@ -86,6 +160,28 @@ fn human_duration(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_durations_as_buildx_takes_them() {
+        assert_eq!(parse_size("10GB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("10gib").unwrap(), 10 << 30);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert_eq!(parse_size("0").unwrap(), 0);
+        for bad in ["", "GB", "10XB", "ten", "-1GB"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        let secs = |s: &str| parse_duration(s).unwrap().as_secs_f64();
+        assert_eq!(secs("24h"), 86400.0);
+        assert_eq!(secs("1h30m"), 5400.0);
+        assert_eq!(secs("1.5h"), 5400.0);
+        assert_eq!(secs("90s"), 90.0);
+        for bad in ["", "24", "h", "1d", "1h30"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     /// go-units' own cases, and the edges between them.
     #[test]

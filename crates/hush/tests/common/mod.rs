@@ -117,6 +117,32 @@ pub fn busybox_store(prefix: &str) -> tempfile::TempDir {
     dir
 }
 
+/// Run `job(0..n)` on `n` threads while `looped` runs again and again on another (after `pause`
+/// each time) until they are all done: the jobs' results, and every run of `looped`.
+pub fn while_looping<T: Send>(
+    n: usize,
+    job: impl Fn(usize) -> T + Sync,
+    pause: std::time::Duration,
+    looped: impl Fn() -> Output + Sync,
+) -> (Vec<T>, Vec<Output>) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let looper = s.spawn(|| {
+            let mut outs = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(pause);
+                outs.push(looped());
+            }
+            outs
+        });
+        let job = &job;
+        let jobs: Vec<_> = (0..n).map(|i| s.spawn(move || job(i))).collect();
+        let results = jobs.into_iter().map(|j| j.join().unwrap()).collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (results, looper.join().unwrap())
+    })
+}
+
 /// Run hush with `HUSH_ROOT=root` in `dir`.
 pub fn run_in(root: &Path, args: &[&str], dir: &Path) -> Output {
     Command::new(hush())
