@@ -487,7 +487,25 @@ fn a_shared_cache_key_file_gives_two_stores_one_key() {
         return;
     }
     let e = Env::new();
-    let other = busybox_store("hush-sharing-b-");
+    // The second machine's base image is the first's, byte for byte (`hush import` stamps the
+    // time it ran, so two imports are two images): saved from one store, loaded into the other.
+    let other = tempfile::Builder::new()
+        .prefix("hush-sharing-b-")
+        .tempdir()
+        .unwrap();
+    let base = e.path().join("busybox.tar");
+    let saved = run_in(
+        &e.root(),
+        &["save", "busybox:local", "-o", base.to_str().unwrap()],
+        e.path(),
+    );
+    assert!(saved.status.success(), "{}", log(&saved));
+    let loaded = run_in(
+        &other.path().join("root"),
+        &["load", "-i", base.to_str().unwrap()],
+        e.path(),
+    );
+    assert!(loaded.status.success(), "{}", log(&loaded));
     let ctx = e.ctx(
         "secret",
         "FROM busybox:local\nRUN --mount=type=secret,id=tok cat /run/secrets/tok >/dev/null && echo ok > /ok\n",

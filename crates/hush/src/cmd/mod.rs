@@ -2,8 +2,8 @@
 
 mod audit;
 mod build;
-mod dockerload;
 mod df;
+mod dockerload;
 mod features;
 mod image;
 mod images;
