@@ -22,6 +22,7 @@ hush=$(realpath "${HUSH:-target/release/hush}")
 runs=${RUNS:-3}
 work=${WORK:-/tmp/hush-bench-registry}
 bench=${BENCH:-$PWD/../shared/bench}
+[ -d "$bench" ] || bench=$PWD/../../shared/bench   # from a worktree under /work/wt
 use_docker=${DOCKER:-1}
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(pull-large push-large pull-small)

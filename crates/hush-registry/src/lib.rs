@@ -39,6 +39,7 @@ mod options;
 mod progress;
 mod pull;
 mod push;
+mod readahead;
 mod reference;
 mod sources;
 mod verify;
