@@ -15,6 +15,7 @@
 #     rmi`, so it downloads and unpacks everything again);
 #   push-large: `hush push` and `skopeo copy docker-archive:… docker://…` (gzip and upload),
 #     each to a registry started empty for that run.
+# BEFORE=path/to/older/hush adds that binary as a row of its own ("before"), in the same runs.
 # DOCKER=0 leaves docker out. Needs docker-registry, skopeo, GNU time; docker.io for docker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ work=${WORK:-/tmp/hush-bench-registry}
 bench=${BENCH:-$PWD/../shared/bench}
 [ -d "$bench" ] || bench=$PWD/../../shared/bench   # from a worktree under /work/wt
 use_docker=${DOCKER:-1}
+before=${BEFORE:+$(realpath "$BEFORE")}
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(pull-large push-large pull-small)
 command -v dockerd >/dev/null || use_docker=0
@@ -32,7 +34,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work/reg-"* "$work/pull-root" "$work/oci"
+  rm -rf "$work/reg-"* "$work"/pull-root-* "$work"/oci-*
 }
 trap cleanup EXIT
 
@@ -110,17 +112,29 @@ timed() {
   tail -1 "$work/t" | awk '{printf "%.2f %.2f\n", $1, $2 + $3}'
 }
 
-pull_hush() { rm -rf "$work/pull-root"; HUSH_ROOT=$work/pull-root timed "$hush" pull -q "$reg/bench/$1:1"; }
-pull_skopeo() { rm -rf "$work/oci"; timed skopeo copy -q --src-tls-verify=false "docker://$reg/bench/$1:1" "oci:$work/oci:x"; }
+# Each run pulls into a store (or directory) of its own, removed when the workload ends: on ext4
+# without a journal, creating files right after deleting many is slower run after run (see
+# the shared bench's README, Filesystem).
+run=0
+pull_hush() {
+  run=$((run + 1))
+  HUSH_ROOT=$work/pull-root-$run timed "${bin:-$hush}" pull -q "$reg/bench/$1:1"
+}
+pull_before() { bin=$before pull_hush "$@"; }
+pull_skopeo() {
+  run=$((run + 1))
+  timed skopeo copy -q --src-tls-verify=false "docker://$reg/bench/$1:1" "oci:$work/oci-$run:x"
+}
 pull_docker() {
   docker rmi -f "$reg/bench/$1:1" >/dev/null 2>&1 || true
   timed docker pull -q "$reg/bench/$1:1"
 }
 push_hush() {
   local r; r=$(start_registry push)
-  HUSH_ROOT=$src timed "$hush" push -q bench/large:1 "$r/bench/large:1"
+  HUSH_ROOT=$src timed "${bin:-$hush}" push -q bench/large:1 "$r/bench/large:1"
   stop_registry push >/dev/null
 }
+push_before() { bin=$before push_hush "$@"; }
 push_skopeo() {
   local r; r=$(start_registry push)
   timed skopeo copy -q --dest-tls-verify=false "docker-archive:$work/large.tar" "docker://$r/bench/large:1"
@@ -139,6 +153,7 @@ for wl in "${workloads[@]}"; do
     push-large) tools=(hush skopeo); img=large; kind=push ;;
     *) echo "unknown workload $wl" >&2; exit 2 ;;
   esac
+  [ -n "$before" ] && tools+=(before)
   [ "$use_docker" = 1 ] && [ $kind = pull ] && tools+=(docker)
   for t in "${tools[@]}"; do : > "$work/$wl.$t"; done
   for i in $(seq "$runs"); do
@@ -148,6 +163,7 @@ for wl in "${workloads[@]}"; do
       "${kind}_$t" $img >> "$work/$wl.$t"
     done
   done
+  rm -rf "$work"/pull-root-* "$work"/oci-*
   anchor=skopeo; [ $wl = pull-small ] && [ "$use_docker" = 1 ] && anchor=docker
   a=$(cut -d' ' -f1 < "$work/$wl.$anchor" | median)
   for t in "${tools[@]}"; do
