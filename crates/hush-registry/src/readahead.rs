@@ -134,45 +134,33 @@ mod tests {
         }
     }
 
-    fn data() -> Vec<u8> {
-        (0..5 * CHUNK + 12345)
+    /// Every byte comes, in order, then the end — or the source's error, after the bytes
+    /// before it; the source is given back.
+    #[test]
+    fn passes_every_byte_in_order_then_the_end_or_the_error() {
+        let d: Vec<u8> = (0..5 * CHUNK + 12345)
             .map(|i| (i * 7 % 251) as u8)
-            .collect()
-    }
-
-    #[test]
-    fn passes_every_byte_in_order_and_gives_the_source_back() {
-        let d = data();
-        std::thread::scope(|s| {
-            let src = Source {
-                data: d.clone(),
-                at: 0,
-                fail: false,
-            };
-            let (mut r, t) = ReadAhead::spawn(s, src);
-            let mut out = Vec::new();
-            r.read_to_end(&mut out).unwrap();
-            assert!(out == d);
-            assert_eq!(r.read(&mut [0u8; 9]).unwrap(), 0);
-            assert_eq!(t.join().unwrap().at, d.len());
-        });
-    }
-
-    #[test]
-    fn an_error_comes_after_the_bytes_before_it() {
-        let d = data();
-        std::thread::scope(|s| {
-            let src = Source {
-                data: d.clone(),
-                at: 0,
-                fail: true,
-            };
-            let (mut r, _t) = ReadAhead::spawn(s, src);
-            let mut out = Vec::new();
-            let e = r.read_to_end(&mut out).unwrap_err();
-            assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
-            assert!(out == d);
-        });
+            .collect();
+        for fail in [false, true] {
+            std::thread::scope(|s| {
+                let src = Source {
+                    data: d.clone(),
+                    at: 0,
+                    fail,
+                };
+                let (mut r, t) = ReadAhead::spawn(s, src);
+                let mut out = Vec::new();
+                match r.read_to_end(&mut out) {
+                    Ok(_) => assert!(!fail),
+                    Err(e) => assert!(fail && e.kind() == io::ErrorKind::ConnectionReset),
+                }
+                assert!(out == d);
+                if !fail {
+                    assert_eq!(r.read(&mut [0u8; 9]).unwrap(), 0);
+                }
+                assert_eq!(t.join().unwrap().at, d.len());
+            });
+        }
     }
 
     #[test]
