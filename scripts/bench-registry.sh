@@ -60,7 +60,7 @@ EOF
   docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
   pids+=($!)
   echo "$!" > "$dir/pid"
-  until curl -fs "http://127.0.0.1:$port/v2/" >/dev/null; do sleep 0.1; done
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.1; done
   echo "127.0.0.1:$port"
 }
 stop_registry() { # NAME
