@@ -32,6 +32,8 @@ command -v dockerd >/dev/null || use_docker=0
 mkdir -p "$work"
 pids=()
 cleanup() {
+  # Registries are started in command substitutions (subshells): their pids are in files.
+  for f in "$work"/reg-*/pid; do [ -e "$f" ] && pids+=("$(cat "$f")"); done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$work/reg-"* "$work"/pull-root-* "$work"/oci-*
@@ -58,7 +60,6 @@ http:
   addr: 127.0.0.1:$port
 EOF
   docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-  pids+=($!)
   echo "$!" > "$dir/pid"
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.1; done
   echo "127.0.0.1:$port"
