@@ -41,6 +41,7 @@ mod options;
 mod progress;
 mod pull;
 mod push;
+mod readahead;
 mod reference;
 mod remote;
 mod sources;

@@ -3,12 +3,13 @@
 //! The manifest is resolved (an index narrowed to the platform asked for), the config fetched
 //! and checked, then the layers the store lacks download a few at a time; each is
 //! decompressed, unpacked and hashed as its bytes arrive (no second pass over a temporary
-//! file), staged under the store's `tmp/`. Only when every blob has matched its digest and
+//! file; download, decompression and unpacking on three threads, see [`ReadAhead`]), staged
+//! under the store's `tmp/`. Only when every blob has matched its digest and
 //! size and every layer its diff id is anything committed: a failed pull leaves no layer, no
 //! config and no name behind (docker's pull and containerd's fetch-then-unpack keep partial
 //! downloads; hush keeps the store's rule that it changes only by whole verified images).
 
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -21,6 +22,7 @@ use oci_spec::image::{Descriptor, ImageManifest};
 use crate::client::{Client, Payload};
 use crate::manifest::{self, Compression, Document, ACCEPT, MAX_CONFIG, MAX_MANIFEST};
 use crate::progress::{Counted, Event, Progress};
+use crate::readahead::ReadAhead;
 use crate::sources::{self, Source};
 use crate::verify::{Failure, Verified};
 use crate::{Error, ImageRef, Options, Result};
@@ -457,24 +459,26 @@ fn try_fetch_layer(
             transient,
         ))
     };
-    let staged = {
-        let input: Box<dyn Read + '_> = match w.compression {
-            Compression::None => Box::new(&mut v),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
-                BufReader::with_capacity(1 << 20, &mut v),
-            )),
-            Compression::Zstd => {
-                Box::new(zstd::stream::read::Decoder::new(&mut v).map_err(|source| {
+    // Three stages, each on a core of its own: the body read and checked against its digest,
+    // decompressed, then unpacked and kept as the store's blob (hashed to its diff id).
+    let staged = std::thread::scope(|s| {
+        let (body, _) = ReadAhead::spawn(s, &mut v);
+        let input: Box<dyn Read + Send + '_> = match w.compression {
+            Compression::None => Box::new(body),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(body)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(body).map_err(
+                |source| {
                     fatal(Error::Io {
                         action: "decompress",
                         path: what.clone().into(),
                         source,
                     })
-                })?)
-            }
+                },
+            )?),
         };
-        StagedLayer::new(store, input, UNPACK_LIMIT)
-    };
+        let (tar, _) = ReadAhead::spawn(s, input);
+        Ok::<_, Failed>(StagedLayer::new(store, tar, UNPACK_LIMIT))
+    })?;
     let staged = match staged {
         Ok(s) => s,
         // Bytes that are not what the digest names say more than what the unpacker made of

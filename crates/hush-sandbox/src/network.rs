@@ -463,13 +463,44 @@ mod netlink {
     }
 }
 
+/// systemd-resolved's stub resolver, and the file where it lists the servers it forwards to.
+const SYSTEMD_STUB: &str = "127.0.0.53";
+const SYSTEMD_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
+
 /// `/etc/resolv.conf` for a RUN, from the host's (BuildKit's rules): on the host network the
 /// host's file as it is; otherwise its `search` and `options` lines, with the nameserver pasta
 /// forwards on the private network, and without loopback nameservers (unreachable there) on
-/// `none`.
+/// `none`. Where the host's only nameserver is systemd-resolved's stub, the lines come from
+/// the file naming its upstream servers, as BuildKit's `resolvconf.Path` picks it (pasta itself
+/// forwards to the stub, which it reaches from the host's network).
 pub fn resolv_conf(network: &Network) -> String {
     let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host = host_resolv_conf(host, network, || fs::read_to_string(SYSTEMD_UPSTREAM).ok());
     resolv_conf_from(&host, network)
+}
+
+/// The host file a RUN's resolv.conf is made from: `/etc/resolv.conf`, or `upstream` where
+/// that names systemd-resolved's stub alone and the RUN is not on the host's network.
+fn host_resolv_conf(
+    etc: String,
+    network: &Network,
+    upstream: impl FnOnce() -> Option<String>,
+) -> String {
+    let stub_only = nameservers(&etc).eq([SYSTEMD_STUB]);
+    if stub_only && *network != Network::Host {
+        if let Some(u) = upstream() {
+            return u;
+        }
+    }
+    etc
+}
+
+/// The addresses of a resolv.conf's `nameserver` lines, as written.
+fn nameservers(conf: &str) -> impl Iterator<Item = &str> {
+    conf.lines().filter_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some("nameserver")).then(|| w.next()).flatten()
+    })
 }
 
 fn resolv_conf_from(host: &str, network: &Network) -> String {
@@ -547,6 +578,41 @@ mod tests {
             resolv_conf_from(HOST, &Network::None),
             "nameserver 10.0.0.2\nsearch corp.example\noptions edns0 trust-ad\n"
         );
+    }
+
+    /// A host behind systemd-resolved: RUNs off the host network get the upstream servers'
+    /// file (BuildKit's choice); the host network keeps the stub, which it reaches.
+    #[test]
+    fn systemd_resolved_stub_is_replaced_by_its_upstream_file_off_the_host_network() {
+        let stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n".to_string();
+        let upstream = "nameserver 192.0.2.7\nnameserver 192.0.2.8\nsearch corp.example\n";
+        let join = Network::Join("/proc/1/fd/3".into());
+        let made = |etc: &str, net: &Network, up: Option<&str>| {
+            let host = host_resolv_conf(etc.to_string(), net, || up.map(str::to_string));
+            resolv_conf_from(&host, net)
+        };
+        assert_eq!(made(&stub, &Network::Host, Some(upstream)), stub);
+        assert_eq!(
+            made(&stub, &Network::None, Some(upstream)),
+            "nameserver 192.0.2.7\nnameserver 192.0.2.8\nsearch corp.example\n"
+        );
+        assert_eq!(
+            made(&stub, &join, Some(upstream)),
+            "nameserver 169.254.1.1\nsearch corp.example\n"
+        );
+        // No upstream file: the stub's own lines, without the loopback server on `none`.
+        assert_eq!(
+            made(&stub, &Network::None, None),
+            "options edns0 trust-ad\nsearch lan\n"
+        );
+        // The stub beside another server, or another loopback resolver: /etc/resolv.conf.
+        let mixed = "nameserver 127.0.0.53\nnameserver 10.0.0.2\n";
+        assert_eq!(
+            made(mixed, &Network::None, Some(upstream)),
+            "nameserver 10.0.0.2\n"
+        );
+        let dnsmasq = "nameserver 127.0.0.1\n";
+        assert_eq!(made(dnsmasq, &Network::None, Some(upstream)), "");
     }
 
     #[test]

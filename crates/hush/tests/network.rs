@@ -105,14 +105,6 @@ impl Inet {
             httpd: None,
             _www: www,
         };
-        let ip = |args: &str| {
-            let o = Command::new("sh")
-                .arg("-c")
-                .arg(format!("ip {args}"))
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "ip {args}: {}", log(&o));
-        };
         ip(&format!("netns add {ns}"));
         ip(&format!(
             "link add {host_if} type veth peer name {peer} netns {ns}"
@@ -155,6 +147,16 @@ impl Drop for Inet {
             .output();
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
     }
+}
+
+/// `ip ARGS`, which must succeed.
+fn ip(args: &str) {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ip {args}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "ip {args}: {}", log(&o));
 }
 
 /// The host's addresses (every interface), for a RUN to try.
@@ -694,27 +696,173 @@ fn add_host_hostname_and_shm_size_reach_the_run_and_stay_out_of_layers() {
         ],
     );
     assert!(o.status.success(), "{}", log(&o));
-    let layers = |args: &str| {
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "for l in {}/blobs/sha256/*; do tar {args} 2>/dev/null; done",
-                dest.display()
-            ))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let seen = layers("-xOf $l seen");
+    let seen = layers(&dest, "-xOf $l seen");
     assert_eq!(
         seen, "10.1.2.3\tdb\nbuildkitsandbox\nbuildkitsandbox\n16384\n",
         "{seen}"
     );
-    let names = layers("-tf $l");
-    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
-        assert!(!names.lines().any(|l| l == f), "{f} in a layer: {names}");
-    }
+    assert_no_network_files(&dest);
     let bad = build("FROM busybox:local\n", &[], &["--add-host", "db:nowhere"]).0;
     assert_eq!(bad.status.code(), Some(2), "{}", log(&bad));
     assert!(log(&bad).contains("not an IP address"), "{}", log(&bad));
+}
+
+/// `tar ARGS` (with `$l` the layer) over every blob of an OCI layout, outputs joined.
+fn layers(oci: &Path, args: &str) -> String {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for l in {}/blobs/sha256/*; do tar {args} 2>/dev/null; done",
+            oci.display()
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// None of the files hush mounts for a RUN is in a layer of this OCI layout.
+fn assert_no_network_files(oci: &Path) {
+    let names = layers(oci, "-tf $l");
+    let names: Vec<&str> = names.lines().map(|l| l.trim_start_matches("./")).collect();
+    assert!(names.contains(&"bin/sh"), "no layer read: {names:?}");
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        assert!(!names.contains(&f), "{f} in a layer: {names:?}");
+    }
+}
+
+/// The name the test resolver answers, and its address.
+const TEST_NAME: &str = "hush-test.internal";
+const TEST_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 77, 88, 99);
+
+/// A DNS server on this socket: `A` of [`TEST_NAME`] is [`TEST_ADDR`]; any other question gets
+/// an empty answer, another name NXDOMAIN. Counts the questions about [`TEST_NAME`].
+fn serve_dns(sock: UdpSocket) -> Arc<AtomicUsize> {
+    use simple_dns::{rdata, Packet, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let count = asked.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let Ok(query) = Packet::parse(&buf[..n]) else {
+                continue;
+            };
+            let mut reply = Packet::new_reply(query.id());
+            for q in &query.questions {
+                reply.questions.push(q.clone());
+                if q.qname.to_string() != TEST_NAME {
+                    *reply.rcode_mut() = RCODE::NameError;
+                    continue;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                if q.qtype == QTYPE::TYPE(TYPE::A) {
+                    reply.answers.push(ResourceRecord::new(
+                        q.qname.clone(),
+                        CLASS::IN,
+                        60,
+                        rdata::RData::A(TEST_ADDR.into()),
+                    ));
+                }
+            }
+            if let Ok(bytes) = reply.build_bytes_vec() {
+                let _ = sock.send_to(&bytes, peer);
+            }
+        }
+    });
+    asked
+}
+
+/// DNS in a RUN, for real: the "host" resolves names through a resolver on loopback — a
+/// network namespace of the test's own, with a route out (so pasta has an interface to follow),
+/// a DNS server on systemd-resolved's stub address 127.0.0.53, and hush run in a mount
+/// namespace where `/etc/resolv.conf` names it. On the private network the RUN asks pasta's
+/// 169.254.1.1 and pasta forwards to that loopback resolver; on the host network the RUN reads
+/// the host's file and asks the resolver itself; on `none` the name does not resolve, at once,
+/// and nothing reaches the resolver. The RUNs write to none of the mounted files, and the
+/// layers hold none of them.
+#[test]
+fn dns_in_a_run_goes_to_the_hosts_loopback_resolver() {
+    if !can_run() || !common::can_run(&["unshare", "mount"]) {
+        return;
+    }
+    // Everything in a thread of its own, which alone enters the new network namespace.
+    std::thread::spawn(dns_in_own_namespace).join().unwrap();
+}
+
+fn dns_in_own_namespace() {
+    // SAFETY: unshare(2) changes this thread's network namespace only (no memory involved).
+    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+    for args in [
+        "link set lo up",
+        "link add hushdns0 type veth peer name hushdns1",
+        "addr add 10.214.0.1/24 dev hushdns0",
+        "link set hushdns0 up",
+        "link set hushdns1 up",
+        "route add default via 10.214.0.2",
+    ] {
+        ip(args);
+    }
+    let asked = serve_dns(UdpSocket::bind("127.0.0.53:53").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.53\nsearch hush.example\n").unwrap();
+    let build = |network: &str, dockerfile: &str| {
+        let ctx = context(dockerfile, &[]);
+        let dest = ctx.path().join("oci");
+        let o = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"")
+            .arg(&resolv)
+            .arg(common::hush())
+            .args(["build", "--progress=plain", "--no-cache", network, "-o"])
+            .arg(format!("type=oci,dest={}", dest.display()))
+            .arg(".")
+            .env("HUSH_ROOT", store().join("root"))
+            .current_dir(ctx.path())
+            .output()
+            .unwrap();
+        let text = log(&o);
+        assert!(o.status.success(), "{network}: {text}");
+        assert_no_network_files(&dest);
+        (text, layers(&dest, "-xOf $l seen"))
+    };
+    let resolve = "FROM busybox:local\n\
+                   RUN cat /etc/resolv.conf > /seen; nslookup hush-test.internal >> /seen; \
+                       ! echo x >> /etc/resolv.conf && ! echo x >> /etc/hosts && \
+                       ! echo x >> /etc/hostname\n";
+    // The RUN reads `nameserver`, and the name resolves through the test's resolver.
+    let mut before = 0;
+    for (network, nameserver) in [
+        ("--network=default", "169.254.1.1"),
+        ("--network=host", "127.0.0.53"),
+    ] {
+        let (text, seen) = build(network, resolve);
+        let head = format!("nameserver {nameserver}\nsearch hush.example\n");
+        assert!(seen.starts_with(&head), "{network}: {seen}\n{text}");
+        assert!(
+            seen.contains(&format!("Address: {TEST_ADDR}")),
+            "{network}: {seen}\n{text}"
+        );
+        let now = asked.load(Ordering::SeqCst);
+        assert!(
+            now > before,
+            "{network}: the resolver was not asked: {text}"
+        );
+        before = now;
+    }
+    let by_host = before;
+
+    let start = Instant::now();
+    let (text, seen) = build(
+        "--network=none",
+        "FROM busybox:local\n\
+         RUN cat /etc/resolv.conf > /seen; ! nslookup hush-test.internal >> /seen 2>&1\n",
+    );
+    assert!(seen.starts_with("search hush.example\n"), "{seen}\n{text}");
+    assert!(!seen.contains(&TEST_ADDR.to_string()), "{seen}\n{text}");
+    assert!(start.elapsed() < Duration::from_secs(30), "{text}");
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        by_host,
+        "none asked the resolver"
+    );
 }
