@@ -18,7 +18,7 @@ use ureq::http::Response;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::Body;
 
-use crate::auth::{fetch_token, Challenge};
+use crate::auth::{fetch_token, insufficient_scope, Challenge};
 use crate::credentials::Credentials;
 use crate::progress::{Event, Progress};
 use crate::{DockerConfig, Error, Options, Result};
@@ -208,6 +208,19 @@ impl<'a> Client<'a> {
                 continue;
             }
             if status == 401 || status == 403 {
+                let challenge = resp.headers().get("www-authenticate");
+                if let Some((repository, actions)) = challenge
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(insufficient_scope)
+                {
+                    return Err(Error::Denied {
+                        registry: self.registry.clone(),
+                        repository,
+                        actions,
+                        status,
+                        had_credentials: self.creds.is_some(),
+                    });
+                }
                 return Err(Error::Unauthorized {
                     registry: self.registry.clone(),
                     path: path_of(&url),

@@ -66,6 +66,22 @@ pub enum Error {
         /// The registry's error codes and messages.
         detail: String,
     },
+    /// The registry refused a token that lacks an access its request needs: the challenge's
+    /// `error="insufficient_scope"` (RFC 6750), as distribution answers when the token server
+    /// granted less than was asked (a repository the user may not push, or read).
+    #[error("{registry} refused {actions} access to the repository {repository} (HTTP {status}): the token it was given does not grant it")]
+    Denied {
+        /// The registry.
+        registry: String,
+        /// The repository (`team/app`).
+        repository: String,
+        /// What the request needed (`pull`, `pull,push`).
+        actions: String,
+        /// 401 or 403.
+        status: u16,
+        /// Whether credentials were sent to the token server.
+        had_credentials: bool,
+    },
     /// The token server refused a token.
     #[error("the token server {realm} of {registry} answered HTTP {status}{detail}")]
     Token {

@@ -258,6 +258,8 @@ pub(crate) fn hint(e: &hush_registry::Error) -> Option<String> {
             registry,
             ..
         } => format!("log in first: `hush login {registry} --username USER --password-stdin`; or check the name: registries answer 401 for repositories that do not exist too"),
+        E::Denied { registry, repository, actions, had_credentials: false, .. } => format!("anonymous users may not {} {registry}/{repository}: log in as a user who may (`hush login {registry} --username USER --password-stdin`), or check the repository's name", access_verb(actions)),
+        E::Denied { registry, repository, actions, .. } => format!("the user logged in to {registry} may not {} {registry}/{repository}: log in as one who may (`hush login {registry}`), or check the repository's name", access_verb(actions)),
         E::Unauthorized { registry, status: 403, .. } => format!("the credentials for {registry} do not allow this (push needs write access to the repository)"),
         E::Unauthorized { registry, .. } | E::Token { registry, .. } => format!("the user name or password kept for {registry} was refused: `hush login {registry}` again (they are read from docker's config.json or its credential helper)"),
         E::Transport { registry, .. } => format!("check that {registry} is up and its name right; a registry with a certificate of your own CA needs --registry-ca FILE, one that speaks plain HTTP on another host than loopback --insecure-registry {registry}"),
@@ -266,4 +268,13 @@ pub(crate) fn hint(e: &hush_registry::Error) -> Option<String> {
         E::DigestMismatch { .. } | E::TooLong { .. } | E::TooShort { .. } | E::DiffId { .. } => "the registry sent content that is not what it names: nothing was stored; if it happens again, the registry (or something between it and you) is broken or hostile".into(),
         _ => return None,
     })
+}
+
+/// What a token scope's actions allow, in words (`pull,push` → `push to`).
+fn access_verb(actions: &str) -> &'static str {
+    if actions.split(',').any(|a| a == "push" || a == "*") {
+        "push to"
+    } else {
+        "pull from"
+    }
 }
