@@ -414,7 +414,7 @@ fn is_loopback(host: &str) -> bool {
 
 /// A TLS error about the certificate (it must not fall back to plain HTTP: the server speaks
 /// TLS, and what it shows is not trusted).
-fn is_certificate_error(e: &ureq::Error) -> bool {
+pub(crate) fn is_certificate_error(e: &ureq::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(mut x) = cur {
         // An io::Error's `source` skips the error it wraps: look at that one itself.

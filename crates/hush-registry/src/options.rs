@@ -12,6 +12,7 @@ use crate::{Error, Result};
 pub struct Options {
     pub(crate) insecure: Vec<String>,
     pub(crate) ca_files: Vec<PathBuf>,
+    pub(crate) mirrors: Vec<crate::mirrors::Mirror>,
     pub(crate) platform: Platform,
     pub(crate) docker_config: Option<PathBuf>,
     pub(crate) jobs: usize,
@@ -24,6 +25,7 @@ impl Default for Options {
         Options {
             insecure: Vec::new(),
             ca_files: Vec::new(),
+            mirrors: Vec::new(),
             platform: Platform::host(),
             docker_config: None,
             // containerd and docker fetch 3 layers at once by default.
@@ -47,6 +49,15 @@ impl Options {
     pub fn registry_ca(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_files.push(path.into());
         self
+    }
+
+    /// A mirror of Docker Hub (`https://mirror.example`, `http://127.0.0.1:5000`): pulls of
+    /// `docker.io` images try each mirror in the order given, then Docker Hub — docker's
+    /// `registry-mirrors`. A mirror given with `http://` is reached over plain HTTP. Fails on
+    /// an URL that is not `http(s)://host[:port]`.
+    pub fn registry_mirror(mut self, url: &str) -> Result<Self> {
+        self.mirrors.push(crate::mirrors::Mirror::parse(url)?);
+        Ok(self)
     }
 
     /// The platform to pick from a multi-platform index (the host's by default).

@@ -19,6 +19,7 @@ use hush_oci::Digest;
 use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::client::{Client, Payload};
+use crate::mirrors;
 use crate::manifest::{self, Compression, Document, ACCEPT, MAX_CONFIG, MAX_MANIFEST};
 use crate::progress::{Event, Progress};
 use crate::sources::{self, Source};
@@ -40,21 +41,63 @@ pub struct Pulled {
     pub name: String,
 }
 
-/// Pull `reference` into `store` and name it there (see [`ImageRef::store_name`]).
+/// Pull `reference` into `store` and name it there (see [`ImageRef::store_name`]). A
+/// `docker.io` reference is tried at each of the [`Options::registry_mirror`]s in turn, then at
+/// Docker Hub (see [`crate::mirrors`]).
 pub fn pull(
     store: &Store,
     reference: &ImageRef,
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Pulled> {
-    let scope = vec![format!("repository:{}:pull", reference.repository())];
-    let client = Client::connect(
+    let mut tried = Vec::new();
+    for mirror in mirrors::for_reference(reference, opts) {
+        let mirror_opts = mirror.options(opts);
+        match pull_from(store, reference, mirror.host(), mirror.host(), &mirror_opts, progress) {
+            Err(e) if mirrors::falls_back(&e) => {
+                progress.event(Event::MirrorFailed {
+                    mirror: mirror.to_string(),
+                    reason: mirrors::reason(&e),
+                });
+                tried.push(mirrors::Tried {
+                    mirror: mirror.to_string(),
+                    reason: mirrors::reason(&e),
+                });
+            }
+            r => return r,
+        }
+    }
+    let r = pull_from(
+        store,
+        reference,
         reference.registry(),
         reference.api_host(),
-        scope,
         opts,
         progress,
-    )?;
+    );
+    match r {
+        Err(e) if !tried.is_empty() => Err(Error::Mirrors {
+            reference: reference.to_string(),
+            tried,
+            registry: reference.api_host().into(),
+            source: Box::new(e),
+        }),
+        r => r,
+    }
+}
+
+/// Pull `reference` from `registry` (as credentials and messages name it), whose API answers
+/// at `host`.
+fn pull_from(
+    store: &Store,
+    reference: &ImageRef,
+    registry: &str,
+    host: &str,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let scope = vec![format!("repository:{}:pull", reference.repository())];
+    let client = Client::connect(registry, host, scope, opts, progress)?;
     let name = reference.to_string();
     let (bytes, ctype, digest) =
         fetch_manifest(&client, reference, reference.manifest_reference(), None)?;

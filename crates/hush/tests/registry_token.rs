@@ -104,3 +104,79 @@ fn token_auth_pulls_anonymously_pushes_as_the_logged_in_user_and_refuses_what_th
         assert!(found.is_empty(), "a credential in {found:?}");
     }
 }
+
+/// `hush login` as `docker login` takes credentials: asked for on a terminal (the password not
+/// echoed), `-u` with the password asked for, `-p` with a warning, `--password-stdin`; and
+/// without a terminal, a usage error that says how.
+#[test]
+fn login_asks_on_a_terminal_and_says_how_without_one() {
+    if !can_run() || !common::have("script") {
+        common::skip("needs script (util-linux)");
+        return;
+    }
+    let env = Env::new();
+    let d = env.dir.path();
+    let password = "Prompted-pw-90417";
+    let ts = TokenServer::start(d, password);
+    let reg = ts.registry(d);
+    let a = reg.addr.as_str();
+    let config = d.join("docker/config.json");
+
+    // On a terminal (util-linux's script gives hush a pty): each answer is typed after its
+    // question is shown, so an echoed password would be in what the terminal shows.
+    let on_tty = |login: &str, answers: &[&str]| {
+        let typed: String = answers
+            .iter()
+            .map(|a| format!("sleep 2; printf '%s\\n' '{a}'; "))
+            .collect();
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "({typed} sleep 5) | script -qec '{} login {login}' /dev/null",
+                common::hush().display()
+            ))
+            .env("HUSH_ROOT", env.root())
+            .env("DOCKER_CONFIG", d.join("docker"))
+            .env("HUSH_CONFIG", d.join("hush-config.json"))
+            .output()
+            .unwrap();
+        env.outputs.borrow_mut().push(log(&o));
+        o
+    };
+    let o = on_tty(a, &[USER, password]);
+    let shown = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", log(&o));
+    assert!(shown.contains("Username:") && shown.contains("Password:"), "{shown}");
+    assert!(shown.contains(USER), "the user name is echoed: {shown}");
+    assert!(!shown.contains(password), "the password is not: {shown}");
+    assert!(shown.contains("Login Succeeded"), "{shown}");
+    assert!(std::fs::read_to_string(&config).unwrap().contains(a));
+    ok(&env.hush(&["logout", a]));
+
+    // -u given: only the password is asked for.
+    let o = on_tty(&format!("-u {USER} {a}"), &[password]);
+    let shown = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", log(&o));
+    assert!(!shown.contains("Username:") && shown.contains("Password:"), "{shown}");
+    assert!(!shown.contains(password), "{shown}");
+
+    // -p: works, with docker's warning.
+    let o = env.hush(&["login", "-u", USER, "-p", password, a]);
+    assert!(ok(&o).contains("Login Succeeded"));
+    assert!(log(&o).contains("Using --password via the CLI is insecure"), "{}", log(&o));
+
+    // No terminal, nothing given: a usage error that says what to pass; nothing is asked.
+    for args in [vec!["login", a], vec!["login", "-u", USER, a]] {
+        let o = env.hush(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", log(&o));
+        let l = log(&o);
+        assert!(l.contains("not a terminal") && l.contains("--password-stdin"), "{l}");
+        assert!(!l.contains("Password:"), "{l}");
+    }
+    // --password-stdin without a user name; with -p too.
+    let o = env.hush_in("root", &["login", "--password-stdin", a], password.as_bytes());
+    assert_eq!(o.status.code(), Some(2), "{}", log(&o));
+    assert!(log(&o).contains("--username"), "{}", log(&o));
+    let o = env.hush(&["login", "-u", USER, "-p", "x", "--password-stdin", a]);
+    assert_eq!(o.status.code(), Some(2), "{}", log(&o));
+}
