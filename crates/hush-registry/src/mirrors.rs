@@ -48,11 +48,15 @@ impl Mirror {
         } else if let Some(r) = url.strip_prefix("http://") {
             (true, r)
         } else {
-            return Err(bad("a mirror is an URL: https://host[:port] or http://host[:port]"));
+            return Err(bad(
+                "a mirror is an URL: https://host[:port] or http://host[:port]",
+            ));
         };
         let host = rest.strip_suffix('/').unwrap_or(rest);
         if host.contains('@') {
-            return Err(bad("a mirror's URL holds no credentials (docker login to it instead)"));
+            return Err(bad(
+                "a mirror's URL holds no credentials (docker login to it instead)",
+            ));
         }
         if host.contains(['/', '?', '#']) {
             return Err(bad("a mirror's URL has no path, query or fragment"));

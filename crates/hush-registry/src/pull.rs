@@ -19,8 +19,8 @@ use hush_oci::Digest;
 use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::client::{Client, Payload};
-use crate::mirrors;
 use crate::manifest::{self, Compression, Document, ACCEPT, MAX_CONFIG, MAX_MANIFEST};
+use crate::mirrors;
 use crate::progress::{Event, Progress};
 use crate::sources::{self, Source};
 use crate::verify::{Failure, Verified};
@@ -53,7 +53,14 @@ pub fn pull(
     let mut tried = Vec::new();
     for mirror in mirrors::for_reference(reference, opts) {
         let mirror_opts = mirror.options(opts);
-        match pull_from(store, reference, mirror.host(), mirror.host(), &mirror_opts, progress) {
+        match pull_from(
+            store,
+            reference,
+            mirror.host(),
+            mirror.host(),
+            &mirror_opts,
+            progress,
+        ) {
             Err(e) if mirrors::falls_back(&e) => {
                 progress.event(Event::MirrorFailed {
                     mirror: mirror.to_string(),

@@ -6,7 +6,8 @@
 mod common;
 use common::log;
 use common::registry::{
-    can_run, files_holding, ok, pushed_digest, sh, sha256, tls_and_users, tls_registry, Env, Registry,
+    can_run, files_holding, ok, pushed_digest, sh, sha256, tls_and_users, tls_registry, Env,
+    Registry,
 };
 
 use std::path::Path;

@@ -21,7 +21,11 @@ fn refusing(status: u16, challenge_all: bool) -> String {
             let (code, body) = if req.url() == "/v2/" && !challenge_all {
                 (200, "{}".to_string())
             } else if status == 401 {
-                (401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#.into())
+                (
+                    401,
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                        .into(),
+                )
             } else {
                 (status, r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#.into())
             };
@@ -88,7 +92,11 @@ fn bad_input_to_the_registry_commands_says_what_where_and_what_to_do_and_changes
             "MyApp:Latest".into(),
             vec![Cmd::Pull, Cmd::Push, Cmd::Build],
             2,
-            vec!["invalid image reference \"MyApp:Latest\"".into(), "hint:".into()],
+            vec![
+                "\"MyApp:Latest\"".into(),
+                "must be lowercase".into(),
+                "hint:".into(),
+            ],
         ),
         (
             "unknown host",
@@ -102,42 +110,68 @@ fn bad_input_to_the_registry_commands_says_what_where_and_what_to_do_and_changes
             format!("{refused}/app:1"),
             vec![Cmd::Pull, Cmd::Push, Cmd::Build, Cmd::Login],
             1,
-            vec![format!("failed to reach {refused}"), "refused".into(), unreachable.into()],
+            vec![
+                format!("failed to reach {refused}"),
+                "refused".into(),
+                unreachable.into(),
+            ],
         ),
         (
             "401",
             format!("{unauthorized}/app:1"),
             vec![Cmd::Pull, Cmd::Push, Cmd::Build, Cmd::Login],
             1,
-            vec![format!("{unauthorized} refused access"), "HTTP 401".into(), format!("hush login {unauthorized}")],
+            vec![
+                format!("{unauthorized} refused access"),
+                "HTTP 401".into(),
+                format!("hush login {unauthorized}"),
+            ],
         ),
         (
             "403",
             format!("{forbidden}/app:1"),
             vec![Cmd::Pull, Cmd::Push, Cmd::Build],
             1,
-            vec![format!("{forbidden} refused access to /v2/app/"), "HTTP 403".into(), "do not allow".into()],
+            vec![
+                format!("{forbidden} refused access to /v2/app/"),
+                "HTTP 403".into(),
+                format!("hush login {forbidden}"),
+            ],
         ),
         (
             "404 repository",
             format!("{p}/nothere/app:1"),
             vec![Cmd::Pull, Cmd::Build],
             1,
-            vec![format!("{p} answered HTTP 404"), "/v2/nothere/app/manifests/1".into(), not_found.into()],
+            vec![
+                format!("{p} answered HTTP 404"),
+                "/v2/nothere/app/manifests/1".into(),
+                not_found.into(),
+            ],
         ),
         (
             "404 tag",
             format!("{p}/there/busybox:nope"),
             vec![Cmd::Pull, Cmd::Build],
             1,
-            vec!["HTTP 404".into(), "/v2/there/busybox/manifests/nope".into(), "MANIFEST_UNKNOWN".into(), not_found.into()],
+            vec![
+                "HTTP 404".into(),
+                "/v2/there/busybox/manifests/nope".into(),
+                "MANIFEST_UNKNOWN".into(),
+                not_found.into(),
+            ],
         ),
         (
             "untrusted certificate",
             format!("{}/app:1", tls.addr),
             vec![Cmd::Pull, Cmd::Push, Cmd::Build, Cmd::Login],
             1,
-            vec![format!("failed to reach {}", tls.addr), "certificate".into(), tls_hint.into(), "--insecure-registry".into()],
+            vec![
+                format!("failed to reach {}", tls.addr),
+                "certificate".into(),
+                tls_hint.into(),
+                "--insecure-registry".into(),
+            ],
         ),
     ];
     let mut n = 0;
@@ -146,7 +180,11 @@ fn bad_input_to_the_registry_commands_says_what_where_and_what_to_do_and_changes
             common::skip("unshare -n does not work here: no unknown-host case");
             continue;
         }
-        let wrapper: &[&str] = if *case == "unknown host" { &["unshare", "-n"] } else { &[] };
+        let wrapper: &[&str] = if *case == "unknown host" {
+            &["unshare", "-n"]
+        } else {
+            &[]
+        };
         for cmd in cmds {
             n += 1;
             let before = store_files(&env.root());
@@ -154,7 +192,9 @@ fn bad_input_to_the_registry_commands_says_what_where_and_what_to_do_and_changes
             let ctx = format!("ctx{n}");
             let o = match cmd {
                 Cmd::Pull => env.run_wrapped(wrapper, "root", &["pull", reference], b""),
-                Cmd::Push => env.run_wrapped(wrapper, "root", &["push", "busybox:local", reference], b""),
+                Cmd::Push => {
+                    env.run_wrapped(wrapper, "root", &["push", "busybox:local", reference], b"")
+                }
                 Cmd::Build => {
                     std::fs::create_dir_all(d.join(&ctx)).unwrap();
                     let (from, tag) = if *code == 2 {
@@ -162,8 +202,17 @@ fn bad_input_to_the_registry_commands_says_what_where_and_what_to_do_and_changes
                     } else {
                         (reference.as_str(), "out:1")
                     };
-                    std::fs::write(d.join(&ctx).join("Dockerfile"), format!("FROM {from}\nRUN true\n")).unwrap();
-                    env.run_wrapped(wrapper, "root", &["build", "--network=none", "-t", tag, &ctx], b"")
+                    std::fs::write(
+                        d.join(&ctx).join("Dockerfile"),
+                        format!("FROM {from}\nRUN true\n"),
+                    )
+                    .unwrap();
+                    env.run_wrapped(
+                        wrapper,
+                        "root",
+                        &["build", "--network=none", "-t", tag, &ctx],
+                        b"",
+                    )
                 }
                 Cmd::Login => env.run_wrapped(
                     wrapper,
@@ -184,7 +233,11 @@ fn bad_input_to_the_registry_commands_says_what_where_and_what_to_do_and_changes
             for secret in [password, auth.as_str()] {
                 assert!(!l.contains(secret), "{what}: a credential in {l}");
             }
-            assert_eq!(store_files(&env.root()), before, "{what}: the store changed");
+            assert_eq!(
+                store_files(&env.root()),
+                before,
+                "{what}: the store changed"
+            );
             assert_eq!(
                 std::fs::read_to_string(d.join("docker/config.json")).unwrap(),
                 docker_config,
@@ -193,7 +246,11 @@ fn bad_input_to_the_registry_commands_says_what_where_and_what_to_do_and_changes
         }
     }
     // A login to something that is not a registry's name: a usage error.
-    let o = env.hush_in("root", &["login", "-u", "alice", "--password-stdin", "bad host!"], b"pw\n");
+    let o = env.hush_in(
+        "root",
+        &["login", "-u", "alice", "--password-stdin", "bad host!"],
+        b"pw\n",
+    );
     assert_eq!(o.status.code(), Some(2), "{}", log(&o));
     assert!(log(&o).contains("bad host!"), "{}", log(&o));
 }

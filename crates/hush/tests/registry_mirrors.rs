@@ -50,13 +50,20 @@ fn docker_hub_images_come_from_the_mirrors_in_order_and_docker_hub_is_tried_last
         ("NO_PROXY".into(), "127.0.0.1".into()),
     ];
     let id = env.id("root", "busybox:local");
-    ok(&env.hush(&["push", "busybox:local", &format!("{a}/library/busybox:latest")]));
+    ok(&env.hush(&[
+        "push",
+        "busybox:local",
+        &format!("{a}/library/busybox:latest"),
+    ]));
     let dead = down();
     let config = |mirrors: &[&str]| {
         let list: Vec<String> = mirrors.iter().map(|m| format!("\"{m}\"")).collect();
         std::fs::write(
             d.join("hush-config.json"),
-            format!(r#"{{"registry-mirrors": [{}], "debug": true}}"#, list.join(",")),
+            format!(
+                r#"{{"registry-mirrors": [{}], "debug": true}}"#,
+                list.join(",")
+            ),
         )
         .unwrap();
     };
@@ -65,17 +72,32 @@ fn docker_hub_images_come_from_the_mirrors_in_order_and_docker_hub_is_tried_last
     // `hush pull busybox`: the first mirror is down, the second has it; named as docker.io's.
     let o = env.hush_in("pulled", &["pull", "busybox"], b"");
     assert_eq!(ok(&o).trim(), "docker.io/library/busybox:latest");
-    assert!(log(&o).contains(&format!("mirror http://{dead} failed")), "{}", log(&o));
+    assert!(
+        log(&o).contains(&format!("mirror http://{dead} failed")),
+        "{}",
+        log(&o)
+    );
     assert_eq!(env.id("pulled", "docker.io/library/busybox:latest"), id);
-    assert_eq!(env.id("pulled", "busybox"), id, "and found by its short name");
+    assert_eq!(
+        env.id("pulled", "busybox"),
+        id,
+        "and found by its short name"
+    );
 
     // `FROM busybox` pulls through the mirror too.
     let ctx = d.join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN echo ok > /ok\n").unwrap();
-    ok(&env.hush_in("built", &["build", "--network=none", "-t", "out", "ctx"], b""));
+    ok(&env.hush_in(
+        "built",
+        &["build", "--network=none", "-t", "out", "ctx"],
+        b"",
+    ));
     assert_eq!(env.id("built", "docker.io/library/busybox:latest"), id);
-    assert!(seen.lock().unwrap().is_empty(), "Docker Hub was not needed: {seen:?}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "Docker Hub was not needed: {seen:?}"
+    );
 
     // Neither mirror has `alpine` (one down, one 404): Docker Hub is tried last, and the
     // error says all three; the store is as it was.
@@ -103,10 +125,23 @@ fn docker_hub_images_come_from_the_mirrors_in_order_and_docker_hub_is_tried_last
     // --registry-mirror replaces the config's list; a registry that is not docker.io never
     // goes through a mirror.
     config(&[&format!("http://{dead}")]);
-    let o = env.hush_in("flag", &["pull", "--registry-mirror", &format!("http://{a}"), "busybox"], b"");
+    let o = env.hush_in(
+        "flag",
+        &[
+            "pull",
+            "--registry-mirror",
+            &format!("http://{a}"),
+            "busybox",
+        ],
+        b"",
+    );
     ok(&o);
     assert!(!log(&o).contains(&dead), "{}", log(&o));
-    let o = env.hush_in("flag", &["pull", &format!("{}/library/busybox", down())], b"");
+    let o = env.hush_in(
+        "flag",
+        &["pull", &format!("{}/library/busybox", down())],
+        b"",
+    );
     assert_eq!(o.status.code(), Some(1), "{}", log(&o));
     assert!(!log(&o).contains("mirror"), "{}", log(&o));
 
@@ -114,5 +149,9 @@ fn docker_hub_images_come_from_the_mirrors_in_order_and_docker_hub_is_tried_last
     config(&["mirror.example"]);
     let o = env.hush_in("flag", &["pull", "busybox"], b"");
     assert_eq!(o.status.code(), Some(2), "{}", log(&o));
-    assert!(log(&o).contains("invalid registry mirror \"mirror.example\""), "{}", log(&o));
+    assert!(
+        log(&o).contains("invalid registry mirror \"mirror.example\""),
+        "{}",
+        log(&o)
+    );
 }

@@ -146,7 +146,10 @@ fn login_asks_on_a_terminal_and_says_how_without_one() {
     let o = on_tty(a, &[USER, password]);
     let shown = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{}", log(&o));
-    assert!(shown.contains("Username:") && shown.contains("Password:"), "{shown}");
+    assert!(
+        shown.contains("Username:") && shown.contains("Password:"),
+        "{shown}"
+    );
     assert!(shown.contains(USER), "the user name is echoed: {shown}");
     assert!(!shown.contains(password), "the password is not: {shown}");
     assert!(shown.contains("Login Succeeded"), "{shown}");
@@ -157,24 +160,38 @@ fn login_asks_on_a_terminal_and_says_how_without_one() {
     let o = on_tty(&format!("-u {USER} {a}"), &[password]);
     let shown = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(o.status.success(), "{}", log(&o));
-    assert!(!shown.contains("Username:") && shown.contains("Password:"), "{shown}");
+    assert!(
+        !shown.contains("Username:") && shown.contains("Password:"),
+        "{shown}"
+    );
     assert!(!shown.contains(password), "{shown}");
 
     // -p: works, with docker's warning.
     let o = env.hush(&["login", "-u", USER, "-p", password, a]);
     assert!(ok(&o).contains("Login Succeeded"));
-    assert!(log(&o).contains("Using --password via the CLI is insecure"), "{}", log(&o));
+    assert!(
+        log(&o).contains("Using --password via the CLI is insecure"),
+        "{}",
+        log(&o)
+    );
 
     // No terminal, nothing given: a usage error that says what to pass; nothing is asked.
     for args in [vec!["login", a], vec!["login", "-u", USER, a]] {
         let o = env.hush(&args);
         assert_eq!(o.status.code(), Some(2), "{}", log(&o));
         let l = log(&o);
-        assert!(l.contains("not a terminal") && l.contains("--password-stdin"), "{l}");
+        assert!(
+            l.contains("not a terminal") && l.contains("--password-stdin"),
+            "{l}"
+        );
         assert!(!l.contains("Password:"), "{l}");
     }
     // --password-stdin without a user name; with -p too.
-    let o = env.hush_in("root", &["login", "--password-stdin", a], password.as_bytes());
+    let o = env.hush_in(
+        "root",
+        &["login", "--password-stdin", a],
+        password.as_bytes(),
+    );
     assert_eq!(o.status.code(), Some(2), "{}", log(&o));
     assert!(log(&o).contains("--username"), "{}", log(&o));
     let o = env.hush(&["login", "-u", USER, "-p", "x", "--password-stdin", a]);

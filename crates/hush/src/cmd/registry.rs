@@ -186,7 +186,10 @@ fn short(digest: &str) -> &str {
 }
 
 fn parse_ref(s: &str) -> CliResult<ImageRef> {
-    ImageRef::parse(s).map_err(|e| CliError::Usage(format!("{e}: {}", source_text(&e))))
+    ImageRef::parse(s).map_err(|e| match e {
+        hush_registry::Error::InvalidReference { source, .. } => CliError::Reference(source),
+        e => CliError::Usage(format!("{e}: {}", source_text(&e))),
+    })
 }
 
 fn source_text(e: &dyn std::error::Error) -> String {
@@ -372,4 +375,3 @@ fn access_verb(actions: &str) -> &'static str {
         "pull from"
     }
 }
-
