@@ -54,6 +54,34 @@ impl Challenge {
     }
 }
 
+/// The scope a `Bearer` challenge says the token lacks (`error="insufficient_scope"`), as
+/// `(repository, actions)`: `repository:team/app:pull,push` is `("team/app", "pull,push")`.
+pub(crate) fn insufficient_scope(header: &str) -> Option<(String, String)> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let params = parse_params(rest);
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+    };
+    if get("error") != Some("insufficient_scope") {
+        return None;
+    }
+    // Several scopes are space separated; the first repository one names what was refused.
+    get("scope")?.split(' ').find_map(|s| {
+        let mut parts = s.splitn(3, ':');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("repository"), Some(repo), Some(actions)) => Some((repo.into(), actions.into())),
+            _ => None,
+        }
+    })
+}
+
 /// `k=v` and `k="v, with \"quotes\""` pairs, comma separated.
 fn parse_params(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -245,6 +273,23 @@ mod tests {
             r#"Bearer realm="file:///etc""#,
         ] {
             assert!(Challenge::parse("r", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn insufficient_scopes_name_the_repository() {
+        assert_eq!(
+            insufficient_scope(
+                r#"Bearer realm="http://t/token",service="s",scope="repository:bob/app:pull,push",error="insufficient_scope""#
+            ),
+            Some(("bob/app".into(), "pull,push".into()))
+        );
+        for other in [
+            r#"Bearer realm="http://t/token",service="s",scope="repository:bob/app:pull""#,
+            r#"Basic realm="x""#,
+            r#"Bearer realm="http://t/token",error="invalid_token""#,
+        ] {
+            assert_eq!(insufficient_scope(other), None, "{other}");
         }
     }
 

@@ -18,7 +18,7 @@ use ureq::http::Response;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::Body;
 
-use crate::auth::{fetch_token, Challenge};
+use crate::auth::{fetch_token, insufficient_scope, Challenge};
 use crate::credentials::Credentials;
 use crate::progress::{Event, Progress};
 use crate::{DockerConfig, Error, Options, Result};
@@ -94,11 +94,14 @@ impl<'a> Client<'a> {
             progress,
             auth: Mutex::default(),
         };
-        match client.ping() {
+        // Where plain HTTP may follow, HTTPS is tried once, as docker does: a plain HTTP
+        // server that never answers a TLS hello must not cost every retry's timeout.
+        let https_attempts = if plain_ok { 1 } else { opts.attempts };
+        match client.ping(https_attempts) {
             Err(Error::Transport { source, .. }) if plain_ok && !is_certificate_error(&source) => {
                 tracing::debug!("{host}: HTTPS failed ({source:?}), trying plain HTTP");
                 client.base = format!("http://{host}");
-                client.ping()?;
+                client.ping(opts.attempts)?;
             }
             r => r?,
         }
@@ -106,9 +109,9 @@ impl<'a> Client<'a> {
     }
 
     /// `GET /v2/`: 200 (no auth) or 401 with the challenge to answer.
-    fn ping(&self) -> Result<()> {
+    fn ping(&self, attempts: u32) -> Result<()> {
         let url = format!("{}/v2/", self.base);
-        let resp = self.with_retries("GET", &url, || self.agent.get(&url).call())?;
+        let resp = self.retried("GET", &url, attempts, || self.agent.get(&url).call())?;
         let status = resp.status().as_u16();
         if status == 401 {
             let challenge = self.challenge_of(&resp)?;
@@ -208,6 +211,19 @@ impl<'a> Client<'a> {
                 continue;
             }
             if status == 401 || status == 403 {
+                let challenge = resp.headers().get("www-authenticate");
+                if let Some((repository, actions)) = challenge
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(insufficient_scope)
+                {
+                    return Err(Error::Denied {
+                        registry: self.registry.clone(),
+                        repository,
+                        actions,
+                        status,
+                        had_credentials: self.creds.is_some(),
+                    });
+                }
                 return Err(Error::Unauthorized {
                     registry: self.registry.clone(),
                     path: path_of(&url),
@@ -227,6 +243,17 @@ impl<'a> Client<'a> {
         &self,
         method: &'static str,
         url: &str,
+        call: impl FnMut() -> std::result::Result<Response<Body>, ureq::Error>,
+    ) -> Result<Response<Body>> {
+        self.retried(method, url, self.opts.attempts, call)
+    }
+
+    /// [`Client::with_retries`] with at most `attempts` tries.
+    fn retried(
+        &self,
+        method: &'static str,
+        url: &str,
+        attempts: u32,
         mut call: impl FnMut() -> std::result::Result<Response<Body>, ureq::Error>,
     ) -> Result<Response<Body>> {
         let mut attempt = 1;
@@ -240,7 +267,7 @@ impl<'a> Client<'a> {
                 _ => None,
             };
             match reason {
-                Some(reason) if attempt < self.opts.attempts => {
+                Some(reason) if attempt < attempts => {
                     self.retrying(format!("{method} {}", path_of(url)), attempt, reason);
                     attempt += 1;
                 }
@@ -401,7 +428,7 @@ fn is_loopback(host: &str) -> bool {
 
 /// A TLS error about the certificate (it must not fall back to plain HTTP: the server speaks
 /// TLS, and what it shows is not trusted).
-fn is_certificate_error(e: &ureq::Error) -> bool {
+pub(crate) fn is_certificate_error(e: &ureq::Error) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(mut x) = cur {
         // An io::Error's `source` skips the error it wraps: look at that one itself.

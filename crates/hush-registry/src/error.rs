@@ -66,6 +66,43 @@ pub enum Error {
         /// The registry's error codes and messages.
         detail: String,
     },
+    /// The registry refused a token that lacks an access its request needs: the challenge's
+    /// `error="insufficient_scope"` (RFC 6750), as distribution answers when the token server
+    /// granted less than was asked (a repository the user may not push, or read).
+    #[error("{registry} refused {actions} access to the repository {repository} (HTTP {status}): the token it was given does not grant it")]
+    Denied {
+        /// The registry.
+        registry: String,
+        /// The repository (`team/app`).
+        repository: String,
+        /// What the request needed (`pull`, `pull,push`).
+        actions: String,
+        /// 401 or 403.
+        status: u16,
+        /// Whether credentials were sent to the token server.
+        had_credentials: bool,
+    },
+    /// A pull of a `docker.io` image failed at every mirror and then at Docker Hub.
+    #[error("failed to pull {reference}: tried {}, then {registry}", tried.iter().map(|t| format!("the mirror {} ({})", t.mirror, t.reason)).collect::<Vec<_>>().join(", "))]
+    Mirrors {
+        /// The reference.
+        reference: String,
+        /// The mirrors tried, in order, and why each failed.
+        tried: Vec<crate::Tried>,
+        /// Docker Hub's API host, tried last.
+        registry: String,
+        /// Why Docker Hub failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A registry mirror that is not `http(s)://host[:port]`.
+    #[error("invalid registry mirror {url:?}: {why}")]
+    InvalidMirror {
+        /// As given.
+        url: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     /// The token server refused a token.
     #[error("the token server {realm} of {registry} answered HTTP {status}{detail}")]
     Token {
@@ -264,6 +301,17 @@ pub enum Error {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] hush_oci::Error),
+}
+
+impl Error {
+    /// A connection that failed on the registry's certificate (not trusted, not for this
+    /// host, expired): `--registry-ca` or `--insecure-registry` may be what is missing.
+    pub fn is_certificate_error(&self) -> bool {
+        match self {
+            Error::Transport { source, .. } => crate::client::is_certificate_error(source),
+            _ => false,
+        }
+    }
 }
 
 /// Result with [`Error`].

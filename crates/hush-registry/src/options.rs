@@ -12,6 +12,7 @@ use crate::{Error, Result};
 pub struct Options {
     pub(crate) insecure: Vec<String>,
     pub(crate) ca_files: Vec<PathBuf>,
+    pub(crate) mirrors: Vec<crate::mirrors::Mirror>,
     pub(crate) platform: Platform,
     /// Whether `platform` was asked for (else it is the host's, and an index of one other
     /// platform gives that one).
@@ -27,6 +28,7 @@ impl Default for Options {
         Options {
             insecure: Vec::new(),
             ca_files: Vec::new(),
+            mirrors: Vec::new(),
             platform: Platform::host(),
             platform_asked: false,
             docker_config: None,
@@ -51,6 +53,15 @@ impl Options {
     pub fn registry_ca(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_files.push(path.into());
         self
+    }
+
+    /// A mirror of Docker Hub (`https://mirror.example`, `http://127.0.0.1:5000`): pulls of
+    /// `docker.io` images try each mirror in the order given, then Docker Hub — docker's
+    /// `registry-mirrors`. A mirror given with `http://` is reached over plain HTTP. Fails on
+    /// an URL that is not `http(s)://host[:port]`.
+    pub fn registry_mirror(mut self, url: &str) -> Result<Self> {
+        self.mirrors.push(crate::mirrors::Mirror::parse(url)?);
+        Ok(self)
     }
 
     /// The platform to pick from a multi-platform index (the host's by default).

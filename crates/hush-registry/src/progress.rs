@@ -40,6 +40,13 @@ pub enum Event {
         /// The blob's digest.
         digest: String,
     },
+    /// A mirror of Docker Hub failed; the pull goes on with the next mirror or Docker Hub.
+    MirrorFailed {
+        /// The mirror's URL.
+        mirror: String,
+        /// Its error, in one line.
+        reason: String,
+    },
     /// A request failed in a way that may pass, and is tried again.
     Retrying {
         /// The request (`GET /v2/…`), without credentials.

@@ -21,6 +21,7 @@ use oci_spec::image::{Descriptor, ImageManifest};
 
 use crate::client::{Client, Payload};
 use crate::manifest::{self, Compression, Document, ACCEPT, MAX_CONFIG, MAX_MANIFEST};
+use crate::mirrors;
 use crate::progress::{Counted, Event, Progress};
 use crate::readahead::ReadAhead;
 use crate::sources::{self, Source};
@@ -42,14 +43,69 @@ pub struct Pulled {
     pub name: String,
 }
 
-/// Pull `reference` into `store` and name it there (see [`ImageRef::store_name`]).
+/// Pull `reference` into `store` and name it there (see [`ImageRef::store_name`]). A
+/// `docker.io` reference is tried at each of the [`Options::registry_mirror`]s in turn, then at
+/// Docker Hub (see [`crate::mirrors`]).
 pub fn pull(
     store: &Store,
     reference: &ImageRef,
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Pulled> {
-    let client = connect(reference, opts, progress)?;
+    let mut tried = Vec::new();
+    for mirror in mirrors::for_reference(reference, opts) {
+        let mirror_opts = mirror.options(opts);
+        match pull_from(
+            store,
+            reference,
+            mirror.host(),
+            mirror.host(),
+            &mirror_opts,
+            progress,
+        ) {
+            Err(e) if mirrors::falls_back(&e) => {
+                progress.event(Event::MirrorFailed {
+                    mirror: mirror.to_string(),
+                    reason: mirrors::reason(&e),
+                });
+                tried.push(mirrors::Tried {
+                    mirror: mirror.to_string(),
+                    reason: mirrors::reason(&e),
+                });
+            }
+            r => return r,
+        }
+    }
+    let r = pull_from(
+        store,
+        reference,
+        reference.registry(),
+        reference.api_host(),
+        opts,
+        progress,
+    );
+    match r {
+        Err(e) if !tried.is_empty() => Err(Error::Mirrors {
+            reference: reference.to_string(),
+            tried,
+            registry: reference.api_host().into(),
+            source: Box::new(e),
+        }),
+        r => r,
+    }
+}
+
+/// Pull `reference` from `registry` (as credentials and messages name it), whose API answers
+/// at `host`.
+fn pull_from(
+    store: &Store,
+    reference: &ImageRef,
+    registry: &str,
+    host: &str,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Pulled> {
+    let client = connect(reference, registry, host, opts, progress)?;
     let name = reference.to_string();
     let (manifest, digest) = resolve(&client, reference, opts)?;
     let config_bytes = fetch_config(store, &client, reference, &manifest)?;
@@ -92,17 +148,13 @@ pub fn pull(
 /// A client for pulling from `reference`'s repository.
 pub(crate) fn connect<'a>(
     reference: &ImageRef,
+    registry: &str,
+    host: &str,
     opts: &'a Options,
     progress: &'a dyn Progress,
 ) -> Result<Client<'a>> {
     let scope = vec![format!("repository:{}:pull", reference.repository())];
-    Client::connect(
-        reference.registry(),
-        reference.api_host(),
-        scope,
-        opts,
-        progress,
-    )
+    Client::connect(registry, host, scope, opts, progress)
 }
 
 /// The image manifest `reference` resolves to (an index narrowed to `opts`' platform), and the

@@ -34,7 +34,13 @@ impl<'a> RegistryImage<'a> {
         opts: &'a Options,
         progress: &'a dyn Progress,
     ) -> Result<Self> {
-        let client = connect(reference, opts, progress)?;
+        let client = connect(
+            reference,
+            reference.registry(),
+            reference.api_host(),
+            opts,
+            progress,
+        )?;
         let (manifest, digest) = resolve(&client, reference, opts)?;
         let config = fetch_config(store, &client, reference, &manifest)?;
         let image = source_image(reference, manifest, config)?;

@@ -5,9 +5,12 @@
 
 mod common;
 use common::log;
-use common::registry::{can_run, ok, pushed_digest, sh, sha256, Env, Registry};
+use common::registry::{
+    can_run, files_holding, ok, pushed_digest, sh, sha256, tls_and_users, tls_registry, Env,
+    Registry,
+};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -239,49 +242,6 @@ fn hush_pulls_the_hosts_image_of_a_multi_platform_index_skopeo_pushed_and_builds
         "{}",
         log(&o)
     );
-}
-
-/// A CA, a certificate for 127.0.0.1 it signed, and an htpasswd file for alice, in `dir`.
-fn tls_and_users(dir: &Path, password: &str) {
-    sh(
-        &format!(
-            "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=hush-test-ca 2>/dev/null
-             openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null
-             printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext
-             openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null
-             htpasswd -Bbn alice '{password}' > htpasswd"
-        ),
-        dir,
-    );
-}
-
-fn tls_registry(dir: &Path) -> Registry {
-    Registry::start(
-        &format!(
-            "  tls:\n    certificate: {}\n    key: {}\n",
-            dir.join("srv.pem").display(),
-            dir.join("srv.key").display()
-        ),
-        &format!(
-            "auth:\n  htpasswd:\n    realm: hush-test\n    path: {}\n",
-            dir.join("htpasswd").display()
-        ),
-    )
-}
-
-/// Every file under `dir` holding `needle`.
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| {
-            std::fs::read(e.path())
-                .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                .unwrap_or(false)
-        })
-        .map(|e| e.path().to_path_buf())
-        .collect()
 }
 
 #[test]

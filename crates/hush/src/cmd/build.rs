@@ -401,7 +401,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
     let reporter = crate::progress::reporter(a.progress, a.quiet);
     let puller = super::registry::Puller::new(
         store,
-        a.registry.options(),
+        a.registry.options()?,
         a.progress == ProgressMode::Quiet || a.quiet,
     );
     let backend = hush_solver::Backend {
@@ -424,7 +424,7 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             );
         }
     }
-    let registry_options = a.registry.options();
+    let registry_options = a.registry.options()?;
     for r in &pushes {
         let pushed = hush_registry::push(
             store,

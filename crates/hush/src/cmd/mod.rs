@@ -10,6 +10,7 @@ mod images;
 mod lint;
 mod outputs;
 mod registry;
+mod registry_config;
 mod sarif;
 mod scan;
 mod store_config;
@@ -217,6 +218,9 @@ impl CliError {
                 {
                     Some(NEEDS_ROOT.into())
                 }
+                hush_solver::Error::Pull { source, .. } => source
+                    .downcast_ref::<hush_registry::Error>()
+                    .and_then(registry::hint),
                 err => err.hint(),
             },
             CliError::Sandbox(hush_sandbox::Error::Mount { source: nix_errno, .. })
@@ -313,7 +317,7 @@ fn default_root() -> PathBuf {
     data.join("hush")
 }
 
-fn nix_is_root() -> bool {
+pub(crate) fn nix_is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)

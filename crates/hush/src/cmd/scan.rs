@@ -35,7 +35,7 @@ pub(crate) struct RemoteArgs {
 
 impl RemoteArgs {
     pub(crate) fn remote(&self) -> Result<Remote, CliError> {
-        let mut options = self.registry.options();
+        let mut options = self.registry.options()?;
         if let Some(p) = &self.platform {
             options =
                 options.platform(Platform::parse(p).map_err(|e| CliError::Usage(e.to_string()))?);

@@ -113,6 +113,9 @@ fn text(e: &Event) -> Option<String> {
         Event::Skipped { digest, why } => format!("{}: {why}", short(digest)),
         Event::Bytes { .. } => return None,
         Event::Done { digest } => format!("{}: done", short(digest)),
+        Event::MirrorFailed { mirror, reason } => {
+            format!("mirror {mirror} failed ({reason}), trying the next")
+        }
         Event::Retrying {
             what,
             attempt,

@@ -74,6 +74,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub path: Option<String>,
     pub outputs: std::cell::RefCell<Vec<String>>,
+    /// More environment for every hush run.
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -82,6 +84,7 @@ impl Env {
             dir: super::busybox_store("hush-reg-"),
             path: None,
             outputs: Default::default(),
+            vars: Vec::new(),
         }
     }
 
@@ -91,9 +94,23 @@ impl Env {
 
     /// Run hush on the store `root` (relative to the test dir), with stdin.
     pub fn hush_in(&self, root: &str, args: &[&str], stdin: &[u8]) -> Output {
-        let mut c = Command::new(super::hush());
+        self.run_wrapped(&[], root, args, stdin)
+    }
+
+    /// [`Env::hush_in`] with hush run by `wrapper` (`["unshare", "-n"]`): `wrapper… hush args…`.
+    pub fn run_wrapped(&self, wrapper: &[&str], root: &str, args: &[&str], stdin: &[u8]) -> Output {
+        let mut c = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(super::hush());
+                c
+            }
+            None => Command::new(super::hush()),
+        };
         c.env("HUSH_ROOT", self.dir.path().join(root))
             .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .env("HUSH_CONFIG", self.dir.path().join("hush-config.json"))
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(self.dir.path())
             .args(args)
             .stdin(Stdio::piped())
@@ -165,4 +182,64 @@ pub fn sh(cmd: &str, dir: &Path) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{cmd}: {}", log(&o));
+}
+
+/// Every file under `dir` holding `needle`.
+pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+/// A CA, a certificate for 127.0.0.1 it signed, and an htpasswd file for alice, in `dir`.
+pub fn tls_and_users(dir: &Path, password: &str) {
+    sh(
+        &format!(
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=hush-test-ca 2>/dev/null
+             openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null
+             printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext
+             openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null
+             htpasswd -Bbn alice '{password}' > htpasswd"
+        ),
+        dir,
+    );
+}
+
+pub fn tls_registry(dir: &Path) -> Registry {
+    Registry::start(
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.join("srv.pem").display(),
+            dir.join("srv.key").display()
+        ),
+        &format!(
+            "auth:\n  htpasswd:\n    realm: hush-test\n    path: {}\n",
+            dir.join("htpasswd").display()
+        ),
+    )
+}
+
+/// The files of a store and their sizes, to compare before and after a command that must
+/// leave it as it was (its lock and this command's session directory aside).
+pub fn store_files(root: &Path) -> Vec<(PathBuf, u64)> {
+    let mut files: Vec<(PathBuf, u64)> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+            (e.path().strip_prefix(root).unwrap().to_path_buf(), len)
+        })
+        .filter(|(p, _)| !p.starts_with("tmp"))
+        .collect();
+    files.sort();
+    files
 }
