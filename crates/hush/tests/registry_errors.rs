@@ -12,10 +12,36 @@ use common::registry::{can_run, ok, store_files, tls_and_users, tls_registry, En
 use base64::Engine;
 
 /// A loopback server answering every request with `status` (and `/v2/` with 200 unless
-/// `challenge_all`), as a registry refusing access does.
+/// `challenge_all`), as a registry refusing access does. It speaks plain HTTP and, as a real
+/// plain-HTTP server does, turns away a TLS hello at once (tiny_http alone would wait for a
+/// request line until hush's 30 s connect timeout).
 fn refusing(status: u16, challenge_all: bool) -> String {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let addr = server.server_addr().to_ip().unwrap().to_string();
+    let inner = server.server_addr().to_ip().unwrap();
+    let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = front.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in front.incoming().flatten() {
+            let mut first = [0u8; 1];
+            // 0x16: a TLS handshake record.
+            if conn.peek(&mut first).is_err() || first[0] == 0x16 {
+                continue;
+            }
+            let Ok(back) = std::net::TcpStream::connect(inner) else {
+                continue;
+            };
+            let (mut c1, mut b1) = (conn.try_clone().unwrap(), back.try_clone().unwrap());
+            let (mut c2, mut b2) = (conn, back);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut b1);
+                let _ = b1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut b2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
     std::thread::spawn(move || {
         for req in server.incoming_requests() {
             let (code, body) = if req.url() == "/v2/" && !challenge_all {
