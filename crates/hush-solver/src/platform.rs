@@ -127,7 +127,7 @@ mod tests {
         let e = check_image(&st.stages[0], "a", &host, Some(&foreign())).unwrap_err();
         assert!(
             e.to_string()
-                .contains("cannot get another platform's image"),
+                .contains(&format!("is for {host}, not {}", foreign())),
             "{e}"
         );
     }

@@ -74,9 +74,9 @@ impl Error {
                 entitlement: super::Entitlement::SecurityInsecure,
                 ..
             } => "pass --allow security.insecure to `hush build` to run this step privileged (every capability, no seccomp filter, every device), as with `docker buildx build --allow security.insecure`",
-            Error::PlatformMismatch { asked, .. } => {
+            Error::PlatformMismatch { asked, image, .. } => {
                 return Some(format!(
-                    "load or import the {asked} image under its own name (`hush load`, `hush import`) and use that name, or drop --platform"
+                    "pull the {asked} image (`hush pull --platform {asked} {image}`; a build does not replace an image the store has), or load it (`hush load`), or drop --platform"
                 ))
             }
             Error::ForeignPlatformRun { stage, .. } => {
@@ -273,8 +273,8 @@ mod tests {
                     found: platform("linux/amd64"),
                     location: at(1),
                 },
-                "FROM --platform=linux/arm64: the image alpine:local in the store is for linux/amd64, and hush cannot get another platform's image yet",
-                Some("load or import the linux/arm64 image under its own name (`hush load`, `hush import`) and use that name, or drop --platform"),
+                "FROM --platform=linux/arm64: the image alpine:local in the store is for linux/amd64, not linux/arm64",
+                Some("pull the linux/arm64 image (`hush pull --platform linux/arm64 alpine:local`; a build does not replace an image the store has), or load it (`hush load`), or drop --platform"),
                 Some(1),
             ),
             (

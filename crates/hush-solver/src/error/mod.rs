@@ -87,7 +87,7 @@ pub enum Error {
         location: Location,
     },
     /// `FROM --platform=P image` where the store's `image` is for another platform.
-    #[error("FROM --platform={asked}: the image {image} in the store is for {found}, and hush cannot get another platform's image yet")]
+    #[error("FROM --platform={asked}: the image {image} in the store is for {found}, not {asked}")]
     PlatformMismatch {
         /// The image.
         image: String,
