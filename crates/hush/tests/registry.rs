@@ -4,8 +4,8 @@
 //! outside this machine.
 
 mod common;
-use common::log;
 use common::registry::{can_run, ok, pushed_digest, sh, sha256, Env, Registry};
+use common::{files_holding, log};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -267,21 +267,6 @@ fn tls_registry(dir: &Path) -> Registry {
             dir.join("htpasswd").display()
         ),
     )
-}
-
-/// Every file under `dir` holding `needle`.
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| {
-            std::fs::read(e.path())
-                .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                .unwrap_or(false)
-        })
-        .map(|e| e.path().to_path_buf())
-        .collect()
 }
 
 #[test]

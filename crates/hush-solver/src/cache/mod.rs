@@ -124,6 +124,18 @@ fn keyed<'a>(
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Where what a URL's last download was (its ETag, digest, time) is recorded: a keyed hash of
+/// the URL, so that the record names no credential or token the URL holds.
+pub(crate) fn url_record_key(
+    store: &hush_oci::store::Store,
+    url: &str,
+) -> crate::Result<hush_oci::Digest> {
+    let hex = keyed(store, [("http-etag", url.as_bytes())])?;
+    Ok(format!("sha256:{hex}")
+        .parse()
+        .expect("an HMAC-SHA256 is a digest"))
+}
+
 /// `--secret …,cache=content`: the value's keyed fingerprint, part of the step's cache key.
 pub(crate) fn secret_fingerprint(
     store: &hush_oci::store::Store,

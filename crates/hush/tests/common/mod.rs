@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end test binaries.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod http;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
@@ -141,4 +142,19 @@ pub fn compile(src: &str, dir: &Path, flags: &[&str]) -> PathBuf {
         .unwrap();
     assert!(o.status.success(), "gcc {}: {}", src.display(), log(&o));
     out
+}
+
+/// Every file under `dir` holding `needle` (a grep of a store for a credential).
+pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect()
 }
