@@ -65,7 +65,8 @@ fn serve(c: TcpStream, st: &Mutex<State>) -> std::io::Result<()> {
     let mut w = c;
     let mut line = String::new();
     r.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let target = line.split_whitespace().nth(1).unwrap_or("/");
+    let path = target.split('?').next().unwrap_or("/").to_string();
     let mut headers = BTreeMap::new();
     loop {
         let mut h = String::new();
