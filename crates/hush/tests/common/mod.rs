@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod registry;
+pub mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
