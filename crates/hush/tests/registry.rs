@@ -7,7 +7,7 @@ mod common;
 use common::registry::{can_run, ok, pushed_digest, sh, sha256, Env, Registry};
 use common::{files_holding, log};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 #[test]
