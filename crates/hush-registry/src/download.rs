@@ -92,7 +92,8 @@ pub fn download(d: &Download<'_>, opts: &Options) -> Result<Downloaded, Download
     let transport = |source| DownloadError::Transport(Box::new(source));
     let (url, auth) = match split_userinfo(d.url) {
         Some((bare, user, pass)) => {
-            let pair = format!("{user}:{}", pass.unwrap_or_default());
+            let pass = pass.map(|p| percent_decode(&p)).unwrap_or_default();
+            let pair = format!("{}:{pass}", percent_decode(&user));
             let header = format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(pair)
@@ -160,24 +161,26 @@ pub fn download(d: &Download<'_>, opts: &Options) -> Result<Downloaded, Download
     })
 }
 
-/// `scheme://user[:password]@rest` → (`scheme://rest`, user, password).
-fn split_userinfo(url: &str) -> Option<(String, String, Option<String>)> {
+/// `scheme://user[:password]@rest` → (`scheme://rest`, user, password), as written (still
+/// percent-encoded). None when the URL has no userinfo.
+pub fn split_userinfo(url: &str) -> Option<(String, String, Option<String>)> {
     let (scheme, rest) = url.split_once("://")?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (userinfo, host) = rest[..end].rsplit_once('@')?;
     let (user, pass) = match userinfo.split_once(':') {
-        Some((u, p)) => (u, Some(percent_decode(p))),
+        Some((u, p)) => (u, Some(p.to_string())),
         None => (userinfo, None),
     };
     Some((
         format!("{scheme}://{host}{}", &rest[end..]),
-        percent_decode(user),
+        user.to_string(),
         pass,
     ))
 }
 
-/// `%XX` escapes decoded (a userinfo's `@` or `:` is written `%40`, `%3A`).
-fn percent_decode(s: &str) -> String {
+/// `%XX` escapes decoded (a userinfo's `@` or `:` is written `%40`, `%3A`; a path's space
+/// `%20`); bytes that are not UTF-8 become U+FFFD.
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -246,8 +249,13 @@ mod tests {
     fn userinfo_becomes_basic_auth() {
         assert_eq!(
             split_userinfo("https://u%40x:p%3Aw@h:1/f?q"),
-            Some(("https://h:1/f?q".into(), "u@x".into(), Some("p:w".into())))
+            Some((
+                "https://h:1/f?q".into(),
+                "u%40x".into(),
+                Some("p%3Aw".into())
+            ))
         );
+        assert_eq!(percent_decode("u%40x%3a%2"), "u@x:%2");
         assert_eq!(split_userinfo("https://h/a@b"), None);
     }
 }

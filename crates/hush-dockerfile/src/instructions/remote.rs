@@ -199,20 +199,6 @@ fn clean_subdir(s: &str) -> String {
     parts.join("/")
 }
 
-/// The userinfo of `scheme://user:password@host/…`: (the URL without it, user, password).
-/// None when the URL has none.
-pub fn split_userinfo(url: &str) -> Option<(String, String, Option<String>)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (userinfo, host) = rest[..end].rsplit_once('@')?;
-    let (user, pass) = split_once_opt(userinfo, ':');
-    Some((
-        format!("{scheme}://{host}{}", &rest[end..]),
-        user.to_string(),
-        pass.map(str::to_string),
-    ))
-}
-
 /// The mask BuildKit's `RedactCredentials` writes.
 const MASK: &str = "xxxxx";
 

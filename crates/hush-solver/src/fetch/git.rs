@@ -7,21 +7,23 @@
 //! - The fetch is shallow (`--depth=1` of the ref), then the commit is checked out; submodules
 //!   are fetched the same way (BuildKit's default). The `.git` directory is removed unless
 //!   `--keep-git-dir`; kept, its `origin` has no credentials.
-//! - git reads no configuration of the host's (`GIT_CONFIG_NOSYSTEM`, `GIT_CONFIG_GLOBAL` and
-//!   `HOME` are `/dev/null`, so no credential helper or `insteadOf` of the user's runs), never
+//! - git reads no configuration of the host's (`GIT_CONFIG_NOSYSTEM`; `HOME`, the global
+//!   config and ssh's config are empty files of this build, so no credential helper or
+//!   `insteadOf` of the user's runs), never
 //!   prompts (`GIT_TERMINAL_PROMPT=0`, ssh's `BatchMode`), and speaks only `https`, `http`,
 //!   `ssh` and `git`: `file://`, `ext::` and every other transport are refused, for the remote
 //!   and for a hostile repository's submodules alike (`protocol.allow=never`).
 //! - ssh remotes authenticate through the build's `default` `--ssh` agent, served through the
 //!   same filtered socket a `RUN --mount=type=ssh` gets. Host keys are not checked
-//!   (`StrictHostKeyChecking=no`, an empty known-hosts file), as BuildKit does without
+//!   (`StrictHostKeyChecking=no`, an empty known-hosts file of this build), as BuildKit does without
 //!   `known_hosts`: pin the content with `--checksum=<commit>` where that matters.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use hush_dockerfile::instructions::remote::{redact_url, split_userinfo, GitRef};
+use hush_dockerfile::instructions::remote::{redact_url, GitRef};
 use hush_dockerfile::Location;
+use hush_registry::download::split_userinfo;
 
 use super::{Fetched, Remotes};
 use crate::{Error, Result};
@@ -67,23 +69,25 @@ struct Git<'a> {
     /// Removed from what git says (a URL's password, and the URL with it).
     scrub: Vec<(String, String)>,
     ssh_sock: Option<&'a Path>,
+    /// A private, empty home: `HOME`, the global git config, ssh's config and known hosts
+    /// (empty files of this build, not `/dev/null`: nothing git or ssh writes there is kept).
+    home: PathBuf,
 }
 
 impl Git<'_> {
     fn command(&self, dir: Option<&Path>) -> Command {
         let mut c = Command::new("git");
         c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("HOME", "/dev/null")
+            .env("GIT_CONFIG_GLOBAL", self.home.join("gitconfig"))
+            .env("HOME", &self.home)
             .env("LC_ALL", "C")
-            .env(
-                "GIT_SSH_COMMAND",
-                "ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no \
-                 -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR",
-            );
+            .env("GIT_SSH_COMMAND", self.ssh_command());
         for v in [
             "HTTP_PROXY",
             "HTTPS_PROXY",
@@ -119,6 +123,24 @@ impl Git<'_> {
         }
         c.stdin(Stdio::null());
         c
+    }
+
+    /// ssh with an empty config and known-hosts file, never prompting.
+    fn ssh_command(&self) -> String {
+        let quoted = |name: &str| {
+            let p = self
+                .home
+                .join(name)
+                .to_string_lossy()
+                .replace('\'', "'\\''");
+            format!("'{p}'")
+        };
+        format!(
+            "ssh -F {} -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile={kh} \
+             -o GlobalKnownHostsFile={kh} -o LogLevel=ERROR",
+            quoted("ssh_config"),
+            kh = quoted("known_hosts"),
+        )
     }
 
     fn run(
@@ -167,15 +189,25 @@ fn pick(ls: &str, reference: &str) -> Option<String> {
 }
 
 impl Remotes<'_> {
-    fn git_tool<'s>(&self, g: &GitRef, sock: Option<&'s Path>) -> Git<'s> {
+    fn git_tool<'s>(&self, g: &GitRef, sock: Option<&'s Path>) -> Result<Git<'s>> {
         let mut scrub = vec![(g.remote.clone(), redact_url(&g.remote))];
         if let Some((_, _, Some(pass))) = split_userinfo(&g.remote) {
             scrub.push((pass, "xxxxx".into()));
         }
-        Git {
+        let home = self.fresh_dir("home")?;
+        for f in ["gitconfig", "ssh_config", "known_hosts"] {
+            let p = home.join(f);
+            std::fs::write(&p, b"").map_err(|source| Error::Io {
+                action: "write",
+                path: p.clone(),
+                source,
+            })?;
+        }
+        Ok(Git {
             scrub,
             ssh_sock: sock,
-        }
+            home,
+        })
     }
 
     /// Serve the `default` ssh agent for an ssh remote, on a socket in a private directory.
@@ -209,7 +241,7 @@ impl Remotes<'_> {
             return Ok(c.clone());
         }
         let agent = self.agent_for(g)?;
-        let tool = self.git_tool(g, agent.as_ref().map(|(_, s)| s.as_path()));
+        let tool = self.git_tool(g, agent.as_ref().map(|(_, s)| s.as_path()))?;
         let fail = |source| Error::Git {
             url: redact_url(&g.remote),
             location,
@@ -282,7 +314,7 @@ impl Remotes<'_> {
         let commit = self.checked_commit(g, checksum, location)?;
         let keep = keep_git_dir.or(g.keep_git_dir).unwrap_or(false);
         let agent = self.agent_for(g)?;
-        let tool = self.git_tool(g, agent.as_ref().map(|(_, s)| s.as_path()));
+        let tool = self.git_tool(g, agent.as_ref().map(|(_, s)| s.as_path()))?;
         let fail = |source| Error::Git {
             url: redact_url(&g.remote),
             location,

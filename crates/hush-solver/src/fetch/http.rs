@@ -48,24 +48,9 @@ pub(crate) fn file_name(url: &str) -> String {
     }
 }
 
+/// A name is one path part: a decoded `/` or NUL would make it more (or nothing).
 fn percent_decoded(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    // A name is one path part: a decoded `/` or NUL would make it more (or nothing).
-    String::from_utf8_lossy(&out).replace(['/', '\0'], "_")
+    hush_registry::download::percent_decode(s).replace(['/', '\0'], "_")
 }
 
 impl Remotes<'_> {
