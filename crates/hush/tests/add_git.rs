@@ -87,12 +87,7 @@ impl Repo {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        common::wait_for_port(port);
         (Killed(child), port)
     }
 
@@ -122,17 +117,10 @@ impl Repo {
         args.push("ctx");
         let o = self.hush(&args, agent);
         assert!(o.status.success(), "{}", log(&o));
-        let bundle = self.path().join("bundle");
-        let _ = std::fs::remove_dir_all(&bundle);
-        let u = Command::new("umoci")
-            .arg("unpack")
-            .arg("--image")
-            .arg(format!("{}:latest", layout.display()))
-            .arg(&bundle)
-            .output()
-            .unwrap();
-        assert!(u.status.success(), "umoci: {}", log(&u));
-        (log(&o), bundle.join("rootfs"))
+        (
+            log(&o),
+            common::umoci_unpack(&layout, &self.path().join("bundle")),
+        )
     }
 }
 

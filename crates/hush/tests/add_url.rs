@@ -56,17 +56,10 @@ impl Case {
         all.push(".");
         let o = self.hush(&all);
         assert!(o.status.success(), "{}", log(&o));
-        let bundle = self.path().join("bundle");
-        let _ = std::fs::remove_dir_all(&bundle);
-        let u = std::process::Command::new("umoci")
-            .arg("unpack")
-            .arg("--image")
-            .arg(format!("{}:latest", layout.display()))
-            .arg(&bundle)
-            .output()
-            .unwrap();
-        assert!(u.status.success(), "umoci: {}", log(&u));
-        (o, bundle.join("rootfs"))
+        (
+            o,
+            common::umoci_unpack(&layout, &self.path().join("bundle")),
+        )
     }
 }
 

@@ -316,14 +316,5 @@ mod tests {
         assert_eq!(redact_url("ssh://git@h/r.git"), "ssh://xxxxx@h/r.git");
         assert_eq!(redact_url("https://h/a@b"), "https://h/a@b");
         assert_eq!(redact_url("git@h:r.git"), "git@h:r.git");
-        assert_eq!(
-            split_userinfo("http://u:p@127.0.0.1:1/f?q"),
-            Some((
-                "http://127.0.0.1:1/f?q".into(),
-                "u".into(),
-                Some("p".into())
-            ))
-        );
-        assert_eq!(split_userinfo("http://h/f@x"), None);
     }
 }

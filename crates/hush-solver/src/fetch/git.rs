@@ -273,8 +273,7 @@ impl Remotes<'_> {
         keep_git_dir: Option<bool>,
         location: Location,
     ) -> Result<String> {
-        let commit = self.checked_commit(g, checksum, location)?;
-        let keep = keep_git_dir.or(g.keep_git_dir).unwrap_or(false);
+        let (commit, keep) = self.checked_commit(g, checksum, keep_git_dir, location)?;
         Ok(format!(
             "git {} {commit} {:?} {keep}",
             redact_url(&g.remote),
@@ -282,12 +281,14 @@ impl Remotes<'_> {
         ))
     }
 
+    /// The commit, checked against the checksum, and whether `.git` is kept.
     fn checked_commit(
         &self,
         g: &GitRef,
         checksum: Option<&str>,
+        keep_git_dir: Option<bool>,
         location: Location,
-    ) -> Result<String> {
+    ) -> Result<(String, bool)> {
         let commit = self.resolve(g, location)?;
         if let Some(sum) = checksum.or(g.checksum.as_deref()) {
             if !commit.starts_with(&sum.to_ascii_lowercase()) || sum.is_empty() {
@@ -301,7 +302,7 @@ impl Remotes<'_> {
                 });
             }
         }
-        Ok(commit)
+        Ok((commit, keep_git_dir.or(g.keep_git_dir).unwrap_or(false)))
     }
 
     pub(super) fn git_fetch(
@@ -311,8 +312,7 @@ impl Remotes<'_> {
         keep_git_dir: Option<bool>,
         location: Location,
     ) -> Result<Fetched> {
-        let commit = self.checked_commit(g, checksum, location)?;
-        let keep = keep_git_dir.or(g.keep_git_dir).unwrap_or(false);
+        let (commit, keep) = self.checked_commit(g, checksum, keep_git_dir, location)?;
         let agent = self.agent_for(g)?;
         let tool = self.git_tool(g, agent.as_ref().map(|(_, s)| s.as_path()))?;
         let fail = |source| Error::Git {

@@ -159,3 +159,27 @@ pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .map(|e| e.path().to_path_buf())
         .collect()
 }
+
+/// `umoci unpack` of `layout:latest` into `bundle` (an independent reader): its rootfs.
+pub fn umoci_unpack(layout: &Path, bundle: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(bundle);
+    let u = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(bundle)
+        .output()
+        .unwrap();
+    assert!(u.status.success(), "umoci: {}", log(&u));
+    bundle.join("rootfs")
+}
+
+/// Wait (at most 2 s) until something listens on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

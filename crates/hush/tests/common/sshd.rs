@@ -85,12 +85,7 @@ impl Sshd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        super::wait_for_port(port);
         Sshd {
             port,
             _child: Killed(child),
