@@ -374,7 +374,7 @@ impl<'a> Client<'a> {
 
 /// The agent: TLS with the system's roots and the extra CA files (or, for an insecure
 /// registry, no certificate check), bounded redirects, statuses returned rather than errors.
-fn agent(opts: &Options, insecure: bool, https_only: bool) -> Result<ureq::Agent> {
+pub(crate) fn agent(opts: &Options, insecure: bool, https_only: bool) -> Result<ureq::Agent> {
     let mut roots: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
         .certs
         .into_iter()

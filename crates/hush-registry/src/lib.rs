@@ -34,6 +34,7 @@ mod auth;
 mod client;
 mod credentials;
 mod dockerconfig;
+pub mod download;
 mod error;
 mod login;
 mod manifest;

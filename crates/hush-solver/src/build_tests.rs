@@ -129,6 +129,8 @@ fn options(context: &Path, dockerfile: &str) -> BuildOptions {
         leak_min_len: crate::DEFAULT_LEAK_MIN_LEN,
         limits: Default::default(),
         max_unpack_size: crate::DEFAULT_MAX_UNPACK_SIZE,
+        max_download_size: crate::DEFAULT_MAX_DOWNLOAD_SIZE,
+        http: Default::default(),
         pull: crate::PullPolicy::Never,
         add_hosts: Vec::new(),
         cache_key: None,

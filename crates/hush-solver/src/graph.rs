@@ -125,6 +125,14 @@ fn build_guarded(
         network: None,
         ships: BTreeSet::new(),
         tainted: crate::tainted::Tainted::new(store),
+        remotes: crate::fetch::Remotes::new(
+            store,
+            crate::fetch::HttpOptions {
+                client: &opts.http,
+                max_size: opts.max_download_size,
+            },
+            &opts.ssh,
+        ),
     };
     let is_secret = |name: &str, value: &str| {
         crate::lint::secret_value(ctx.guard, &rules, name, value).is_some()

@@ -15,6 +15,7 @@ mod cache;
 mod config;
 mod copy;
 mod error;
+mod fetch;
 mod graph;
 pub mod lint;
 mod masked;
@@ -40,6 +41,11 @@ pub use hush_scan::DEFAULT_MIN_LEN as DEFAULT_LEAK_MIN_LEN;
 /// but then a 16 MiB gzip of zeros fills a disk; the largest archives ADDed in practice (JDKs,
 /// toolchains, the CUDA toolkit) unpack to a few GiB. `--max-unpack-size` raises it.
 pub const DEFAULT_MAX_UNPACK_SIZE: u64 = 16 << 30;
+
+/// The default cap on one `ADD https://…` download: 16 GiB, the unpack cap's size (BuildKit has
+/// none; an endless body would fill the disk). The largest files ADDed in practice (the CUDA
+/// runfile, JDK and toolchain tarballs) are a few GiB. `--max-download-size` changes it.
+pub const DEFAULT_MAX_DOWNLOAD_SIZE: u64 = 16 << 30;
 
 /// Everything a build needs.
 pub struct BuildOptions {
@@ -84,6 +90,11 @@ pub struct BuildOptions {
     pub limits: hush_sandbox::container::Limits,
     /// The most bytes ADD may unpack from one local archive.
     pub max_unpack_size: u64,
+    /// The most bytes one `ADD https://…` may download.
+    pub max_download_size: u64,
+    /// What ADD's downloads trust and go through (`--registry-ca`; proxies from the
+    /// environment), hush-registry's agent as for pulls.
+    pub http: hush_registry::Options,
     /// `--pull`.
     pub pull: PullPolicy,
     /// `--add-host`: more lines of every RUN's `/etc/hosts`.

@@ -4,11 +4,10 @@
 //! outside this machine.
 
 mod common;
-use common::log;
 use common::registry::{
-    can_run, files_holding, ok, pushed_digest, sh, sha256, tls_and_users, tls_registry, Env,
-    Registry,
+    can_run, ok, pushed_digest, sh, sha256, tls_and_users, tls_registry, Env, Registry,
 };
+use common::{files_holding, log};
 
 use std::path::Path;
 use std::process::Command;

@@ -5,8 +5,9 @@
 //! image; no token nor password in any output or store.
 
 mod common;
+use common::files_holding;
 use common::log;
-use common::registry::{can_run, files_holding, ok, pushed_digest, Env};
+use common::registry::{can_run, ok, pushed_digest, Env};
 use common::token::{TokenServer, USER};
 
 #[test]

@@ -5,11 +5,12 @@
 //! Needs root, openssh-client, openssh-server, git; skipped otherwise.
 
 mod common;
+use common::registry::sh;
+use common::sshd::{Agent, Sshd};
 use common::{hush, log};
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 fn can_run() -> bool {
     common::can_run(&[
@@ -23,34 +24,11 @@ fn can_run() -> bool {
     ])
 }
 
-fn sh(cmd: &str, dir: &Path) {
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 struct World {
     dir: tempfile::TempDir,
     port: u16,
-    _sshd: Killed,
-    _agent: Killed,
+    _sshd: Sshd,
+    _agent: Agent,
 }
 
 impl World {
@@ -66,22 +44,7 @@ impl World {
             d,
         );
         // the user's key, in a real agent
-        sh("ssh-keygen -q -t ed25519 -N '' -C hush-test -f key && ssh-keygen -q -t ed25519 -N '' -f hostkey", d);
-        let agent = Command::new("ssh-agent")
-            .arg("-D")
-            .arg("-a")
-            .arg(d.join("agent.sock"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if d.join("agent.sock").exists() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        sh("SSH_AUTH_SOCK=$PWD/agent.sock ssh-add -q key", d);
+        let agent = Agent::start(d);
         // a private repository
         sh(
             "git init -q --bare repo.git && git init -q work && cd work && \
@@ -91,42 +54,12 @@ impl World {
             d,
         );
         // sshd on a free loopback port, accepting only the key
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::copy(d.join("key.pub"), d.join("authorized_keys")).unwrap();
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        std::fs::write(
-            d.join("sshd_config"),
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/hostkey\nAuthorizedKeysFile {0}/authorized_keys\n\
-                 PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 UsePAM no\nStrictModes no\nPidFile {0}/sshd.pid\n",
-                d.display()
-            ),
-        )
-        .unwrap();
-        let sshd = Command::new("/usr/sbin/sshd")
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let sshd = Sshd::start(d);
         let w = World {
             dir,
-            port,
-            _sshd: Killed(sshd),
-            _agent: Killed(agent),
+            port: sshd.port,
+            _sshd: sshd,
+            _agent: agent,
         };
         let o = w.hush(&["import", "git.tar", "git:local"], None);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

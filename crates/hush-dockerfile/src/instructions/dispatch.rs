@@ -435,6 +435,7 @@ pub fn dispatch_stage(
                         loc,
                     ));
                 }
+                check_remote_sources(c, &sources, loc)?;
                 let dest_raw = expand(&c.dest, &state, &args)?;
                 let mut dest = abs(&dest_raw, &state);
                 if (dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/."))
@@ -482,7 +483,8 @@ pub fn dispatch_stage(
                 if let Some(m) = &chmod {
                     shown.push(format!("--chmod={m}"));
                 }
-                shown.extend(sources.iter().cloned());
+                // Never a URL's credentials (BuildKit's history keeps them; its progress does not).
+                shown.extend(sources.iter().map(|s| super::remote::redact_url(s)));
                 shown.extend(inline.iter().map(|f| format!("<<{}", f.name)));
                 shown.push(dest_raw.clone());
                 Dispatched::Step(Box::new(Step {
@@ -498,6 +500,8 @@ pub fn dispatch_stage(
                         parents: c.parents,
                         exclude: c.exclude.clone(),
                         link: c.link,
+                        checksum: c.checksum.clone(),
+                        keep_git_dir: c.keep_git_dir,
                     },
                     created_by: format!("{verb} {} # buildkit", shown.join(" ")),
                     location: loc,
@@ -514,6 +518,65 @@ pub fn dispatch_stage(
         used_args: used,
         redacted_args,
     })
+}
+
+/// ADD's remote sources as BuildKit's `dispatchCopy` checks them: COPY takes none, a Git source
+/// must parse, its `?keep-git-dir=` and `?checksum=` agree with the flags, and an URL's
+/// `--checksum` is a digest hush can verify.
+fn check_remote_sources(
+    c: &super::Copy,
+    sources: &[String],
+    loc: Location,
+) -> Result<(), ParseError> {
+    use super::remote::{classify, Remote};
+    let fail = |msg: String| Err(ParseError::new(ParseErrorKind::InvalidFlag(msg), loc));
+    for s in sources {
+        let remote = match classify(s) {
+            Ok(r) => r,
+            Err(e) => {
+                return fail(format!(
+                    "invalid git source {}: {e}",
+                    super::remote::redact_url(s)
+                ))
+            }
+        };
+        match remote {
+            None => {}
+            Some(_) if !c.add => {
+                let what = if matches!(remote, Some(Remote::Git(_))) {
+                    "a git ref"
+                } else {
+                    "a URL"
+                };
+                return fail(format!("source can't be {what} for COPY"));
+            }
+            Some(Remote::Git(g)) => {
+                if let (Some(a), Some(b)) = (c.keep_git_dir, g.keep_git_dir) {
+                    if a != b {
+                        return fail("inconsistent keep-git-dir configuration".into());
+                    }
+                }
+                if let (Some(a), Some(b)) = (&c.checksum, &g.checksum) {
+                    if a != b {
+                        return fail(format!("checksum mismatch {a:?} != {b:?}"));
+                    }
+                }
+            }
+            Some(Remote::Http(_)) => {
+                if let Some(sum) = &c.checksum {
+                    let hex = sum.strip_prefix("sha256:");
+                    if !hex.is_some_and(|h| {
+                        h.len() == 64
+                            && h.bytes()
+                                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                    }) {
+                        return fail(format!("invalid checksum {sum:?}: hush verifies sha256:<64 lowercase hex digits>"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The stage a name or index defined before `current` names; otherwise the image reference.
@@ -876,9 +939,49 @@ mod tests {
             let e = run(&format!("FROM x\n{line}\n"), &[]).unwrap_err();
             assert_eq!(e.to_string(), want, "{line}");
         }
-        // Remote: the flag passes here; the solver refuses to fetch.
-        assert!(run("FROM x\nADD --checksum=sha256:00 https://h/f /d\n", &[]).is_ok());
+        // Remote: an URL's checksum is a sha256 digest; a Git source's is a commit.
+        let sum = format!("sha256:{}", "ab".repeat(32));
+        assert!(run(
+            &format!("FROM x\nADD --checksum={sum} https://h/f /d\n"),
+            &[]
+        )
+        .is_ok());
         assert!(run("FROM x\nADD --checksum=abc git@h:r.git /d\n", &[]).is_ok());
+        let e = run("FROM x\nADD --checksum=sha256:00 https://h/f /d\n", &[]).unwrap_err();
+        assert!(e.to_string().starts_with("invalid checksum"), "{e}");
+    }
+
+    #[test]
+    fn remote_sources_of_copy_and_add() {
+        let e = run("FROM x\nCOPY https://h/f /d\n", &[]).unwrap_err();
+        assert_eq!(e.to_string(), "source can't be a URL for COPY");
+        let e = run("FROM x\nCOPY git@h:r.git /d\n", &[]).unwrap_err();
+        assert_eq!(e.to_string(), "source can't be a git ref for COPY");
+        let e = run(
+            "FROM x\nADD --keep-git-dir=false https://h/r.git?keep-git-dir=1 /d\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "inconsistent keep-git-dir configuration");
+        let e = run("FROM x\nADD https://u:pw@h/r.git?nope=1 /d\n", &[]).unwrap_err();
+        assert!(!e.to_string().contains("pw"), "{e}");
+        // History and progress show no credentials; ARGs expand in URLs.
+        let d = run(
+            "FROM x\nARG TOK=s3cr3t\nADD https://me:$TOK@h/f?token=$TOK /d\n",
+            &[],
+        )
+        .unwrap();
+        let Some(Dispatched::Step(step)) = d.items.last() else {
+            panic!()
+        };
+        assert_eq!(
+            step.created_by,
+            "ADD https://xxxxx:xxxxx@h/f?token=xxxxx /d # buildkit"
+        );
+        let StepKind::Copy { sources, .. } = &step.kind else {
+            panic!()
+        };
+        assert_eq!(sources, &["https://me:s3cr3t@h/f?token=s3cr3t"]);
     }
 
     #[test]

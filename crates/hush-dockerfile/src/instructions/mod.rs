@@ -12,6 +12,7 @@ mod mount_error;
 pub mod mounts;
 pub mod network;
 pub mod platform;
+pub mod remote;
 pub mod security;
 pub mod stage_mount;
 pub mod step;
@@ -156,17 +157,14 @@ pub struct Copy {
     pub exclude: Vec<String>,
     /// ADD `--unpack=` (default true for local archives).
     pub unpack: Option<bool>,
-    /// ADD `--checksum=`: BuildKit allows it only on one HTTP(S) or Git source, which hush
-    /// refuses as a remote source (checked at dispatch).
+    /// ADD `--checksum=`: BuildKit allows it only on one HTTP(S) or Git source (checked at
+    /// dispatch).
     pub checksum: Option<String>,
+    /// ADD `--keep-git-dir`: a Git source keeps its `.git` directory.
+    pub keep_git_dir: Option<bool>,
 }
 
-/// An ADD source that is fetched rather than read from the context or a stage: an URL
-/// (`https://…`, `git://…`) or a Git remote (`git@host:repo`), as BuildKit's `isHTTPSource` and
-/// `isGitSource` tell them apart.
-pub fn is_remote_source(src: &str) -> bool {
-    src.contains("://") || src.starts_with("git@")
-}
+pub use remote::is_remote_source;
 
 /// HEALTHCHECK.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -418,8 +416,8 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
         }
         "copy" | "add" => {
             let add = kw == "add";
-            // BuildKit's parseAdd / parseCopy. `--keep-git-dir` only changes a Git source, which
-            // hush refuses like any remote source; on a local source BuildKit ignores it too.
+            // BuildKit's parseAdd / parseCopy. `--keep-git-dir` only changes a Git source; on a
+            // local source BuildKit ignores it too.
             let allowed: &[(&str, flags::FlagType)] = if add {
                 &[
                     ("chown", Str),
@@ -451,6 +449,7 @@ pub(crate) fn parse_command(node: &Node) -> Result<CommandKind, ParseError> {
                 parents: fl.bool("parents"),
                 exclude: fl.strings("exclude"),
                 checksum: fl.string("checksum"),
+                keep_git_dir: fl.opt_bool("keep-git-dir"),
                 unpack: fl.opt_bool("unpack"),
                 ..Default::default()
             };

@@ -122,6 +122,10 @@ pub enum StepKind {
         exclude: Vec<String>,
         /// `--link`.
         link: bool,
+        /// ADD `--checksum` (one remote source): `sha256:…` for an URL, a commit for Git.
+        checksum: Option<String>,
+        /// ADD `--keep-git-dir` as given (a Git source's `?keep-git-dir=` agrees with it).
+        keep_git_dir: Option<bool>,
     },
     /// Create the WORKDIR (with parents) if missing.
     Mkdir {

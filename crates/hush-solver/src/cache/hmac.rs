@@ -107,6 +107,16 @@ fn keyed<'a>(
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Where what a URL's last download was (its ETag, digest, time) is recorded: a keyed hash of
+/// the URL under the store's own key, so that the record names no credential or token the URL
+/// holds.
+pub(crate) fn url_record_key(store: &Store, url: &str) -> Result<hush_oci::Digest> {
+    let hex = keyed(store, None, [("http-etag", url.as_bytes())])?;
+    Ok(format!("sha256:{hex}")
+        .parse()
+        .expect("an HMAC-SHA256 is a digest"))
+}
+
 /// `--secret …,cache=content`: the value's keyed fingerprint, part of the step's cache key.
 pub(crate) fn secret_fingerprint(
     store: &Store,

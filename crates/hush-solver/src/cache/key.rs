@@ -43,6 +43,15 @@ pub(crate) trait KeyInputs {
     fn image_key(&self, name: &str, location: Location) -> Result<Digest>;
     /// The keyed HMAC of a secret's value ([`super::secret_fingerprint`]).
     fn secret_fingerprint(&self, id: &str, secret: &Secret) -> Result<String>;
+    /// What an ADD's remote source is now: an URL's body digest (or `--checksum`), a Git ref's
+    /// commit ([`crate::fetch`]).
+    fn remote_source(
+        &self,
+        source: &str,
+        checksum: Option<&str>,
+        keep_git_dir: Option<bool>,
+        location: Location,
+    ) -> Result<String>;
 }
 
 /// A step's key and the inputs it was made from, each named (for the debug log, which shows a
@@ -111,6 +120,8 @@ pub(crate) fn step_key(parent: &Digest, step: &Step, build: &dyn KeyInputs) -> R
             parents,
             exclude,
             link,
+            checksum,
+            keep_git_dir,
         } => {
             let mut f = Fields::default()
                 .str(if *add { "add" } else { "copy" })
@@ -121,17 +132,31 @@ pub(crate) fn step_key(parent: &Digest, step: &Step, build: &dyn KeyInputs) -> R
                 .opt(unpack.map(|u| if u { "unpack" } else { "keep" }))
                 .flag(*parents)
                 .list(exclude)
-                .flag(*link);
+                .flag(*link)
+                .opt(checksum.as_deref())
+                .opt(keep_git_dir.map(|k| if k { "keep-git-dir" } else { "no-git-dir" }));
             for InlineFile { name, data, expand } in inline {
                 f = f.str(name).str(data).flag(*expand);
             }
             match source {
                 CopySource::Context => {
                     inputs.push(("step", f.str("context").done()));
-                    inputs.push((
-                        "context files",
-                        build.context_digest(sources, true, location)?,
-                    ));
+                    // ADD's URLs and Git sources: what they are now, never their credentials.
+                    let (remote, local): (Vec<String>, Vec<String>) = sources
+                        .iter()
+                        .cloned()
+                        .partition(|s| *add && crate::fetch::is_remote(s));
+                    if !local.is_empty() || remote.is_empty() {
+                        inputs.push((
+                            "context files",
+                            build.context_digest(&local, true, location)?,
+                        ));
+                    }
+                    for s in &remote {
+                        let what =
+                            build.remote_source(s, checksum.as_deref(), *keep_git_dir, location)?;
+                        inputs.push(("remote source", what));
+                    }
                 }
                 CopySource::Stage(i) => {
                     inputs.push(("step", f.str("stage").num(*i).done()));

@@ -101,6 +101,16 @@ impl KeyInputs for Double {
         bytes.extend_from_slice(secret.expose());
         Ok(format!("fp:{}", Digest::of(&bytes)))
     }
+
+    fn remote_source(
+        &self,
+        source: &str,
+        checksum: Option<&str>,
+        _: Option<bool>,
+        _: Location,
+    ) -> crate::Result<String> {
+        Ok(format!("{}|{source}|{checksum:?}", self.context))
+    }
 }
 
 fn step(kind: StepKind) -> Step {
@@ -161,6 +171,8 @@ fn copy_step(source: CopySource) -> Step {
         parents: false,
         exclude: Vec::new(),
         link: false,
+        checksum: None,
+        keep_git_dir: None,
     })
 }
 

@@ -11,7 +11,7 @@ mod key;
 mod key_tests;
 
 pub use hmac::read_key_file;
-pub(crate) use hmac::{secret_fingerprint, secrets_fingerprint};
+pub(crate) use hmac::{secret_fingerprint, secrets_fingerprint, url_record_key};
 pub(crate) use key::{step_key, KeyInputs, StepKey};
 
 use hush_oci::image::LayerDesc;

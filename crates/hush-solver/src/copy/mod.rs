@@ -15,10 +15,12 @@ use hush_sandbox::rootfs::scoped_join;
 use crate::error::IoContext;
 use crate::{Error, Result};
 
+mod fetched;
 mod files;
 mod pool;
 mod source;
 
+pub(crate) use fetched::copy_fetched;
 pub(crate) use files::walk_sorted;
 use files::Dirs;
 use hush_oci::layer::{Attrs, KnownTree};
@@ -48,6 +50,9 @@ pub(crate) struct CopyReq<'a> {
     pub parents: bool,
     pub ignore: &'a Dockerignore,
     pub exclude: &'a [String],
+    /// Sources of this ADD copied apart ([`copy_fetched`]): with them the destination is a
+    /// directory, as for several sources.
+    pub others: usize,
     pub location: hush_dockerfile::Location,
 }
 
@@ -368,7 +373,7 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
             expanded.push((rel, kept));
         }
     }
-    if expanded.is_empty() && req.inline.is_empty() {
+    if expanded.is_empty() && req.inline.is_empty() && req.others == 0 {
         return Err(Error::NoSourceFiles {
             sources: req.sources.to_vec(),
             from_context: req.from_context,
@@ -380,7 +385,7 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
         .unwrap_or(false);
     let dest_is_dir = req.parents
         || req.dest.ends_with('/')
-        || expanded.len() + req.inline.len() > 1
+        || expanded.len() + req.inline.len() + req.others > 1
         || wildcard
         || existing_dir;
     let dest = req.dest.trim_end_matches('/');
@@ -402,7 +407,7 @@ pub(crate) fn copy(req: &CopyReq<'_>) -> Result<Option<KnownTree>> {
         let mode = w.chmod.as_ref().map_or(0o644, |f| f(0o644, false));
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).ctx("chmod", &p)?;
     }
-    let single = expanded.len() == 1 && req.inline.is_empty();
+    let single = expanded.len() == 1 && req.inline.is_empty() && req.others == 0;
     for (rel, kept) in expanded {
         let src = scoped_join(req.src_root, &rel, true)?;
         if req.parents {

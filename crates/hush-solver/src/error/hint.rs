@@ -25,7 +25,11 @@ impl Error {
             | Error::NoPrivateNetwork { location }
             | Error::User { location, .. }
             | Error::Chown { location, .. }
-            | Error::AddRemote { location, .. }
+            | Error::Download { location, .. }
+            | Error::ChecksumMismatch { location, .. }
+            | Error::RemoteChanged { location, .. }
+            | Error::Git { location, .. }
+            | Error::NotRemote { location, .. }
             | Error::CopySourceNotFound { location, .. }
             | Error::NoSourceFiles { location, .. }
             | Error::InvalidChmod { location, .. }
@@ -84,7 +88,13 @@ impl Error {
                     "build on a {stage} host, or do this RUN in a stage for the host (FROM --platform=$BUILDPLATFORM …) and COPY --from it"
                 ))
             }
-            Error::AddRemote { .. } => "download it in a RUN step, or COPY a local file",
+            Error::Download { source, .. } => return Some(download_hint(source)),
+            Error::ChecksumMismatch { .. } => {
+                "the file is not the one --checksum names: check the URL, then update --checksum"
+            }
+            Error::RemoteChanged { .. } => "the source changed during the build: build again",
+            Error::Git { source, .. } => return Some(git_hint(source)),
+            Error::NotRemote { .. } => "this is a bug in hush: please report it",
             Error::CopySourceNotFound {
                 src,
                 from_context: true,
@@ -160,6 +170,36 @@ impl Error {
             | Error::Sandbox(_) => return None,
         };
         Some(hint.into())
+    }
+}
+
+/// What to do about a failed download.
+fn download_hint(e: &hush_registry::download::DownloadError) -> String {
+    use hush_registry::download::DownloadError as D;
+    match e {
+        D::Status { status: 404 | 410 } => "check the URL: the server has no file there".into(),
+        D::Status { status: 401 | 403 } => {
+            "the server refuses it without credentials: fetch a private file in a RUN step with --mount=type=secret, so that no credential is in the Dockerfile".into()
+        }
+        D::Status { .. } => "the server failed: try again later, or check the URL".into(),
+        D::TooLarge { .. } => "raise the cap with --max-download-size BYTES if the file is that large".into(),
+        D::Transport(_) | D::Read(_) => {
+            "check the host name and that the server is reachable from here (proxies: HTTPS_PROXY, NO_PROXY; a private CA: --registry-ca FILE)".into()
+        }
+        D::Write { .. } | D::Setup(_) => "check the store's disk and the --registry-ca files".into(),
+        _ => "check the URL".into(),
+    }
+}
+
+/// What to do about a failed git source.
+fn git_hint(e: &crate::fetch::GitError) -> String {
+    use crate::fetch::GitError as G;
+    match e {
+        G::Spawn(_) => "install git (apt-get install git): hush clones with it, as BuildKit does".into(),
+        G::Failed { .. } => "check the repository's URL and that it is reachable; an ssh remote (git@host:…, ssh://…) signs in with the build's --ssh default agent".into(),
+        G::NoRef { .. } => "check the branch, tag or commit after `#`".into(),
+        G::Checksum { commit, .. } => format!("the ref moved: pin --checksum={commit} if that commit is the one you want"),
+        G::NoSubdir { .. } => "check the directory after `#ref:`".into(),
     }
 }
 
@@ -304,12 +344,13 @@ mod tests {
                 Some(2),
             ),
             (
-                Error::AddRemote {
+                Error::Download {
                     url: "https://example.com/a.tgz".into(),
                     location: at(2),
+                    source: Box::new(hush_registry::download::DownloadError::Status { status: 404 }),
                 },
-                "ADD from a URL or Git remote (https://example.com/a.tgz) is not supported yet",
-                Some("download it in a RUN step, or COPY a local file"),
+                "failed to download https://example.com/a.tgz",
+                Some("check the URL: the server has no file there"),
                 Some(2),
             ),
             (

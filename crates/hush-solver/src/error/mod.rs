@@ -146,11 +146,53 @@ pub enum Error {
         #[source]
         source: Box<hush_sandbox::Error>,
     },
-    /// `ADD https://…` or a Git remote.
-    #[error("ADD from a URL or Git remote ({url}) is not supported yet")]
-    AddRemote {
-        /// The source.
+    /// `ADD https://…` could not be downloaded.
+    #[error("failed to download {url}")]
+    Download {
+        /// The URL, without credentials.
         url: String,
+        /// The ADD.
+        location: Location,
+        /// Why.
+        #[source]
+        source: Box<hush_registry::download::DownloadError>,
+    },
+    /// `ADD --checksum=` is not what was downloaded (BuildKit's words). Nothing is kept.
+    #[error("digest mismatch for {url}: {actual} (expected: {expected})")]
+    ChecksumMismatch {
+        /// The URL, without credentials.
+        url: String,
+        /// `--checksum`.
+        expected: String,
+        /// What the body hashes to.
+        actual: String,
+        /// The ADD.
+        location: Location,
+    },
+    /// A remote source changed between the cache key and the fetch.
+    #[error("{url} changed while the build fetched it")]
+    RemoteChanged {
+        /// The URL, without credentials.
+        url: String,
+        /// The ADD.
+        location: Location,
+    },
+    /// `ADD` of a Git source failed.
+    #[error("failed to fetch the git source {url}")]
+    Git {
+        /// The remote, without credentials.
+        url: String,
+        /// The ADD.
+        location: Location,
+        /// Why.
+        #[source]
+        source: Box<crate::fetch::GitError>,
+    },
+    /// A source taken for remote that is not (dispatch tells them apart; a bug if seen).
+    #[error("{source_path} is not a URL or a Git source")]
+    NotRemote {
+        /// The source.
+        source_path: String,
         /// The ADD.
         location: Location,
     },

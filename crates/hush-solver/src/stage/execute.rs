@@ -4,7 +4,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hush_dockerfile::instructions::is_remote_source;
 use hush_dockerfile::instructions::step::{CopySource, Step, StepKind};
 use hush_oci::layer::KnownTree;
 
@@ -82,6 +81,8 @@ impl Ctx<'_> {
             unpack,
             exclude,
             parents,
+            checksum,
+            keep_git_dir,
             ..
         } = &step.kind
         else {
@@ -124,19 +125,22 @@ impl Ctx<'_> {
             }
             None => None,
         };
-        if *add {
-            let remote = sources.iter().find(|s| is_remote_source(s));
-            if let Some(url) = remote {
-                return Err(Error::AddRemote {
-                    url: url.clone(),
-                    location: step.location,
-                });
-            }
-        }
-        let known = copy::copy(&CopyReq {
+        // ADD's URLs and Git sources, fetched (or already fetched for the cache key).
+        let (remote, local): (Vec<String>, Vec<String>) = sources
+            .iter()
+            .cloned()
+            .partition(|s| *add && crate::fetch::is_remote(s));
+        let fetched = remote
+            .iter()
+            .map(|s| {
+                self.remotes
+                    .fetch(s, checksum.as_deref(), *keep_git_dir, step.location)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let req = CopyReq {
             src_root: &src_root,
             from_context: matches!(source, CopySource::Context),
-            sources,
+            sources: &local,
             inline,
             dest,
             dest_root: &ov.merged(),
@@ -149,8 +153,15 @@ impl Ctx<'_> {
             parents: *parents,
             ignore: &self.ignore,
             exclude,
+            others: fetched.len(),
             location: step.location,
-        })?;
+        };
+        let known = if local.is_empty() && inline.is_empty() {
+            None
+        } else {
+            copy::copy(&req)?
+        };
+        copy::copy_fetched(&req, &fetched, sources.len() + inline.len())?;
         Ok((ov.finish()?, known))
     }
 }

@@ -58,4 +58,14 @@ impl KeyInputs for Ctx<'_> {
     fn secret_fingerprint(&self, id: &str, secret: &Secret) -> Result<String> {
         crate::cache::secret_fingerprint(self.store, self.opts.cache_key.as_ref(), id, secret)
     }
+
+    fn remote_source(
+        &self,
+        source: &str,
+        checksum: Option<&str>,
+        keep_git_dir: Option<bool>,
+        location: Location,
+    ) -> Result<String> {
+        self.remotes.key(source, checksum, keep_git_dir, location)
+    }
 }

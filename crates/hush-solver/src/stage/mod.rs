@@ -63,6 +63,8 @@ pub(crate) struct Ctx<'a> {
     pub ships: BTreeSet<usize>,
     /// This build's layers that hold a secret in a stage that reaches no output.
     pub tainted: Tainted<'a>,
+    /// ADD's URLs and Git sources, fetched once per build.
+    pub remotes: crate::fetch::Remotes<'a>,
 }
 
 impl Ctx<'_> {

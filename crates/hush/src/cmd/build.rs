@@ -120,6 +120,10 @@ pub(crate) struct BuildArgs {
     /// no cap).
     #[arg(long, value_name = "BYTES", default_value_t = hush_solver::DEFAULT_MAX_UNPACK_SIZE)]
     max_unpack_size: u64,
+    /// The most bytes one `ADD https://…` may download (an endless body stops there; BuildKit
+    /// has no cap).
+    #[arg(long, value_name = "BYTES", default_value_t = hush_solver::DEFAULT_MAX_DOWNLOAD_SIZE)]
+    max_download_size: u64,
     /// Only print the image id.
     #[arg(short = 'q', long)]
     quiet: bool,
@@ -368,6 +372,8 @@ pub(crate) fn run(store: &Store, a: BuildArgs) -> CliResult {
             shm_size: a.shm_size.map(|n| n as u64),
         },
         max_unpack_size: a.max_unpack_size,
+        max_download_size: a.max_download_size,
+        http: a.registry.options()?,
         add_hosts: a.add_hosts.clone(),
         cache_key,
         pull: match a.pull {

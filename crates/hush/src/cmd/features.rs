@@ -96,8 +96,11 @@ const FEATURES: &[Feature] = &[
         "registry-push",
         "`--push`, `-o type=registry,name=…`, `-o type=image,push=true`; `hush push`",
     ),
-    not_yet("add-url", "`ADD https://…` (and `ADD --checksum`)"),
-    not_yet("add-git", "`ADD` of a git repository"),
+    yes("add-url", "`ADD https://…` (and `ADD --checksum`)"),
+    yes(
+        "add-git",
+        "`ADD` of a git repository (`#ref:subdir`, `--keep-git-dir`, ssh through `--ssh default`)",
+    ),
     not_yet(
         "copy-xattrs",
         "`COPY` keeping the source files' extended attributes (BuildKit's file copy does)",

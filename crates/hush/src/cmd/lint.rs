@@ -76,6 +76,8 @@ pub(crate) fn run(a: LintArgs) -> CliResult {
         leak_min_len: hush_solver::DEFAULT_LEAK_MIN_LEN,
         limits: Default::default(),
         max_unpack_size: hush_solver::DEFAULT_MAX_UNPACK_SIZE,
+        max_download_size: hush_solver::DEFAULT_MAX_DOWNLOAD_SIZE,
+        http: Default::default(),
         pull: hush_solver::PullPolicy::Never,
         add_hosts: Vec::new(),
         cache_key: super::build::cache_key()?,

@@ -2,7 +2,9 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod dockerd;
+pub mod http;
 pub mod registry;
+pub mod sshd;
 pub mod token;
 
 use std::path::{Path, PathBuf};
@@ -169,4 +171,43 @@ pub fn compile(src: &str, dir: &Path, flags: &[&str]) -> PathBuf {
         .unwrap();
     assert!(o.status.success(), "gcc {}: {}", src.display(), log(&o));
     out
+}
+
+/// Every file under `dir` holding `needle` (a grep of a store for a credential).
+pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            std::fs::read(e.path())
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+        })
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+/// `umoci unpack` of `layout:latest` into `bundle` (an independent reader): its rootfs.
+pub fn umoci_unpack(layout: &Path, bundle: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(bundle);
+    let u = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:latest", layout.display()))
+        .arg(bundle)
+        .output()
+        .unwrap();
+    assert!(u.status.success(), "umoci: {}", log(&u));
+    bundle.join("rootfs")
+}
+
+/// Wait (at most 2 s) until something listens on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

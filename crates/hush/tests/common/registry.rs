@@ -188,21 +188,6 @@ pub fn sh(cmd: &str, dir: &Path) {
     assert!(o.status.success(), "{cmd}: {}", log(&o));
 }
 
-/// Every file under `dir` holding `needle`.
-pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter(|e| {
-            std::fs::read(e.path())
-                .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                .unwrap_or(false)
-        })
-        .map(|e| e.path().to_path_buf())
-        .collect()
-}
-
 /// A CA, a certificate for 127.0.0.1 it signed, and an htpasswd file for alice, in `dir`.
 pub fn tls_and_users(dir: &Path, password: &str) {
     sh(
