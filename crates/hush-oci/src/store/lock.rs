@@ -38,9 +38,30 @@ pub struct ExclusiveLock {
 /// on a miss, so that another build of the same step waits and then takes the record it wrote
 /// instead of running the step a second time. One build holds one at a time (a step never waits
 /// for another key while it runs), so they cannot deadlock; the kernel drops it with the process.
+///
+/// The file is removed when the lock is let go (still held, so nobody else has it then): the
+/// store keeps no file per key ever locked, and a failed build leaves none. A waiter that opened
+/// the file before it went takes the lock on a file no longer in the store; it sees that, and
+/// opens the path again (the usual protocol for unlinked lock files).
 #[derive(Debug)]
 pub struct KeyLock {
+    path: std::path::PathBuf,
     _lock: Flock<File>,
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Is `file` what `path` names now (not a lock file removed since it was opened)?
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 impl KeyLock {
@@ -57,7 +78,12 @@ impl KeyLock {
         let mut told = false;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(l) => return Ok(Some(KeyLock { _lock: l })),
+                Ok(l) if still_at(&l, &path) => return Ok(Some(KeyLock { path, _lock: l })),
+                // Its holder removed it as it let go: lock the file the path names now.
+                Ok(l) => {
+                    drop(l);
+                    file = open(&path)?;
+                }
                 Err((f, Errno::EWOULDBLOCK | Errno::EINTR)) => {
                     if !told {
                         told = true;
