@@ -12,6 +12,6 @@ cargo clippy --all-targets -q -- -D warnings
 RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links" \
   cargo doc -q --workspace --exclude hush --no-deps --document-private-items
 cargo build --release -q
-HUSH_BIN=$PWD/target/release/hush cargo test --release -q --workspace 2>&1
+HUSH_BIN=$PWD/target/release/hush cargo test --release -q --workspace --no-fail-fast 2>&1
 bash scripts/fuzz.sh
 bash scripts/conformance.sh

@@ -115,10 +115,16 @@ fn docker_hub_images_come_from_the_mirrors_in_order_and_docker_hub_is_tried_last
     ] {
         assert!(l.contains(&part), "{part:?} in {l}");
     }
-    assert_eq!(
-        seen.lock().unwrap().as_slice(),
-        ["CONNECT registry-1.docker.io:443 HTTP/1.1"],
-        "Docker Hub tried once, through the test's proxy"
+    // Tried last, and only through the test's proxy, which closes the tunnel: once, or again
+    // if hush takes the closed tunnel for a transient error (it depends on when the proxy's
+    // close lands), never anywhere else.
+    let tried = seen.lock().unwrap().clone();
+    assert!(
+        !tried.is_empty()
+            && tried
+                .iter()
+                .all(|l| l == "CONNECT registry-1.docker.io:443 HTTP/1.1"),
+        "Docker Hub tried, through the test's proxy only: {tried:?}"
     );
     assert_eq!(store_files(&d.join("pulled")), before);
 

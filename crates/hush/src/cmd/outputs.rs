@@ -354,10 +354,23 @@ pub(crate) fn metadata(
 }
 
 /// Write to `dest` through a temp file beside it, so a failure leaves no half-written output.
+/// A `dest` that is there and is not a regular file (`/dev/null`, `/dev/stdout`, a FIFO) is
+/// written as it is: renaming over it would replace the device or the pipe with a file (what
+/// `docker save -o /dev/null` does to a machine).
 pub(crate) fn atomic_file(
     dest: &Path,
     write: impl FnOnce(&mut std::fs::File) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
+    if std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dest)
+            .map_err(|e| CliError::Io {
+                what: format!("open {}", dest.display()),
+                source: e,
+            })?;
+        return write(&mut f);
+    }
     let tmp = dest.with_file_name(format!(
         ".{}.hush-tmp",
         dest.file_name()
@@ -382,6 +395,45 @@ pub(crate) fn atomic_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `-o /dev/null`, `--iidfile /dev/stdout`, a FIFO: written through, never replaced by a
+    /// file (a FIFO stands in for a device a test must not risk replacing).
+    #[test]
+    fn an_output_that_is_no_regular_file_is_written_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // The read end, opened without waiting for a writer, so that a regression fails here
+        // rather than hangs.
+        let mut reader = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo)
+                .unwrap()
+        };
+        write_file(&fifo, b"sha256:0123\n").unwrap();
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut reader, &mut got);
+        assert_eq!(got, b"sha256:0123\n");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        // A regular file is still replaced whole, through a temp file.
+        let file = dir.path().join("iid");
+        std::fs::write(&file, b"old").unwrap();
+        write_file(&file, b"new").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+    }
 
     fn ok(s: &str) -> Output {
         Output::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
